@@ -1,0 +1,126 @@
+"""Who a browser request is: the signed session cookie, login rate limiting.
+
+A browser proves it is the admin with a signed cookie set at login. The cookie
+value carries a *generation* derived from the stored password hash, so setting a
+new password invalidates every session made with the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tornado.web import RequestHandler
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "micarray_session"
+SESSION_DAYS = 7
+"""How long a session cookie stays valid, in days."""
+ADMIN = "admin"
+PASSWORD_FILE = "password.json"
+
+LOGIN_BACKOFF_FIRST_S = 1.0
+"""Wait imposed after the first failed login from an address, in seconds."""
+LOGIN_BACKOFF_MAX_S = 300.0
+"""Longest wait imposed between login attempts, in seconds."""
+LOGIN_FREE_FAILURES = 2
+"""Failures allowed from one address before any wait is imposed."""
+
+
+def password_generation(data_dir: Path) -> str:
+    """A short digest of the stored password hash; changes whenever the password does."""
+    try:
+        stored = (data_dir / PASSWORD_FILE).read_bytes()
+    except FileNotFoundError:
+        return "none"
+    return hashlib.sha256(stored).hexdigest()[:16]
+
+
+def _data_dir(handler: RequestHandler) -> Path:
+    return Path(handler.application.settings["data_dir"])
+
+
+def browser_user(handler: RequestHandler) -> str | None:
+    """``"admin"`` when the request carries a valid, current session cookie, else None."""
+    raw = handler.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(value, dict) or value.get("u") != ADMIN:
+        return None
+    if value.get("g") != password_generation(_data_dir(handler)):
+        return None
+    return ADMIN
+
+
+def start_session(handler: RequestHandler) -> None:
+    """Set the session cookie for the admin (HttpOnly, SameSite=Strict, expiring)."""
+    value = json.dumps({"u": ADMIN, "g": password_generation(_data_dir(handler))})
+    handler.set_signed_cookie(
+        SESSION_COOKIE,
+        value,
+        expires_days=SESSION_DAYS,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+    )
+
+
+def end_session(handler: RequestHandler) -> None:
+    """Remove the session cookie."""
+    handler.clear_cookie(SESSION_COOKIE, path="/")
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    blocked_until: float = 0.0
+
+
+@dataclass
+class LoginLimiter:
+    """Exponential backoff on failed logins, per client address.
+
+    After ``LOGIN_FREE_FAILURES`` failures, each further failure doubles the wait
+    before the next attempt is even checked, up to ``LOGIN_BACKOFF_MAX_S``.
+    A success clears the address.
+    """
+
+    first_s: float = LOGIN_BACKOFF_FIRST_S
+    max_s: float = LOGIN_BACKOFF_MAX_S
+    free_failures: int = LOGIN_FREE_FAILURES
+    _by_address: dict[str, _Failures] = field(default_factory=dict)
+
+    def wait_s(self, address: str, now: float | None = None) -> float:
+        """Seconds this address must still wait before it may try again (0 when free)."""
+        entry = self._by_address.get(address)
+        if entry is None:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        return max(0.0, entry.blocked_until - now)
+
+    def failed(self, address: str, now: float | None = None) -> float:
+        """Record a failure; returns the wait now imposed, in seconds."""
+        now = time.monotonic() if now is None else now
+        entry = self._by_address.setdefault(address, _Failures())
+        entry.count += 1
+        over = entry.count - self.free_failures
+        wait = 0.0 if over <= 0 else min(self.max_s, self.first_s * 2 ** (over - 1))
+        entry.blocked_until = now + wait
+        if len(self._by_address) > 10_000:
+            # A flood of addresses must not grow memory without bound.
+            self._by_address.pop(next(iter(self._by_address)))
+        log.warning("failed login from %s (%d in a row)", address, entry.count)
+        return wait
+
+    def succeeded(self, address: str) -> None:
+        """Forget the failures of an address."""
+        self._by_address.pop(address, None)
