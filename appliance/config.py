@@ -90,16 +90,12 @@ def apply_change(
     if rate is not None:
         r = _as_int("rate", rate)
         if r not in caps.rates:
-            raise ConfigError(
-                f"rate {r} is not supported; this device accepts {_listing(caps.rates)}"
-            )
+            raise ConfigError(f"rate {r} is not supported; this device accepts {_listing(caps.rates)}")
         new = replace(new, rate=r)
     if channels is not None:
         c = _as_int("channels", channels)
         if c not in caps.channels:
-            raise ConfigError(
-                f"channels {c} is not supported; this device accepts {_listing(caps.channels)}"
-            )
+            raise ConfigError(f"channels {c} is not supported; this device accepts {_listing(caps.channels)}")
         new = replace(new, channels=c)
     if buffer_frames is not None:
         b = _as_int("buffer_frames", buffer_frames)

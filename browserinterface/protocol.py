@@ -75,18 +75,12 @@ def encode_audio(kind: int, seq: int, time: float, data: NDArray[np.int16]) -> b
 def decode_audio(frame: bytes) -> AudioFrame:
     """Parse a binary frame; raises ProtocolError naming the wrong field."""
     if len(frame) < AUDIO_HEADER_SIZE:
-        raise ProtocolError(
-            "bad_frame", f"binary frame of {len(frame)} bytes is shorter than its header"
-        )
+        raise ProtocolError("bad_frame", f"binary frame of {len(frame)} bytes is shorter than its header")
     if len(frame) > MAX_BINARY_BYTES:
-        raise ProtocolError(
-            "too_large", f"binary frame of {len(frame)} bytes exceeds {MAX_BINARY_BYTES}"
-        )
+        raise ProtocolError("too_large", f"binary frame of {len(frame)} bytes exceeds {MAX_BINARY_BYTES}")
     kind, version, channels, frames, seq, time = AUDIO_HEADER.unpack_from(frame)
     if version != PROTOCOL_VERSION:
-        raise ProtocolError(
-            "bad_frame", f"binary frame version {version}; expected {PROTOCOL_VERSION}"
-        )
+        raise ProtocolError("bad_frame", f"binary frame version {version}; expected {PROTOCOL_VERSION}")
     if kind not in (KIND_CAPTURE, KIND_PLAYBACK):
         raise ProtocolError("bad_frame", f"binary frame kind {kind} is unknown")
     if not 1 <= channels <= MAX_CHANNELS:
@@ -107,9 +101,7 @@ def encode_message(msg: dict[str, Any]) -> str:
     return json.dumps(msg, separators=(",", ":"), allow_nan=False)
 
 
-def decode_message(
-    text: str | bytes, allowed: dict[str, tuple[str, ...]] | None = None
-) -> dict[str, Any]:
+def decode_message(text: str | bytes, allowed: dict[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
     """Parse a JSON text frame into a dict with a known ``type``.
 
     ``allowed`` maps the message types accepted to their required fields;

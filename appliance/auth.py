@@ -1,0 +1,232 @@
+"""Who may talk to the device: API tokens, run tokens, the local token, the admin password.
+
+Tokens are random 32-byte URL-safe strings.  Only their SHA-256 is stored, so
+a copy of the data directory does not give access.  ``tokens.json`` may be
+changed by ``appliance token new`` while the service runs; the store notices
+the file's change and re-reads it.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import AuthError
+from appliance.storage import atomic_write_bytes, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+TOKENS_FILE = "tokens.json"
+LOCAL_FILE = "local.json"
+PASSWORD_FILE = "password.json"
+SECRET_FILE = "secret"
+#: Group whose members may read the local token (like the docker socket's group).
+LOCAL_GROUP = "micarray"
+TOKEN_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD_LENGTH = 8
+# scrypt cost: about 50 ms on a Pi 4, so a login flood cannot melt the CPU.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a token belongs to."""
+
+    kind: str
+    """``api`` (made in the UI or CLI), ``run`` (one script run), ``local`` (on-device users)."""
+    name: str
+    """The token's name, the run id, or ``local``."""
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenStore:
+    """API tokens on disk, run tokens in memory, and the local token file."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._path = data_dir / TOKENS_FILE
+        self._local_path = data_dir / LOCAL_FILE
+        self._stamp: tuple[int, int] | None = None
+        self._api: dict[str, dict[str, Any]] = {}
+        self._run: dict[str, str] = {}  # digest -> run id
+        self._local_digest: str | None = None
+
+    # -- API tokens ---------------------------------------------------------
+    def _reload(self) -> None:
+        try:
+            st = self._path.stat()
+        except FileNotFoundError:
+            self._api, self._stamp = {}, None
+            return
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        try:
+            raw = json.loads(self._path.read_text())
+            self._api = {str(k): dict(v) for k, v in raw.get("tokens", {}).items()}
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
+            log.error("cannot read %s, no API token is valid until it is fixed: %s", self._path, exc)
+            self._api = {}
+        self._stamp = stamp
+
+    def _save(self) -> None:
+        body = json.dumps({"tokens": self._api}, indent=2) + "\n"
+        atomic_write_text(self._path, body, mode=0o600)
+        self._stamp = None
+
+    def create(self, name: str) -> str:
+        """Make a new API token called ``name`` and return it; it is shown only now."""
+        if not TOKEN_NAME.match(name):
+            raise AuthError(
+                f"token name {name!r} is not allowed; use 1 to 64 letters, digits, '_', '.', '@' or '-'"
+            )
+        self._reload()
+        if name in self._api:
+            raise AuthError(f"a token named {name!r} exists already; revoke it first or pick another name")
+        token = secrets.token_urlsafe(32)
+        self._api[name] = {"sha256": _digest(token), "created": time.time()}
+        self._save()
+        return token
+
+    def revoke(self, name: str) -> None:
+        """Delete the API token ``name``."""
+        self._reload()
+        if self._api.pop(name, None) is None:
+            raise AuthError(f"no token named {name!r}")
+        self._save()
+
+    def list(self) -> list[dict[str, Any]]:
+        """Names and creation times of the API tokens (never the tokens)."""
+        self._reload()
+        return [{"name": n, "created": v.get("created")} for n, v in sorted(self._api.items())]
+
+    # -- run and local tokens -----------------------------------------------
+    def issue_run_token(self, run_id: str) -> str:
+        """A token valid only while run ``run_id`` lives."""
+        token = secrets.token_urlsafe(32)
+        self._run[_digest(token)] = run_id
+        return token
+
+    def drop_run_token(self, run_id: str) -> None:
+        """Invalidate the token of a run that ended."""
+        self._run = {d: r for d, r in self._run.items() if r != run_id}
+
+    def write_local_file(self, port: int, extra_paths: tuple[Path, ...] = ()) -> None:
+        """Make a fresh local token and write it with the port for on-device users.
+
+        The file is readable by the owner and the ``micarray`` group only.
+        """
+        token = secrets.token_urlsafe(32)
+        self._local_digest = _digest(token)
+        body = json.dumps({"port": port, "token": token}) + "\n"
+        for path in (self._local_path, *extra_paths):
+            try:
+                atomic_write_text(path, body, mode=0o640)
+                _give_to_group(path)
+            except OSError as exc:
+                log.warning("cannot write the local token file %s: %s", path, exc)
+
+    # -- checking -----------------------------------------------------------
+    def verify(self, token: str) -> Principal | None:
+        """Who ``token`` belongs to, or None."""
+        if not token:
+            return None
+        digest = _digest(token)
+        if self._local_digest and hmac.compare_digest(digest, self._local_digest):
+            return Principal("local", "local")
+        run_id = self._run.get(digest)
+        if run_id is not None:
+            return Principal("run", run_id)
+        self._reload()
+        for name, entry in self._api.items():
+            if hmac.compare_digest(digest, str(entry.get("sha256", ""))):
+                return Principal("api", name)
+        return None
+
+
+def _give_to_group(path: Path) -> None:
+    try:
+        gid = grp.getgrnam(LOCAL_GROUP).gr_gid
+    except KeyError:
+        return
+    os.chown(path, -1, gid)
+
+
+class PasswordStore:
+    """The admin password as a salted scrypt hash in ``password.json``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._path = data_dir / PASSWORD_FILE
+
+    def is_set(self) -> bool:
+        return self._path.exists()
+
+    def _load(self) -> dict[str, Any] | None:
+        try:
+            raw = json.loads(self._path.read_text())
+            return raw if isinstance(raw, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def set(self, password: str) -> None:
+        """Store a new password (at least MIN_PASSWORD_LENGTH characters)."""
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise AuthError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+        salt = secrets.token_bytes(16)
+        key = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+        body = {
+            "scheme": "scrypt",
+            "n": SCRYPT_N,
+            "r": SCRYPT_R,
+            "p": SCRYPT_P,
+            "salt": salt.hex(),
+            "hash": key.hex(),
+            "generation": secrets.token_hex(8),
+        }
+        atomic_write_text(self._path, json.dumps(body) + "\n", mode=0o600)
+
+    def verify(self, password: str) -> bool:
+        """True when ``password`` is the admin password."""
+        raw = self._load()
+        if raw is None or raw.get("scheme") != "scrypt":
+            return False
+        try:
+            key = _scrypt(password, bytes.fromhex(raw["salt"]), raw["n"], raw["r"], raw["p"])
+            return hmac.compare_digest(key.hex(), str(raw["hash"]))
+        except (KeyError, ValueError, TypeError):
+            return False
+
+    def generation(self) -> str | None:
+        """Changes whenever the password changes; sessions carry it so a change logs others out."""
+        raw = self._load()
+        return None if raw is None else str(raw.get("generation", ""))
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=64 << 20, dklen=32)
+
+
+def load_or_make_secret(data_dir: Path) -> bytes:
+    """The per-device secret that signs cookies, made on first use."""
+    path = data_dir / SECRET_FILE
+    try:
+        secret = path.read_bytes()
+        if len(secret) >= 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    secret = secrets.token_bytes(48)
+    atomic_write_bytes(path, secret, mode=0o600)
+    return secret
