@@ -1,13 +1,12 @@
 """Who a browser request is: the signed session cookie, login rate limiting.
 
 A browser proves it is the admin with a signed cookie set at login. The cookie
-value carries a *generation* derived from the stored password hash, so setting a
+value carries the stored password's *generation*, so setting a
 new password invalidates every session made with the old one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -16,13 +15,14 @@ from pathlib import Path
 
 from tornado.web import RequestHandler
 
+from appliance.auth import PasswordStore
+
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "micarray_session"
 SESSION_DAYS = 7
 """How long a session cookie stays valid, in days."""
 ADMIN = "admin"
-PASSWORD_FILE = "password.json"
 
 LOGIN_BACKOFF_FIRST_S = 1.0
 """Wait imposed after the first failed login from an address, in seconds."""
@@ -32,13 +32,9 @@ LOGIN_FREE_FAILURES = 2
 """Failures allowed from one address before any wait is imposed."""
 
 
-def password_generation(data_dir: Path) -> str:
-    """A short digest of the stored password hash; changes whenever the password does."""
-    try:
-        stored = (data_dir / PASSWORD_FILE).read_bytes()
-    except FileNotFoundError:
-        return "none"
-    return hashlib.sha256(stored).hexdigest()[:16]
+def password_generation(data_dir: Path) -> str | None:
+    """Changes whenever the password does; None while no password is set."""
+    return PasswordStore(data_dir).generation()
 
 
 def _data_dir(handler: RequestHandler) -> Path:
@@ -56,7 +52,8 @@ def browser_user(handler: RequestHandler) -> str | None:
         return None
     if not isinstance(value, dict) or value.get("u") != ADMIN:
         return None
-    if value.get("g") != password_generation(_data_dir(handler)):
+    generation = password_generation(_data_dir(handler))
+    if generation is None or value.get("g") != generation:
         return None
     return ADMIN
 

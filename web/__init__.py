@@ -1,0 +1,1 @@
+"""The web app: Tornado handlers and the browser front end."""
