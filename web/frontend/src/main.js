@@ -1,11 +1,45 @@
-// PLACEHOLDER written by the charts/audio engineer so `make` has an entry point.
-// The app engineer owns this file: replace it wholesale with the real app.
-// Keep importing "./charts/index.js" (it also sets window.micarray.registerHandlerType).
-import { handlerTypes } from "./charts/index.js";
-import "./audio/index.js";
+// The web app's entry point: wires the editor, runs console, tabs, device panel and
+// audio pane to one WebSocket connection. Bundled into web/static/dist/main.js.
+import "./app/style.css";
+import "./charts/index.js"; // registers the handler types and window.micarray.registerHandlerType
+import { Connection } from "./app/socket.js";
+import { createEditor } from "./app/editor.js";
+import { Runs } from "./app/runs.js";
+import { Scripts } from "./app/scripts.js";
+import { Tabs } from "./app/tabs.js";
+import { DevicePanel } from "./app/device.js";
+import { AudioPane } from "./app/listen.js";
+import { byId } from "./app/dom.js";
 
-document.addEventListener("DOMContentLoaded", () => {
-  const note = document.createElement("p");
-  note.textContent = `Front end placeholder; chart types: ${handlerTypes().join(", ")}`;
-  document.body.append(note);
-});
+const WS_PATH = "/api/v1/ws";
+
+function boot() {
+  const conn = new Connection(WS_PATH);
+  let scripts = null;
+  let runs = null;
+  const editor = createEditor(byId("editor"), {
+    onExecute: () => runs.execute(),
+    onSave: () => scripts.save(),
+    onChange: () => scripts?.changed(),
+  });
+  scripts = new Scripts(editor);
+  runs = new Runs(conn, editor, () => scripts.name());
+  const tabs = new Tabs(conn);
+  const device = new DevicePanel(conn);
+  const audio = new AudioPane(conn);
+  conn.onstate = (state) => {
+    const badge = byId("conn-state");
+    badge.textContent = { online: "connected", offline: "offline, retrying", connecting: "connecting", refused: "refused" }[state] || state;
+    badge.className = `badge conn-${state}`;
+  };
+  // Ctrl+S anywhere on the page saves the script rather than the page.
+  document.addEventListener("keydown", (event) => {
+    if ((event.ctrlKey || event.metaKey) && event.key === "s") { event.preventDefault(); scripts.save(); }
+  });
+  window.micarray = Object.assign(window.micarray ?? {}, { conn, editor, runs, tabs, device, audio, scripts });
+  scripts.start();
+  conn.open();
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+else boot();

@@ -1,0 +1,126 @@
+// The tab strip: fixed panes (Device, Audio) and one tab per add_handler, built with
+// the chart views of ../charts. The welcome message's handlers (with their history)
+// rebuild every tab after a reload or in a second window.
+import { createHandlerView } from "../charts/index.js";
+import { h, byId } from "./dom.js";
+
+export class Tabs {
+  constructor(conn) {
+    this.conn = conn;
+    this.bar = byId("tabbar");
+    this.panes = byId("tabpanes");
+    this.handlers = new Map(); // id -> {info, tab, pane, view, notice}
+    this.active = null;
+    for (const tab of this.bar.querySelectorAll("[data-tab]")) {
+      tab.addEventListener("click", () => this.activate(tab.dataset.tab));
+    }
+    conn.on("welcome", (msg) => this.reset(msg.handlers || []));
+    conn.on("handler_added", (msg) => this.add(msg.handler, true));
+    conn.on("handler_data", (msg) => this.data(msg.handler, msg.data));
+    conn.on("handler_ended", (msg) => this.ended(msg.handler));
+    window.addEventListener("resize", () => this.resizeActive());
+    this.activate(this.bar.querySelector("[data-tab]").dataset.tab);
+  }
+
+  reset(list) {
+    for (const id of [...this.handlers.keys()]) this.remove(id);
+    for (const info of list) this.add(info, false);
+    const last = list.at(-1);
+    if (last) this.activate(last.id);
+  }
+
+  add(info, focus) {
+    if (this.handlers.has(info.id)) return;
+    const where = ownerLabel(info.owner);
+    const close = h("button", { class: "tab-close", title: "Close this tab", "aria-label": `Close ${info.name}` }, "×");
+    const tab = h("button", { class: "tab handler-tab", role: "tab", dataset: { tab: info.id, type: info.handler_type }, title: `${info.handler_type} — ${where}` },
+      h("span", { class: "tab-name" }, info.name), h("span", { class: "tab-where" }, where), close);
+    const notice = h("div", { class: "chart-notice", hidden: true });
+    const chart = h("div", { class: "chart" });
+    const pane = h("div", { class: "pane handler-pane", dataset: { pane: info.id }, hidden: true },
+      h("div", { class: "chart-head" }, h("b", {}, info.name), ` ${info.handler_type} · ${where}`, h("span", { class: "ended-mark" }, info.ended ? " · ended" : "")),
+      notice, chart);
+    this.bar.append(tab);
+    this.panes.append(pane);
+    const entry = { info, tab, pane, view: null, notice, errors: 0 };
+    this.handlers.set(info.id, entry);
+    tab.addEventListener("click", (event) => {
+      if (event.target === close) { this.close(info.id); return; }
+      this.activate(info.id);
+    });
+    // The view measures its container, so make the pane visible while it is built.
+    const previous = this.active;
+    this.activate(info.id);
+    try {
+      entry.view = createHandlerView(chart, info.handler_type, info.parameters || {});
+    } catch (err) {
+      this.warn(entry, `This tab cannot be drawn: ${err.message}`);
+    }
+    for (const data of info.history || []) this.apply(entry, data);
+    if (info.ended) tab.classList.add("ended");
+    if (!focus && previous) this.activate(previous);
+  }
+
+  data(id, data) {
+    const entry = this.handlers.get(id);
+    if (entry) this.apply(entry, data);
+  }
+
+  apply(entry, data) {
+    if (!entry.view) return;
+    try {
+      entry.view.update(data);
+    } catch (err) {
+      entry.errors += 1;
+      this.warn(entry, `Data not understood (${entry.errors} so far): ${err.message}`);
+    }
+  }
+
+  warn(entry, text) {
+    entry.notice.hidden = false;
+    entry.notice.textContent = text;
+    console.warn(`tab ${entry.info.name}: ${text}`);
+  }
+
+  ended(id) {
+    const entry = this.handlers.get(id);
+    if (!entry) return;
+    entry.info.ended = true;
+    entry.tab.classList.add("ended");
+    entry.pane.querySelector(".ended-mark").textContent = " · ended";
+  }
+
+  close(id) {
+    this.conn.send({ type: "handler_close", handler: id });
+    this.remove(id);
+    if (this.active === id) this.activate("device");
+  }
+
+  remove(id) {
+    const entry = this.handlers.get(id);
+    if (!entry) return;
+    try { entry.view?.destroy(); } catch (err) { console.warn("destroying a chart failed", err); }
+    entry.tab.remove();
+    entry.pane.remove();
+    this.handlers.delete(id);
+  }
+
+  activate(id) {
+    this.active = id;
+    for (const tab of this.bar.querySelectorAll("[data-tab]")) tab.classList.toggle("active", tab.dataset.tab === id);
+    for (const pane of this.panes.querySelectorAll("[data-pane]")) pane.hidden = pane.dataset.pane !== id;
+    this.resizeActive();
+  }
+
+  resizeActive() {
+    const entry = this.handlers.get(this.active);
+    if (entry?.view) { try { entry.view.resize(); } catch (err) { console.warn("resizing a chart failed", err); } }
+  }
+}
+
+/** Where a handler's script runs, in words. */
+export function ownerLabel(owner) {
+  if (!owner) return "";
+  if (owner.kind === "run") return `editor: ${owner.name || owner.run || "script"}`;
+  return `${owner.name || "script"} on ${owner.host || "unknown host"}`;
+}
