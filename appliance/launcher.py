@@ -1,0 +1,398 @@
+"""How a user's script becomes a confined process: the seam with the OS.
+
+Two launchers implement one :class:`Launcher` protocol.  Where systemd is PID 1
+each run is a transient unit (``systemd-run``) whose cgroup enforces memory,
+CPU and task limits and is killed as a whole.  Elsewhere (containers, laptops,
+this project's test machine) the child sets resource limits on itself before
+``exec`` and runs in its own process group.  Either way a run started by root
+drops to an unprivileged user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import logging
+import os
+import pwd
+import resource
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Protocol
+
+from appliance.errors import ApplianceError
+
+log = logging.getLogger(__name__)
+
+#: Users a run switches to when the service runs as root, first that exists wins.
+DEFAULT_RUN_USERS = ("micarray-run", "nobody")
+#: Prefix of the transient systemd unit of a run: ``micarray-run-<id>.service``.
+UNIT_PREFIX = "micarray-run-"
+MIB = 1 << 20
+#: Smallest memory limit accepted: below this the interpreter itself cannot start.
+MIN_MEMORY_BYTES = 64 * MIB
+
+
+class LaunchError(ApplianceError):
+    """A run could not be started as configured (unknown user, unreachable directory)."""
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """Resources one script run may use."""
+
+    memory_bytes: int = 512 * MIB
+    """Memory ceiling.  Address space (RLIMIT_AS) without systemd, so virtual
+    reservations count; ``MemoryMax`` of the run's cgroup with systemd."""
+    cpu_percent: int = 200
+    """systemd ``CPUQuota``: 100 is one whole core.  Without systemd there is
+    no quota, only :attr:`nice` (a CPU-time rlimit would kill long runs)."""
+    nice: int = 10
+    """Niceness added to the run so capture and the service always win the CPU."""
+    max_processes: int = 64
+    """``TasksMax`` with systemd; RLIMIT_NPROC of the run user otherwise (only
+    when switching users: the limit counts every process of that user)."""
+    user: str | None = None
+    """Account to run as when the service is root; None picks the first of
+    ``micarray-run``, ``nobody`` that exists.  Ignored when not root."""
+
+    def __post_init__(self) -> None:
+        if self.memory_bytes < MIN_MEMORY_BYTES:
+            raise LaunchError(
+                f"memory limit {self.memory_bytes} bytes is too small; "
+                f"allowed is at least {MIN_MEMORY_BYTES} bytes (64 MiB)"
+            )
+        if not 1 <= self.cpu_percent <= 100 * 64:
+            raise LaunchError(f"cpu_percent {self.cpu_percent} is not allowed; use 1 to 6400")
+        if not 0 <= self.nice <= 19:
+            raise LaunchError(f"nice {self.nice} is not allowed; use 0 to 19")
+        if self.max_processes < 1:
+            raise LaunchError(f"max_processes {self.max_processes} is not allowed; use 1 or more")
+
+    @property
+    def memory_mib(self) -> int:
+        """The memory limit in whole MiB, for messages."""
+        return self.memory_bytes // MIB
+
+
+@dataclass(frozen=True)
+class RunUser:
+    """The account a run executes as."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What to launch: ``<interpreter> -u <script>`` in ``run_dir`` with ``env``."""
+
+    run_id: str
+    script: str
+    run_dir: Path
+    env: dict[str, str] = field(repr=False)
+
+    @property
+    def unit(self) -> str:
+        """The transient unit name used by :class:`SystemdRunLauncher`."""
+        return f"{UNIT_PREFIX}{self.run_id}.service"
+
+
+class Launcher(Protocol):
+    """Starts, signals and watches one run's processes."""
+
+    limits: RunLimits
+
+    @property
+    def user_name(self) -> str:
+        """The account runs execute as."""
+        ...
+
+    def prepare(self, spec: LaunchSpec) -> None:
+        """Make ``spec.run_dir`` usable by the run user (blocking file I/O)."""
+        ...
+
+    async def spawn(self, spec: LaunchSpec) -> asyncio.subprocess.Process:
+        """Start the run with stdin from /dev/null and stdout/stderr as pipes."""
+        ...
+
+    async def signal(self, spec: LaunchSpec, proc: asyncio.subprocess.Process, sig: int) -> None:
+        """Send ``sig`` to every process of the run."""
+        ...
+
+    def alive(self, spec: LaunchSpec, proc: asyncio.subprocess.Process) -> bool:
+        """Whether any process of the run is still there (zombies do not count)."""
+        ...
+
+    async def finish(self, spec: LaunchSpec, returncode: int) -> str | None:
+        """Clean up after the run; return a reason in words if the launcher knows better."""
+        ...
+
+
+def resolve_run_user(name: str | None) -> RunUser | None:
+    """The account to switch to, or None when the service is not root (no switch)."""
+    if os.geteuid() != 0:
+        return None
+    candidates = (name,) if name else DEFAULT_RUN_USERS
+    for candidate in candidates:
+        try:
+            entry = pwd.getpwnam(candidate)
+        except KeyError:
+            continue
+        if entry.pw_uid == 0:
+            raise LaunchError(f"run user {candidate!r} is root; scripts must not run as root")
+        return RunUser(candidate, entry.pw_uid, entry.pw_gid)
+    raise LaunchError(f"run user {' or '.join(map(repr, candidates))} does not exist on this system")
+
+
+def _groups_of(user: RunUser) -> set[int]:
+    return {user.gid} | {g.gr_gid for g in grp.getgrall() if user.name in g.gr_mem}
+
+
+def check_reachable(run_dir: Path, user: RunUser) -> None:
+    """Raise LaunchError unless ``user`` may search every directory above ``run_dir``.
+
+    The interpreter opens the script by its absolute path, so a parent with
+    mode 0700 (pytest's tmp, root's home) makes the run fail in a way users
+    cannot read; this says which directory is at fault instead.
+    """
+    groups = _groups_of(user)
+    for parent in run_dir.resolve().parents:
+        st = parent.stat()
+        if st.st_uid == user.uid:
+            ok = bool(st.st_mode & stat.S_IXUSR)
+        elif st.st_gid in groups:
+            ok = bool(st.st_mode & stat.S_IXGRP)
+        else:
+            ok = bool(st.st_mode & stat.S_IXOTH)
+        if not ok:
+            raise LaunchError(
+                f"run directory {run_dir} is not reachable by user {user.name}: "
+                f"{parent} has mode {stat.S_IMODE(st.st_mode):04o}; "
+                "make it searchable (chmod o+x) or choose another run root"
+            )
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether process group ``pgid`` has a member that is not a zombie.
+
+    Zombies count as members for ``kill(-pgid, 0)``, and a container's PID 1
+    may never reap orphans, so /proc is read to tell them apart.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with os.scandir("/proc") as entries:
+        pids = [entry.name for entry in entries if entry.name.isdigit()]
+    for pid in pids:
+        try:
+            raw = Path("/proc", pid, "stat").read_bytes()
+        except OSError:
+            continue  # it ended while we looked
+        # Fields after the parenthesised command: state ppid pgrp ...
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def _limit_child(memory_bytes: int, nice: int, nproc: int | None) -> None:
+    # Runs in the child between fork and exec, after the user switch: only
+    # async-signal-safe-ish system calls, no locks, no logging.
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if nproc is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    os.nice(nice)
+
+
+class RlimitLauncher:
+    """Resource limits set in the child before exec; for machines without systemd."""
+
+    def __init__(self, limits: RunLimits | None = None, interpreter: str = sys.executable) -> None:
+        self.limits = limits or RunLimits()
+        self.interpreter = interpreter
+        self.user = resolve_run_user(self.limits.user)
+
+    @property
+    def user_name(self) -> str:
+        """The account runs execute as."""
+        return self.user.name if self.user else pwd.getpwuid(os.geteuid()).pw_name
+
+    def prepare(self, spec: LaunchSpec) -> None:
+        """Hand the run directory to the run user so the script can write there."""
+        if self.user is not None:
+            check_reachable(spec.run_dir, self.user)
+            os.chown(spec.run_dir, self.user.uid, self.user.gid)
+
+    async def spawn(self, spec: LaunchSpec) -> asyncio.subprocess.Process:
+        """Start ``interpreter -u script`` in a new session with the limits applied."""
+        user = self.user
+        nproc = self.limits.max_processes if user is not None else None
+        return await asyncio.create_subprocess_exec(
+            self.interpreter,
+            "-u",
+            spec.script,
+            cwd=spec.run_dir,
+            env=spec.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=partial(_limit_child, self.limits.memory_bytes, self.limits.nice, nproc),
+            user=user.uid if user else None,
+            group=user.gid if user else None,
+            extra_groups=[] if user else None,
+        )
+
+    async def signal(self, spec: LaunchSpec, proc: asyncio.subprocess.Process, sig: int) -> None:
+        """Signal the run's process group (its id is the leader's pid)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+    def alive(self, spec: LaunchSpec, proc: asyncio.subprocess.Process) -> bool:
+        """Whether the leader runs or any other member of its group is left."""
+        return proc.returncode is None or group_alive(proc.pid)
+
+    async def finish(self, spec: LaunchSpec, returncode: int) -> str | None:
+        """Nothing to clean up; the reason comes from the exit status and stderr."""
+        return None
+
+
+def env_file_text(env: dict[str, str]) -> str:
+    """``env`` as a systemd EnvironmentFile (values double-quoted)."""
+    lines = []
+    for key, value in sorted(env.items()):
+        if not key.replace("_", "a").isalnum() or "\n" in value or "\0" in value:
+            raise LaunchError(f"environment entry {key!r} cannot be passed to systemd")
+        quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'{key}="{quoted}"\n')
+    return "".join(lines)
+
+
+def systemd_run_argv(
+    spec: LaunchSpec, limits: RunLimits, user: RunUser | None, interpreter: str, env_file: Path
+) -> list[str]:
+    """The ``systemd-run`` command line for one run (pure, for tests and logs).
+
+    The environment goes through a root-only file rather than ``--setenv`` so
+    the run's token never shows up in ``ps``.
+    """
+    props = {
+        "MemoryMax": str(limits.memory_bytes),
+        "MemorySwapMax": "0",
+        "CPUQuota": f"{limits.cpu_percent}%",
+        "TasksMax": str(limits.max_processes),
+        "LimitCORE": "0",
+        "EnvironmentFile": str(env_file),
+        "KillMode": "control-group",
+        "TimeoutStopSec": "1s",
+        "NoNewPrivileges": "yes",
+        "PrivateTmp": "yes",
+        "ProtectSystem": "strict",
+        "ReadWritePaths": str(spec.run_dir),
+    }
+    argv = [
+        "systemd-run",
+        f"--unit={spec.unit}",
+        f"--description=micarray script {spec.script}",
+        "--quiet",
+        "--wait",
+        "--pipe",
+        f"--working-directory={spec.run_dir}",
+        f"--nice={limits.nice}",
+    ]
+    if user is not None:
+        argv += [f"--uid={user.uid}", f"--gid={user.gid}"]
+    argv += [f"--property={key}={value}" for key, value in props.items()]
+    return [*argv, "--", interpreter, "-u", spec.script]
+
+
+class SystemdRunLauncher:
+    """Each run is a transient systemd service: its cgroup holds the limits.
+
+    No ``--collect``: a failed unit stays loaded until :meth:`finish` has read
+    its result (``oom-kill`` says the memory limit ended it) and reset it.
+    """
+
+    def __init__(self, limits: RunLimits | None = None, interpreter: str = sys.executable) -> None:
+        self.limits = limits or RunLimits()
+        self.interpreter = interpreter
+        self.user = resolve_run_user(self.limits.user)
+
+    @property
+    def user_name(self) -> str:
+        """The account runs execute as."""
+        return self.user.name if self.user else pwd.getpwuid(os.geteuid()).pw_name
+
+    def _env_file(self, spec: LaunchSpec) -> Path:
+        return spec.run_dir.with_name(f"{spec.run_id}.env")
+
+    def prepare(self, spec: LaunchSpec) -> None:
+        """Hand the run directory to the run user and write the root-only env file."""
+        if self.user is not None:
+            check_reachable(spec.run_dir, self.user)
+            os.chown(spec.run_dir, self.user.uid, self.user.gid)
+        path = self._env_file(spec)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(env_file_text(spec.env))
+
+    async def spawn(self, spec: LaunchSpec) -> asyncio.subprocess.Process:
+        """Start ``systemd-run --wait --pipe``; it lives as long as the unit."""
+        argv = systemd_run_argv(spec, self.limits, self.user, self.interpreter, self._env_file(spec))
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    async def _systemctl(self, *args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            "systemctl",
+            *args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        out, _ = await proc.communicate()
+        return out.decode("utf-8", "replace").strip()
+
+    async def signal(self, spec: LaunchSpec, proc: asyncio.subprocess.Process, sig: int) -> None:
+        """Signal every process in the unit's cgroup."""
+        await self._systemctl("kill", f"--signal={signal.Signals(sig).name}", spec.unit)
+
+    def alive(self, spec: LaunchSpec, proc: asyncio.subprocess.Process) -> bool:
+        """``systemd-run --wait`` returns only once the whole cgroup is empty."""
+        return proc.returncode is None
+
+    async def finish(self, spec: LaunchSpec, returncode: int) -> str | None:
+        """Read why the unit ended, forget it, remove the env file."""
+        reason = None
+        if returncode != 0:
+            result = await self._systemctl("show", "--property=Result", "--value", spec.unit)
+            if result == "oom-kill":
+                reason = f"memory limit of {self.limits.memory_mib} MiB reached"
+            await self._systemctl("reset-failed", spec.unit)
+        self._env_file(spec).unlink(missing_ok=True)
+        return reason
+
+
+def default_launcher(limits: RunLimits | None = None, interpreter: str = sys.executable) -> Launcher:
+    """systemd units when systemd is PID 1 and we are root, resource limits otherwise."""
+    if os.geteuid() == 0 and Path("/run/systemd/system").is_dir() and shutil.which("systemd-run") is not None:
+        return SystemdRunLauncher(limits, interpreter)
+    return RlimitLauncher(limits, interpreter)
