@@ -4,9 +4,14 @@
 class ApplianceError(Exception):
     """Base of every error the device service raises on purpose."""
 
+    code = "refused"
+    """The protocol's error code for this kind of error."""
+
 
 class ConfigError(ApplianceError):
     """An audio configuration value the device does not accept."""
+
+    code = "bad_config"
 
 
 class SourceUnavailable(ApplianceError):
@@ -15,3 +20,5 @@ class SourceUnavailable(ApplianceError):
 
 class AuthError(ApplianceError):
     """A token or password that does not authenticate."""
+
+    code = "unauthorized"

@@ -1,0 +1,90 @@
+"""``appliance run FILE``: run a script on the device and follow it in the terminal.
+
+The script runs exactly as if started from the web editor (same isolation,
+same console in the browser); this terminal shows its output and ends with
+its exit status.  Ctrl-C stops the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from browserinterface import protocol as P
+from browserinterface._locate import find_target
+
+
+async def run_file(path: Path, device: str | None = None) -> int:
+    """Start ``path`` on the device, print its output, return its exit status."""
+    target = find_target(device)
+    request = HTTPRequest(
+        f"ws://{target.address.netloc}{P.WS_PATH}", headers={"Authorization": f"Bearer {target.token}"}
+    )
+    ws = await websocket_connect(request)
+    hello = {"type": "hello", "protocol": P.PROTOCOL_VERSION, "role": "console", "name": "appliance run"}
+    await ws.write_message(P.encode_message(hello))
+    start = {"type": "run_start", "id": 1, "name": path.name, "code": path.read_text()}
+    await ws.write_message(P.encode_message(start))
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    loop.add_signal_handler(signal.SIGINT, stop_requested.set)
+    run_id: str | None = None
+    early: list[dict[str, Any]] = []
+    stopper = loop.create_task(stop_requested.wait())
+    try:
+        while True:
+            reader = loop.create_task(ws.read_message())
+            done, _ = await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if stopper in done and run_id is not None:
+                await ws.write_message(P.encode_message({"type": "run_stop", "id": 2, "run": run_id}))
+                stopper = loop.create_task(asyncio.Event().wait())
+            message = await reader
+            if message is None:
+                print("appliance run: the device closed the connection", file=sys.stderr)
+                return 1
+            if isinstance(message, bytes):
+                continue
+            msg = P.decode_message(message)
+            if msg["type"] == "error" and msg.get("id") == 1:
+                print(f"appliance run: {msg['message']}", file=sys.stderr)
+                return 2
+            if msg["type"] == "ack" and msg.get("id") == 1:
+                run_id = msg["run"]["id"]
+                for event in early:
+                    code = _show(event, run_id)
+                    if code is not None:
+                        return code
+                continue
+            if run_id is None:
+                early.append(msg)
+                continue
+            code = _show(msg, run_id)
+            if code is not None:
+                return code
+    finally:
+        stopper.cancel()
+        loop.remove_signal_handler(signal.SIGINT)
+        ws.close()
+
+
+def _show(msg: dict[str, Any], run_id: str) -> int | None:
+    """Print one run event; the exit status once the run has ended."""
+    if msg.get("run") != run_id and not (isinstance(msg.get("run"), dict) and msg["run"]["id"] == run_id):
+        return None
+    if msg["type"] == "run_output":
+        stream = sys.stderr if msg["stream"] == "stderr" else sys.stdout
+        print(msg["text"], file=stream, flush=True)
+    elif msg["type"] == "run_dropped":
+        print(f"[{msg['lines']} lines of output were dropped]", file=sys.stderr, flush=True)
+    elif msg["type"] == "run_ended":
+        run = msg["run"]
+        print(f"[{run['name']}: {run.get('reason') or run['state']}]", file=sys.stderr, flush=True)
+        code = run.get("exit_code")
+        return int(code) if isinstance(code, int) else 1
+    return None

@@ -1,0 +1,150 @@
+"""``appliance serve``: the service, the web app, mDNS and systemd, put together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from tornado.httpserver import HTTPServer
+
+from appliance import __version__
+from appliance.launcher import default_launcher
+from appliance.mdns import Announcer, device_txt
+from appliance.notify import Notifier, ServiceState, WatchdogFeeder, describe_status
+from appliance.runner import RunManager
+from appliance.service import LogTail, Service
+from appliance.sources.factory import make_source
+from appliance.storage import atomic_write_text
+from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH
+from web.app import make_app
+
+log = logging.getLogger(__name__)
+
+CAPTURE_START_TIMEOUT_S = 15.0
+STATUS_INTERVAL_S = 5.0
+DEVICE_ID_FILE = "device-id"
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    source: str
+    http_port: int
+    data_dir: Path
+    bind: str = ""
+    mdns: bool = True
+    hostname: str | None = None
+
+
+def default_data_dir() -> Path:
+    """``$STATE_DIRECTORY`` under systemd, else ``~/.local/share/micarray``."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0])
+    home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(home) / "micarray"
+
+
+def device_id(data_dir: Path) -> str:
+    """A random id made once per device and kept in the data directory."""
+    path = data_dir / DEVICE_ID_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        ident = secrets.token_hex(8)
+        atomic_write_text(path, ident + "\n")
+        return ident
+
+
+def _runtime_local_file() -> tuple[Path, ...]:
+    runtime = os.environ.get("RUNTIME_DIRECTORY")
+    return (Path(runtime.split(":")[0]) / "local.json",) if runtime else ()
+
+
+async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
+    """Run the device until SIGINT or SIGTERM."""
+    opts.data_dir.mkdir(parents=True, exist_ok=True)
+    source = make_source(opts.source)
+    service = Service(
+        source, opts.data_dir, http_port=opts.http_port, hostname=opts.hostname, log_tail=log_tail
+    )
+    service.runs = RunManager(
+        opts.data_dir / "runs", default_launcher(), service.env_for_run, service.on_run_event
+    )
+    _attach_streams(service)
+    await service.start()
+    server = HTTPServer(make_app(service), xheaders=False)
+    server.listen(opts.http_port, address=opts.bind)
+    service.tokens.write_local_file(opts.http_port, _runtime_local_file())
+    log.info("web app on port %d, data in %s", opts.http_port, opts.data_dir)
+    if not await service.wait_capturing(CAPTURE_START_TIMEOUT_S):
+        log.warning("capture has not started after %.0f s; serving anyway", CAPTURE_START_TIMEOUT_S)
+    notifier = Notifier()
+    feeder = WatchdogFeeder(notifier)
+    service.bus.add_listener(lambda _block: feeder.note_block())
+    notifier.ready()
+    feeder.start()
+    announcer = await _announce(service, opts) if opts.mdns else None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    status_task = loop.create_task(_report_status(service, notifier))
+    await stop.wait()
+    log.info("stopping")
+    notifier.stopping()
+    status_task.cancel()
+    await feeder.stop()
+    if announcer is not None:
+        await announcer.close()
+    server.stop()
+    await service.stop()
+    await server.close_all_connections()
+
+
+def _attach_streams(service: Service) -> None:
+    try:
+        from appliance.streaming import StreamManager  # noqa: PLC0415 - optional until RTP lands
+    except ImportError:
+        return
+    service.streams = StreamManager(service.bus, lambda: service.config, on_change=service.stream_changed)
+
+
+async def _announce(service: Service, opts: ServeOptions) -> Announcer | None:
+    caps = service.capabilities
+    txt = device_txt(
+        device_id=device_id(opts.data_dir),
+        model=service.source.info.model,
+        channels=service.config.channels,
+        rate=service.config.rate,
+        rates=list(caps.rates) if caps else [],
+        api_port=opts.http_port,
+        ws_path=WS_PATH,
+        version=__version__,
+        protocol=str(PROTOCOL_VERSION),
+    )
+    announcer = Announcer(service.hostname, opts.http_port, txt)
+    try:
+        await announcer.start()
+    except OSError as exc:
+        log.warning("mDNS announcement failed, the device will not be found by name: %s", exc)
+        return None
+    return announcer
+
+
+async def _report_status(service: Service, notifier: Notifier) -> None:
+    while True:
+        state = ServiceState(
+            source=service.source.info.spec,
+            rate=service.config.rate,
+            channels=service.config.channels,
+            runs=sum(1 for r in service.run_list() if r.get("state") == "running"),
+            listeners=len(service.streams.listeners()) if service.streams is not None else 0,
+            clients=len(service.sessions()),
+        )
+        notifier.status(describe_status(state))
+        await asyncio.sleep(STATUS_INTERVAL_S)

@@ -1,0 +1,405 @@
+"""The device service: owns capture, the bus, sessions, handlers, runs and streams.
+
+Everything here runs on one asyncio loop.  The capture thread reaches it only
+through ``loop.call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance import __version__
+from appliance.auth import PasswordStore, TokenStore
+from appliance.block import Block
+from appliance.bus import Bus
+from appliance.capture import Capture, CaptureStatus
+from appliance.config import AudioConfig, Capabilities, apply_change, load_config, save_config
+from appliance.errors import ConfigError
+from appliance.handlers import HandlerRegistry
+from appliance.session import ClientSession
+from appliance.sources.base import CaptureSource
+from appliance.stats import CpuMeter, Levels, disk_free_bytes, temperature_c
+from browserinterface import protocol as P
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL_S = 1.0
+LEVELS_INTERVAL_S = 0.1
+LOG_TAIL = 200
+ENCODE_CACHE = 4
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    level: str
+    name: str
+    message: str
+    time: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "log",
+            "level": self.level,
+            "name": self.name,
+            "message": self.message,
+            "time": self.time,
+        }
+
+
+class LogTail(logging.Handler):
+    """Keeps the recent log for the device panel and forwards new lines to browsers."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: deque[LogLine] = deque(maxlen=LOG_TAIL)
+        self.listener: Callable[[LogLine], None] | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = LogLine(record.levelname, record.name, record.getMessage(), record.created)
+        self.lines.append(line)
+        if self.listener is not None:
+            self.listener(line)
+
+
+class Service:
+    """One device: wire the parts together and answer the sessions."""
+
+    def __init__(
+        self,
+        source: CaptureSource,
+        data_dir: Path,
+        *,
+        http_port: int = 8080,
+        hostname: str | None = None,
+        log_tail: LogTail | None = None,
+    ) -> None:
+        self.source = source
+        self.data_dir = data_dir
+        self.http_port = http_port
+        self.hostname = hostname or socket.gethostname()
+        self.bus = Bus()
+        self.tokens = TokenStore(data_dir)
+        self.passwords = PasswordStore(data_dir)
+        self.handlers = HandlerRegistry(self.broadcast_browsers)
+        self.log_tail = log_tail or LogTail()
+        self.log_tail.listener = lambda line: self.broadcast_browsers(line.to_json())
+        self._config = load_config(data_dir) or AudioConfig()
+        self._caps: Capabilities | None = None
+        self._status: CaptureStatus | None = None
+        self._sessions: dict[str, ClientSession] = {}
+        self._sids = itertools.count(1)
+        self._encoded: deque[tuple[Block, bytes]] = deque(maxlen=ENCODE_CACHE)
+        self._levels = Levels()
+        self._cpu = CpuMeter()
+        self._last_levels: list[float] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._capture_ready = asyncio.Event()
+        self.capture: Capture | None = None
+        self.runs: Any = None
+        self.streams: Any = None
+        self.remote_runs: dict[str, dict[str, Any]] = {}
+        self.bus.add_listener(self._levels.add)
+
+    # -- life cycle -----------------------------------------------------------
+    async def start(self) -> None:
+        """Start capture and the periodic tasks; returns at once."""
+        loop = asyncio.get_running_loop()
+        self.capture = Capture(
+            self.source,
+            deliver=lambda block: loop.call_soon_threadsafe(self.bus.publish, block),
+            on_status=lambda status: loop.call_soon_threadsafe(self._on_status, status),
+            desired=self._config,
+        )
+        self.capture.start()
+        self._tasks.append(loop.create_task(self._every(STATS_INTERVAL_S, self._send_stats)))
+        self._tasks.append(loop.create_task(self._every(LEVELS_INTERVAL_S, self._send_levels)))
+
+    async def wait_capturing(self, timeout: float) -> bool:
+        """True once capture has opened (or a missing device was reported) within ``timeout``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._capture_ready.wait(), timeout)
+        return self._capture_ready.is_set()
+
+    async def stop(self) -> None:
+        """Stop runs, streams, sessions and capture."""
+        if self.runs is not None:
+            await self.runs.stop_all()
+        if self.streams is not None:
+            await self.streams.close()
+        for session in list(self._sessions.values()):
+            session.transport.close(1001, "device shutting down")
+            session.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.capture is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.capture.stop)
+
+    async def _every(self, interval: float, fn: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            fn()
+
+    # -- capture --------------------------------------------------------------
+    def _on_status(self, status: CaptureStatus) -> None:
+        previous = self._status
+        self._status = status
+        if status.capabilities is not None:
+            self._caps = status.capabilities
+        if status.state in ("running", "waiting"):
+            self._capture_ready.set()
+        if previous is None or previous.state != status.state:
+            log.info("capture %s: %s", status.state, status.message)
+        if status.config is not None and status.config != self._config:
+            self._config = status.config
+            self._config_changed()
+        elif previous is None or previous.capabilities != status.capabilities:
+            self._config_changed()
+
+    @property
+    def config(self) -> AudioConfig:
+        return self._config
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        return self._caps
+
+    @property
+    def status(self) -> CaptureStatus | None:
+        return self._status
+
+    def change_config(self, **fields: Any) -> AudioConfig:
+        """Validate and apply a change for the whole device; raises ConfigError."""
+        if self._caps is None:
+            raise ConfigError("the capture device is not available yet; try again when it is")
+        new = apply_change(self._config, self._caps, **fields)
+        if new == self._config:
+            return new
+        old, self._config = self._config, new
+        save_config(self.data_dir, new)
+        assert self.capture is not None
+        if (old.rate, old.channels, old.buffer_frames) != (new.rate, new.channels, new.buffer_frames):
+            self.capture.reconfigure(new)
+        else:
+            self.capture.set_volume(new.volume)
+        log.info("configuration changed to %s", new)
+        self._config_changed()
+        return new
+
+    def _config_message(self) -> dict[str, Any]:
+        caps = self._caps
+        return {
+            "type": "config",
+            "config": self._config.to_json(),
+            "valid_rates": list(caps.rates) if caps else [],
+            "valid_num_channels": list(caps.channels) if caps else [],
+        }
+
+    def _config_changed(self) -> None:
+        self._encoded.clear()
+        msg = self._config_message()
+        for session in self._sessions.values():
+            session.push(msg)
+        if self.streams is not None:
+            self.streams.config_changed(self._config)
+
+    def encode_block(self, block: Block, channels: list[int] | None) -> bytes | None:
+        """The binary frame for ``block`` (all channels are encoded once for every session)."""
+        if channels is None:
+            for cached, frame in self._encoded:
+                if cached is block:
+                    return frame
+            frame = P.encode_audio(P.KIND_CAPTURE, block.seq, block.time, block.data)
+            self._encoded.append((block, frame))
+            return frame
+        picked = [c for c in channels if c < block.channels]
+        if not picked:
+            return None
+        return P.encode_audio(P.KIND_CAPTURE, block.seq, block.time, block.data[:, picked])
+
+    # -- sessions -------------------------------------------------------------
+    def new_session_id(self) -> str:
+        return f"s{next(self._sids)}"
+
+    def attach(self, session: ClientSession) -> None:
+        self._sessions[session.id] = session
+        if session.role == "script" and session.inform_browser and session.principal.kind != "run":
+            info = {
+                "id": f"remote-{session.id}",
+                "name": session.name,
+                "host": session.host,
+                "remote": True,
+                "state": "running",
+                "exit_code": None,
+                "reason": "",
+                "output": [],
+            }
+            self.remote_runs[session.id] = info
+            self.broadcast_browsers({"type": "run_started", "run": info})
+
+    def detach(self, session: ClientSession) -> None:
+        self._sessions.pop(session.id, None)
+        self.handlers.end_owner(session.id)
+        if self.streams is not None:
+            self.streams.cancel(session.id)
+        info = self.remote_runs.pop(session.id, None)
+        if info is not None:
+            info["state"] = "finished"
+            self.broadcast_browsers({"type": "run_ended", "run": info})
+
+    def sessions(self, role: str | None = None) -> list[ClientSession]:
+        return [s for s in self._sessions.values() if role is None or s.role == role]
+
+    def broadcast_browsers(self, msg: dict[str, Any] | bytes) -> None:
+        for session in self._sessions.values():
+            if session.role == "browser":
+                session.push(msg)
+
+    def broadcast_runs(self, msg: dict[str, Any]) -> None:
+        """Run events go to browsers and to terminal consoles (``appliance run``)."""
+        for session in self._sessions.values():
+            if session.role in ("browser", "console"):
+                session.push(msg)
+
+    def remote_output(self, session: ClientSession, stream: str, text: str) -> None:
+        info = self.remote_runs.get(session.id)
+        if info is None:
+            return
+        line = {"stream": "stderr" if stream == "stderr" else "stdout", "text": text}
+        info["output"] = (info["output"] + [line])[-200:]
+        self.broadcast_runs({"type": "run_output", "run": info["id"], **line})
+
+    def welcome(self, session: ClientSession) -> dict[str, Any]:
+        info = self.source.info
+        msg: dict[str, Any] = {
+            **self._config_message(),
+            "type": "welcome",
+            "protocol": P.PROTOCOL_VERSION,
+            "session": session.id,
+            "device": {
+                "name": self.hostname,
+                "model": info.model,
+                "source": info.spec,
+                "version": __version__,
+                "geometry": [list(p) for p in info.geometry] or None,
+            },
+        }
+        if session.role == "browser":
+            msg["handlers"] = self.handlers.visible()
+            msg["runs"] = self.run_list()
+            msg["log"] = [line.to_json() for line in self.log_tail.lines]
+        return msg
+
+    # -- runs -----------------------------------------------------------------
+    def run_list(self) -> list[dict[str, Any]]:
+        runs = [] if self.runs is None else [r.to_json() for r in self.runs.list()]
+        return runs + list(self.remote_runs.values())
+
+    def start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
+        if self.runs is None:
+            raise ConfigError("script runs are not available on this device")
+        asyncio.get_running_loop().create_task(self._start_run(session, request_id, name, code))
+
+    async def _start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
+        try:
+            info = await self.runs.start(name, code)
+        except (ValueError, OSError) as exc:
+            session.error("run_failed", str(exc), request_id)
+            return
+        session.push({"type": "ack", "id": request_id, "run": info.to_json()})
+
+    def stop_run(self, session: ClientSession, request_id: Any, run_id: str) -> None:
+        for sid, info in self.remote_runs.items():
+            if info["id"] == run_id:
+                self._sessions[sid].push({"type": "stop"})
+                session.push({"type": "ack", "id": request_id})
+                return
+        if self.runs is None or self.runs.get(run_id) is None:
+            session.error("unknown_run", f"no run {run_id!r}", request_id)
+            return
+        asyncio.get_running_loop().create_task(self._stop_run(session, request_id, run_id))
+
+    async def _stop_run(self, session: ClientSession, request_id: Any, run_id: str) -> None:
+        await self.runs.stop(run_id)
+        session.push({"type": "ack", "id": request_id})
+
+    def on_run_event(self, event: dict[str, Any]) -> None:
+        """Events from the run manager; a finished run loses its token and its tabs end."""
+        self.broadcast_runs(event)
+        if event["type"] == "run_ended":
+            run_id = event["run"]["id"]
+            self.tokens.drop_run_token(run_id)
+            self.handlers.end_owner(run_id)
+
+    def env_for_run(self, run_id: str, script_name: str) -> dict[str, str]:
+        """What a script launched by the device needs to reach it."""
+        return {
+            "BI_DEVICE": f"127.0.0.1:{self.http_port}",
+            "BI_TOKEN": self.tokens.issue_run_token(run_id),
+            "BI_RUN_ID": run_id,
+            "BI_SCRIPT_NAME": script_name,
+        }
+
+    # -- streams (RTP) ----------------------------------------------------------
+    def stream_start(self, session: ClientSession, msg: dict[str, Any]) -> None:
+        if self.streams is None:
+            raise ConfigError("streaming is not available on this device")
+        stream = self.streams.subscribe(
+            session.id, session.peer, msg["port"], msg.get("channels"), msg.get("max_payload")
+        )
+        session.push({"type": "ack", "id": msg.get("id"), "stream": stream})
+
+    def stream_changed(self, owner: str, stream: dict[str, Any]) -> None:
+        """A configuration change gave a listener's stream a new description."""
+        session = self._sessions.get(owner)
+        if session is not None:
+            session.push({"type": "stream_changed", "stream": stream})
+
+    def stream_renew(self, session: ClientSession, stream_id: str) -> None:
+        if self.streams is not None:
+            self.streams.renew(session.id, stream_id)
+
+    def stream_stop(self, session: ClientSession, stream_id: Any) -> None:
+        if self.streams is not None:
+            self.streams.cancel(session.id, None if stream_id is None else str(stream_id))
+
+    # -- periodic -------------------------------------------------------------
+    def _send_levels(self) -> None:
+        dbfs = self._levels.take_dbfs()
+        self._last_levels = dbfs
+        if dbfs:
+            self.broadcast_browsers({"type": "levels", "dbfs": dbfs})
+
+    def stats(self) -> dict[str, Any]:
+        status = self._status
+        return {
+            "type": "stats",
+            "source": self.source.info.spec,
+            "model": self.source.info.model,
+            "state": status.state if status else "starting",
+            "message": status.message if status else "",
+            "overruns": self.capture.overruns if self.capture else 0,
+            "lost_blocks": sum(s.dropped for s in self.bus.subscriptions),
+            "latency_ms": self._levels.take_latency_ms(),
+            "cpu_percent": self._cpu.take_percent(),
+            "temperature_c": temperature_c(),
+            "disk_free_bytes": disk_free_bytes(self.data_dir),
+            "clients": [{"name": s.name, "role": s.role, "host": s.host} for s in self._sessions.values()],
+            "listeners": self.streams.listeners() if self.streams is not None else [],
+            "levels_dbfs": self._last_levels,
+        }
+
+    def _send_stats(self) -> None:
+        stats = self.stats()
+        self.broadcast_browsers(stats)

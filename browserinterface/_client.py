@@ -1,0 +1,280 @@
+"""The connection to the device, on its own thread with its own event loop.
+
+It turns protocol messages into events for the dispatcher (``_dispatch``) and
+carries requests from the script's threads to the device.  When the device
+goes away it reconnects, says hello again and re-creates the script's tabs,
+so a restart of the service does not end the script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+
+from browserinterface import protocol as P
+from browserinterface._locate import Target, reread_local_token
+
+#: Waits between reconnection attempts, in seconds (doubling up to the last).
+RECONNECT_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0)
+CONNECT_TIMEOUT_S = 5.0
+REQUEST_TIMEOUT_S = 10.0
+
+Event = tuple[str, Any]
+
+
+class DeviceRefused(RuntimeError):
+    """The device answered but refused this script (bad token, old protocol)."""
+
+
+class RemoteHandler:
+    """The client's record of one ``add_handler``: kept to re-create it after a reconnect."""
+
+    def __init__(self, name: str, handler_type: str, parameters: dict[str, Any]) -> None:
+        self.name = name
+        self.handler_type = handler_type
+        self.parameters = parameters
+        self.server_id: str | None = None
+        self.pending: list[Any] = []
+        self.latest: Any = None
+
+
+class Connection:
+    """Owns the WebSocket; every method but the coroutines is safe from any thread."""
+
+    def __init__(self, target: Target, hello: dict[str, Any], emit: Callable[[Event], None]) -> None:
+        self._target = target
+        self._hello = hello
+        self._emit = emit
+        self._loop = asyncio.new_event_loop()
+        self._ws: WebSocketClientConnection | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, Future[dict[str, Any]]] = {}
+        self._handlers: list[RemoteHandler] = []
+        self._want_audio = False
+        self._closing = False
+        self.connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="browserinterface-connection", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closing = True
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._close_ws)
+            self._thread.join(timeout=2)
+
+    def _close_ws(self) -> None:
+        if self._ws is not None:
+            self._ws.close()
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
+
+    # -- the connection thread ----------------------------------------------------
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._keep_connected())
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._loop.close()
+
+    async def _keep_connected(self) -> None:
+        failures = 0
+        while not self._closing:
+            try:
+                await self._session()
+                failures = 0
+            except DeviceRefused as exc:
+                self._emit(("fatal", str(exc)))
+                return
+            except (TimeoutError, OSError, HTTPClientError, WebSocketClosedError) as exc:
+                if failures == 0:
+                    self._emit(("disconnected", f"cannot reach {self._target.address.netloc}: {exc}"))
+                failures += 1
+            self.connected.clear()
+            if self._closing:
+                return
+            await asyncio.sleep(RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)])
+
+    async def _connect(self) -> WebSocketClientConnection:
+        url = f"ws://{self._target.address.netloc}{P.WS_PATH}"
+        request = HTTPRequest(
+            url,
+            headers={"Authorization": f"Bearer {self._target.token}"},
+            connect_timeout=CONNECT_TIMEOUT_S,
+            request_timeout=CONNECT_TIMEOUT_S,
+        )
+        try:
+            return await websocket_connect(request, max_message_size=P.MAX_BINARY_BYTES * 2)
+        except HTTPClientError as exc:
+            if exc.code == 401 and self._target.local:
+                fresh = reread_local_token()
+                if fresh and fresh != self._target.token:
+                    self._target = Target(self._target.address, fresh, True)
+                    raise OSError("the local token changed; retrying") from exc
+            if exc.code in (401, 403):
+                raise DeviceRefused(
+                    f"the device at {self._target.address.netloc} refused the token (HTTP {exc.code}); "
+                    "check BI_TOKEN or make a new token in the web app"
+                ) from exc
+            raise
+
+    async def _session(self) -> None:
+        ws = await self._connect()
+        self._ws = ws
+        try:
+            await ws.write_message(P.encode_message(self._hello))
+            while True:
+                message = await ws.read_message()
+                if message is None:
+                    raise WebSocketClosedError()
+                if isinstance(message, bytes):
+                    self._on_binary(message)
+                else:
+                    await self._on_text(message)
+        finally:
+            self._ws = None
+            for fut in self._waiting.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError("connection to the device was lost"))
+            self._waiting.clear()
+            for handler in self._handlers:
+                handler.server_id = None
+
+    def _on_binary(self, frame: bytes) -> None:
+        try:
+            audio = P.decode_audio(frame)
+        except P.ProtocolError as exc:
+            self._emit(("warning", f"ignored a bad audio frame: {exc}"))
+            return
+        self._emit(("block", audio))
+
+    async def _on_text(self, text: str) -> None:
+        try:
+            msg = P.decode_message(text)
+        except P.ProtocolError as exc:
+            self._emit(("warning", f"ignored a bad message from the device: {exc}"))
+            return
+        kind = msg["type"]
+        if kind == "welcome":
+            await self._on_welcome(msg)
+        elif kind == "config":
+            self._emit(("config", msg))
+        elif kind in ("ack", "error") and msg.get("id") in self._waiting:
+            fut = self._waiting.pop(msg["id"])
+            if not fut.done():
+                fut.set_result(msg)
+        elif kind == "error":
+            if msg.get("code") == "protocol_version":
+                raise DeviceRefused(msg.get("message", "protocol version refused"))
+            self._emit(("warning", f"device: {msg.get('message')}"))
+        elif kind == "loss":
+            self._emit(("loss", int(msg.get("blocks", 0))))
+        elif kind == "stop":
+            self._emit(("stop", "stopped from the browser"))
+
+    async def _on_welcome(self, msg: dict[str, Any]) -> None:
+        self.connected.set()
+        self._emit(("config", msg))
+        if self._want_audio:
+            await self._send({"type": "audio", "on": True})
+        for handler in self._handlers:
+            await self._register(handler)
+
+    # -- requests -----------------------------------------------------------------
+    async def _send(self, msg: dict[str, Any] | bytes) -> None:
+        if self._ws is None:
+            return
+        if isinstance(msg, bytes):
+            await self._ws.write_message(msg, binary=True)
+        else:
+            await self._ws.write_message(P.encode_message(msg))
+
+    async def _request(self, msg: dict[str, Any]) -> dict[str, Any]:
+        request_id = next(self._ids)
+        fut: Future[dict[str, Any]] = Future()
+        self._waiting[request_id] = fut
+        await self._send({**msg, "id": request_id})
+        return await asyncio.wrap_future(fut)
+
+    async def _register(self, handler: RemoteHandler) -> None:
+        reply = await self._request(
+            {
+                "type": "add_handler",
+                "name": handler.name,
+                "handler_type": handler.handler_type,
+                "parameters": handler.parameters,
+            }
+        )
+        if reply["type"] == "error":
+            self._emit(("warning", f"add_handler {handler.name!r}: {reply.get('message')}"))
+            return
+        handler.server_id = reply["handler"]
+        pending, handler.pending = handler.pending, []
+        if not pending and handler.latest is not None:
+            pending = [handler.latest]  # after a reconnect, show the last state again
+        for data in pending:
+            await self._send({"type": "handler_data", "handler": handler.server_id, "data": data})
+
+    def call(self, msg: dict[str, Any], timeout: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
+        """Send a request from any thread and wait for its reply."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("browserinterface requests cannot be made from the connection thread")
+        return asyncio.run_coroutine_threadsafe(self._request(msg), self._loop).result(timeout)
+
+    def post(self, msg: dict[str, Any] | bytes) -> None:
+        """Send without waiting, from any thread."""
+        self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._send(msg)))
+
+    def want_audio(self) -> None:
+        def turn_on() -> None:
+            if not self._want_audio:
+                self._want_audio = True
+                self._loop.create_task(self._send({"type": "audio", "on": True}))
+
+        self._loop.call_soon_threadsafe(turn_on)
+
+    def add_handler(self, handler: RemoteHandler) -> None:
+        def add() -> None:
+            self._handlers.append(handler)
+            if self._ws is not None and self.connected.is_set():
+                self._loop.create_task(self._register(handler))
+
+        self._loop.call_soon_threadsafe(add)
+
+    def send_data(self, handler: RemoteHandler, data: Any) -> None:
+        def send() -> None:
+            handler.latest = data
+            if handler.server_id is None:
+                handler.pending.append(data)
+                del handler.pending[:-1000]  # keep memory bounded while disconnected
+            else:
+                self._loop.create_task(
+                    self._send({"type": "handler_data", "handler": handler.server_id, "data": data})
+                )
+
+        self._loop.call_soon_threadsafe(send)
+
+
+def default_hello(inform_browser: bool) -> dict[str, Any]:
+    """The hello a script sends: who it is and where it runs."""
+    name = sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "python"
+    return {
+        "type": "hello",
+        "protocol": P.PROTOCOL_VERSION,
+        "role": "script",
+        "name": name or "python",
+        "host": socket.gethostname(),
+        "inform_browser": inform_browser,
+    }
