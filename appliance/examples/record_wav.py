@@ -1,0 +1,54 @@
+"""Record 5 s to a WAV file, draw its envelope and play it back in the browser.
+
+The file goes into this run's working directory (printed below): scripts run
+as an unprivileged user and keep their files there. To download a recording
+to this computer, use Audio > Record in the web app, which builds the WAV in
+the browser.
+"""
+
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+import browserinterface as bi
+
+SECONDS = 5
+envelope = bi.add_handler(
+    "Recording", "base:graph:line", {"xName": "time (s)", "series": ["peak"], "min": 0, "max": 1}
+)
+
+
+def done(buffer):
+    path = Path.cwd() / time.strftime("recording-%Y%m%d-%H%M%S.wav")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(buffer.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(bi.rate)
+        w.writeframes(buffer.astype("<i2").tobytes())
+    print(f"saved {buffer.shape[0] / bi.rate:.2f} s of {buffer.shape[1]} channels to {path}")
+    step = max(1, buffer.shape[0] // 400)
+    peaks = (
+        np.abs(buffer[: step * (buffer.shape[0] // step), 0].astype(np.float64)).reshape(-1, step).max(axis=1)
+        / 32768
+    )
+    envelope.send_data(
+        {
+            "x": [round(i * step / bi.rate, 3) for i in range(len(peaks))],
+            "y": [[round(float(p), 4) for p in peaks]],
+        }
+    )
+    bi.send_audio(np.ascontiguousarray(buffer[:, :1]))
+    print("played back channel 0 in the browser (Audio tab); done")
+    bi.stop()
+
+
+def new_config(buffer_frames, rate, channels, volume):
+    print(f"recording {SECONDS} s of {channels} channels at {rate} Hz ...")
+
+
+bi.register_when_new_config(new_config)
+bi.record_audio(SECONDS * 1000, done)
+bi.start()
+bi.loop_callbacks()
