@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from browserinterface.localname import LocalNameNotFound, is_local_name, resolve_local
+
 DEFAULT_PORT = 80
 
 
 class DeviceNameError(ValueError):
     """A device name that cannot be understood."""
+
+
+class DeviceNotFound(DeviceNameError):
+    """A ``name.local`` that no device answered for over mDNS."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +23,8 @@ class DeviceAddress:
 
     host: str
     port: int
+    name: str = ""
+    """The ``name.local`` this address was resolved from, if any."""
 
     @property
     def netloc(self) -> str:
@@ -56,10 +64,20 @@ def _port(spec: str, text: str) -> int:
     return int(text)
 
 
-def resolve_device(spec: str, default_port: int = DEFAULT_PORT) -> DeviceAddress:
+def resolve_device(
+    spec: str, default_port: int = DEFAULT_PORT, timeout_s: float | None = None
+) -> DeviceAddress:
     """Parse ``spec`` and resolve a ``.local`` name to an address over mDNS.
 
-    Other names are left to the system resolver when connecting.
+    Other names are left to the system resolver when connecting. Raises
+    :class:`DeviceNotFound` when no device answers within ``timeout_s``
+    (``browserinterface.localname.RESOLVE_TIMEOUT_S`` by default).
     """
     address = parse_device(spec, default_port)
-    return address
+    if not is_local_name(address.host):
+        return address
+    try:
+        ip = resolve_local(address.host, timeout_s)
+    except LocalNameNotFound as exc:
+        raise DeviceNotFound(str(exc)) from exc
+    return DeviceAddress(ip, address.port, name=address.host.rstrip("."))

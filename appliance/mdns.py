@@ -1,0 +1,248 @@
+"""Announcing the device on the LAN over mDNS (python-zeroconf; no avahi on the device).
+
+Two services point at the web port: ``_http._tcp`` (``path=/``, for browsers
+and DNS-SD tools) and ``_micarray._tcp`` with TXT records for ``rtai
+discover`` (id, model, channels, rates, API port, WebSocket path, version).
+The device answers A queries for ``<hostname>.local`` (the services' SRV
+target).
+
+A host name already answered by another device is not taken: the announcer
+tries ``name-2``, ``name-3``... and logs the one it chose. Network addresses
+that change or arrive late (Wi-Fi joining after boot, DHCP renewing) are
+found by polling the interfaces every :data:`INTERFACE_POLL_S`; on a change
+everything is re-registered on fresh sockets. ``close()`` says goodbye.
+
+Wiring, as ``appliance.service.Service`` uses it::
+
+    announcer = Announcer(socket.gethostname(), http_port, device_txt(...))
+    await announcer.start()       # after HTTP listens
+    await announcer.update({...}) # after a configuration change
+    await announcer.close()       # on shutdown: goodbye packets
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Mapping
+
+import ifaddr
+from zeroconf import InterfaceChoice, IPVersion
+from zeroconf._services.info import AddressResolverIPv4  # public as zeroconf.AddressResolverIPv4
+from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
+from rtai.discover import (
+    HTTP_SERVICE_TYPE,
+    SERVICE_TYPE,
+    TXT_API_PORT,
+    TXT_CHANNELS,
+    TXT_ID,
+    TXT_MODEL,
+    TXT_PROTOCOL,
+    TXT_RATE,
+    TXT_RATES,
+    TXT_VERSION,
+    TXT_WS_PATH,
+)
+
+log = logging.getLogger(__name__)
+
+# Timing constants, in one place so tests can shorten them.
+INTERFACE_POLL_S = 5.0
+"""Seconds between looks at the network interfaces for new or lost addresses."""
+HOSTNAME_PROBE_MS = 1500
+"""How long another device gets to answer for a host name before we take it."""
+MAX_RENAMES = 50
+"""Give up after ``name-2`` .. ``name-50`` are all taken."""
+
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class AnnounceError(RuntimeError):
+    """The device could not be announced (bad name, every rename taken)."""
+
+
+def normalize_hostname(hostname: str) -> str:
+    """``Micarray.local.`` -> ``micarray``; raises AnnounceError for an unusable label."""
+    label = hostname.strip().rstrip(".").lower().removesuffix(".local").split(".")[0]
+    if not _LABEL.match(label):
+        raise AnnounceError(
+            f"host name {hostname!r} cannot be announced; use 1-63 letters, digits and "
+            "inner hyphens, like 'micarray' or 'lab-array-2'"
+        )
+    return label
+
+
+def device_txt(
+    *,
+    device_id: str,
+    model: str,
+    channels: int,
+    rate: int,
+    rates: list[int],
+    api_port: int,
+    ws_path: str,
+    version: str,
+    protocol: str = "",
+) -> dict[str, str]:
+    """The ``_micarray._tcp`` TXT record from the device's facts."""
+    txt = {
+        TXT_ID: device_id,
+        TXT_MODEL: model,
+        TXT_CHANNELS: str(channels),
+        TXT_RATE: str(rate),
+        TXT_RATES: ",".join(str(r) for r in rates),
+        TXT_API_PORT: str(api_port),
+        TXT_WS_PATH: ws_path,
+        TXT_VERSION: version,
+    }
+    if protocol:
+        txt[TXT_PROTOCOL] = protocol
+    return txt
+
+
+def current_addresses() -> tuple[str, ...]:
+    """The IPv4 addresses worth announcing: every interface's but loopback's."""
+    found = {
+        str(ip.ip)
+        for adapter in ifaddr.get_adapters()
+        for ip in adapter.ips
+        if ip.is_IPv4 and not str(ip.ip).startswith("127.")
+    }
+    return tuple(sorted(found))
+
+
+class Announcer:
+    """Keeps the device announced while the service runs."""
+
+    def __init__(self, hostname: str, http_port: int, txt: Mapping[str, str]) -> None:
+        self.requested_hostname = normalize_hostname(hostname)
+        self.hostname = self.requested_hostname
+        """The name in use (``name-2`` after a conflict), without ``.local``."""
+        self.http_port = http_port
+        self._txt = dict(txt)
+        self._zc: AsyncZeroconf | None = None
+        self._infos: list[AsyncServiceInfo] = []
+        self._addresses: tuple[str, ...] = ()
+        self._poller: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The addresses currently announced (empty while the device has none)."""
+        return self._addresses
+
+    @property
+    def instance_names(self) -> list[str]:
+        """Full names of the registered services (after any rename)."""
+        return [info.name for info in self._infos]
+
+    async def start(self) -> None:
+        """Announce now if the device has an address, and keep watching the interfaces."""
+        await self._sync(current_addresses())
+        if not self._addresses:
+            log.info("no network address yet; will announce %s.local when one arrives", self.hostname)
+        self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    async def update(self, txt: Mapping[str, str]) -> None:
+        """Replace TXT values (merged into the current ones) and re-announce them."""
+        self._txt.update(txt)
+        async with self._lock:
+            if self._zc is None:
+                return
+            for i, old in enumerate(self._infos):
+                new = self._service_info(old.type, old.name, self._addresses)
+                await self._zc.async_update_service(new)
+                self._infos[i] = new
+
+    async def close(self) -> None:
+        """Stop watching and say goodbye (records with TTL 0)."""
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        async with self._lock:
+            await self._withdraw()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(INTERFACE_POLL_S)
+            addresses = current_addresses()
+            if addresses != self._addresses:
+                log.info(
+                    "network addresses changed from %s to %s; announcing again",
+                    ", ".join(self._addresses) or "none",
+                    ", ".join(addresses) or "none",
+                )
+                await self._sync(addresses)
+
+    async def _sync(self, addresses: tuple[str, ...]) -> None:
+        async with self._lock:
+            await self._withdraw()
+            if addresses:
+                await self._register(addresses)
+
+    async def _withdraw(self) -> None:
+        zc, self._zc = self._zc, None
+        self._infos = []
+        self._addresses = ()
+        if zc is not None:
+            await zc.async_unregister_all_services()
+            await zc.async_close()
+
+    async def _register(self, addresses: tuple[str, ...]) -> None:
+        # Fresh sockets each time: zeroconf joins the multicast group on the
+        # interfaces that exist when it starts, so a late Wi-Fi needs new ones.
+        zc = AsyncZeroconf(interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only)
+        self._zc = zc
+        self.hostname = await self._claim_hostname(zc, addresses)
+        self._addresses = addresses
+        for service_type in (SERVICE_TYPE, HTTP_SERVICE_TYPE):
+            info = self._service_info(service_type, f"{self.hostname}.{service_type}", addresses)
+            await zc.async_register_service(info, allow_name_change=True)
+            wanted = f"{self.hostname}.{service_type}"
+            if info.name != wanted:
+                log.warning("service name %s is taken on this network; using %s", wanted, info.name)
+            self._infos.append(info)
+        log.info("announced %s.local (%s) on port %d", self.hostname, ", ".join(addresses), self.http_port)
+
+    async def _claim_hostname(self, zc: AsyncZeroconf, addresses: tuple[str, ...]) -> str:
+        """The first of ``name``, ``name-2``, ... that no other device answers for."""
+        base = self.requested_hostname
+        candidates = [self.hostname] if self.hostname != base else []
+        candidates += [base] + [f"{base}-{n}" for n in range(2, MAX_RENAMES + 1)]
+        for name in dict.fromkeys(candidates):
+            owner = await self._who_answers(zc, name, addresses)
+            if owner is None:
+                if name != base:
+                    log.warning(
+                        "host name %s.local is taken on this network; announcing as %s.local",
+                        base,
+                        name,
+                    )
+                return name
+            log.info("%s.local is answered by %s; trying another name", name, owner)
+        raise AnnounceError(
+            f"host names {base}.local to {base}-{MAX_RENAMES}.local are all taken on this network"
+        )
+
+    async def _who_answers(self, zc: AsyncZeroconf, name: str, addresses: tuple[str, ...]) -> str | None:
+        resolver = AddressResolverIPv4(f"{name}.local.")
+        if not await resolver.async_request(zc.zeroconf, HOSTNAME_PROBE_MS):
+            return None
+        theirs = [a for a in resolver.parsed_addresses(IPVersion.V4Only) if a not in addresses]
+        return ", ".join(theirs) if theirs else None
+
+    def _service_info(self, service_type: str, name: str, addresses: tuple[str, ...]) -> AsyncServiceInfo:
+        txt = self._txt if service_type == SERVICE_TYPE else {"path": "/"}
+        return AsyncServiceInfo(
+            service_type,
+            name,
+            port=self.http_port,
+            properties=txt,
+            server=f"{self.hostname}.local.",
+            parsed_addresses=list(addresses),
+        )
