@@ -132,8 +132,13 @@ class Launcher(Protocol):
         """Whether any process of the run is still there (zombies do not count)."""
         ...
 
-    async def finish(self, spec: LaunchSpec, returncode: int) -> str | None:
-        """Clean up after the run; return a reason in words if the launcher knows better."""
+    async def finish(self, spec: LaunchSpec, returncode: int) -> tuple[int, str | None]:
+        """Clean up after the run.
+
+        Returns the script's exit status (negative: the signal that ended it),
+        which may differ from ``returncode`` when a helper stood in between,
+        and a reason in words when the launcher knows it (a cgroup OOM kill).
+        """
         ...
 
 
@@ -265,9 +270,9 @@ class RlimitLauncher:
         """Whether the leader runs or any other member of its group is left."""
         return proc.returncode is None or group_alive(proc.pid)
 
-    async def finish(self, spec: LaunchSpec, returncode: int) -> str | None:
-        """Nothing to clean up; the reason comes from the exit status and stderr."""
-        return None
+    async def finish(self, spec: LaunchSpec, returncode: int) -> tuple[int, str | None]:
+        """Nothing to clean up; the child was the script itself."""
+        return returncode, None
 
 
 def env_file_text(env: dict[str, str]) -> str:
@@ -361,15 +366,19 @@ class SystemdRunLauncher:
         )
 
     async def _systemctl(self, *args: str) -> str:
-        proc = await asyncio.create_subprocess_exec(
-            "systemctl",
-            *args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "systemctl",
+                *args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            log.warning("systemctl %s failed: %s", " ".join(args), exc)
+            return ""
         out, _ = await proc.communicate()
-        return out.decode("utf-8", "replace").strip()
+        return out.decode("utf-8", "replace")
 
     async def signal(self, spec: LaunchSpec, proc: asyncio.subprocess.Process, sig: int) -> None:
         """Signal every process in the unit's cgroup."""
@@ -379,16 +388,32 @@ class SystemdRunLauncher:
         """``systemd-run --wait`` returns only once the whole cgroup is empty."""
         return proc.returncode is None
 
-    async def finish(self, spec: LaunchSpec, returncode: int) -> str | None:
-        """Read why the unit ended, forget it, remove the env file."""
+    async def finish(self, spec: LaunchSpec, returncode: int) -> tuple[int, str | None]:
+        """Read how the unit's main process ended, forget the unit, remove the env file."""
         reason = None
         if returncode != 0:
-            result = await self._systemctl("show", "--property=Result", "--value", spec.unit)
-            if result == "oom-kill":
-                reason = f"memory limit of {self.limits.memory_mib} MiB reached"
+            shown = await self._systemctl("show", "--property=Result,ExecMainCode,ExecMainStatus", spec.unit)
+            returncode, reason = unit_end(shown, returncode, self.limits)
             await self._systemctl("reset-failed", spec.unit)
         self._env_file(spec).unlink(missing_ok=True)
-        return reason
+        return returncode, reason
+
+
+def unit_end(shown: str, returncode: int, limits: RunLimits) -> tuple[int, str | None]:
+    """Exit status and reason from ``systemctl show`` of an ended run unit.
+
+    systemd-run reports a signal death only as a failure status of its own;
+    the unit's ExecMainCode (1 exited, 2 killed, 3 dumped core) says more.
+    """
+    props = dict(line.partition("=")[::2] for line in shown.splitlines())
+    status = props.get("ExecMainStatus", "")
+    if props.get("ExecMainCode") in ("2", "3") and status.isdigit():
+        returncode = -int(status)
+    elif props.get("ExecMainCode") == "1" and status.isdigit():
+        returncode = int(status)
+    if props.get("Result") == "oom-kill":
+        return returncode, f"memory limit of {limits.memory_mib} MiB reached"
+    return returncode, None
 
 
 def default_launcher(limits: RunLimits | None = None, interpreter: str = sys.executable) -> Launcher:

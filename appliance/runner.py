@@ -277,8 +277,8 @@ class Run:
             elif self._launcher.alive(self.spec, proc):
                 await self._escalate((signal.SIGTERM, signal.SIGKILL))
             await self._drain(pumps)
-            override = await self._launcher.finish(self.spec, proc.returncode)
-            self._end(proc.returncode, override)
+            returncode, reason = await self._launcher.finish(self.spec, proc.returncode)
+            self._end(returncode, reason)
         finally:
             exited.cancel()
             if not self.ended:

@@ -26,6 +26,7 @@ from appliance.launcher import (
     env_file_text,
     group_alive,
     systemd_run_argv,
+    unit_end,
 )
 from appliance.runner import RunError, RunManager, script_name
 from appliance.runoutput import LineSplitter, OutputBudget
@@ -534,6 +535,17 @@ def test_systemd_environment_file() -> None:
     assert env_file_text({"B": 'say "hi"\\', "A": "x y"}) == 'A="x y"\nB="say \\"hi\\"\\\\"\n'
     with pytest.raises(LaunchError, match=r"^environment entry 'A' cannot be passed to systemd"):
         env_file_text({"A": "two\nlines"})
+
+
+def test_systemd_unit_end_is_read() -> None:
+    limits = RunLimits(memory_bytes=128 * MIB)
+    killed = "Result=signal\nExecMainCode=2\nExecMainStatus=11\n"
+    assert unit_end(killed, 1, limits) == (-11, None)
+    oom = "Result=oom-kill\nExecMainCode=2\nExecMainStatus=9\n"
+    assert unit_end(oom, 1, limits) == (-9, "memory limit of 128 MiB reached")
+    exited = "Result=exit-code\nExecMainCode=1\nExecMainStatus=3\n"
+    assert unit_end(exited, 3, limits) == (3, None)
+    assert unit_end("", 255, limits) == (255, None)  # systemctl unreachable
 
 
 def test_limits_are_checked() -> None:
