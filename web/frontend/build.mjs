@@ -13,7 +13,7 @@ const options = {
   entryPoints: { main: path.join(here, "src/main.js") },
   bundle: true,
   format: "esm",
-  target: ["es2020", "chrome90", "firefox90", "safari14"],
+  target: ["es2022", "chrome100", "firefox100", "safari15.4"],
   outdir,
   minify: !watch,
   sourcemap: true,

@@ -1,4 +1,80 @@
-// Handler views (tabs' charts). Filled in shortly.
+// Handler views: the chart in each tab opened by a script's add_handler.
+//
+//   const view = createHandlerView(container, "base:graph:line", {series: ["a"]});
+//   view.update(data);   // every handler_data message, in order (history first)
+//   view.resize();       // optional: size changes are followed automatically
+//   view.destroy();
+//
+// Data is applied once per animation frame; view.stats() and chartTotals()
+// count what was received, drawn, coalesced into one frame, and dropped.
+// Users add their own types with registerHandlerType (also reachable from the
+// browser console as window.micarray.registerHandlerType): see docs/handlers.md.
+import { graphType } from "./graph.js";
+import { heatmapType } from "./heatmap.js";
+import { polarType } from "./polar.js";
+import { spectrogramType } from "./spectrogram.js";
+import { totals } from "./scheduler.js";
+import { HandlerView } from "./view.js";
+
 const types = new Map();
-export function registerHandlerType(type, factory) { types.set(type, factory); }
-export function handlerTypes() { return [...types.keys()].sort(); }
+const listeners = new Set();
+
+/**
+ * Add (or replace) a handler type. `factory(container, parameters)` returns an
+ * object with `update(data)` (or `newData(data)`), and optionally `resize()`
+ * and `destroy()`. It may throw an Error: its message is shown in the tab.
+ */
+export function registerHandlerType(type, factory) {
+  if (typeof type !== "string" || type === "") throw new TypeError(`handler type ${String(type)} must be a non-empty string`);
+  if (typeof factory !== "function") throw new TypeError(`the factory for ${type} must be a function (container, parameters) => view`);
+  types.set(type, factory);
+  for (const listener of listeners) listener(type);
+}
+
+/** The registered type names, sorted. */
+export function handlerTypes() {
+  return [...types.keys()].sort();
+}
+
+/** Call `listener(type)` whenever a type is registered (so the app can redraw tabs waiting for it). */
+export function onHandlerTypeRegistered(listener) {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/**
+ * The chart of one handler in `container`; `{update(data), resize(), destroy(), stats()}`.
+ * An unknown type or bad parameters give a view that shows the problem in words.
+ */
+export function createHandlerView(container, handlerType, parameters = {}) {
+  const factory =
+    types.get(handlerType) ??
+    (() => {
+      throw new Error(`unknown handler type "${handlerType}"; known types: ${handlerTypes().join(", ")}`);
+    });
+  return new HandlerView(container, handlerType, parameters, factory);
+}
+
+/** Counters over all views: received, drawn, coalesced, dropped, errors. */
+export function chartTotals() {
+  return { ...totals };
+}
+
+registerHandlerType("base:graph:line", graphType("line"));
+registerHandlerType("base:graph:area", graphType("area"));
+registerHandlerType("base:graph:bar", graphType("bar"));
+registerHandlerType("base:graph:plot", graphType("plot"));
+registerHandlerType("base:polar:line", polarType("line"));
+registerHandlerType("base:polar:area", polarType("area"));
+registerHandlerType("base:heatmap", heatmapType());
+registerHandlerType("base:spectrogram", spectrogramType());
+
+// The documented hook for user scripts pasted in the console or loaded from the device.
+if (typeof window !== "undefined") {
+  window.micarray = Object.assign(window.micarray ?? {}, {
+    registerHandlerType,
+    handlerTypes,
+    createHandlerView,
+    chartTotals,
+  });
+}

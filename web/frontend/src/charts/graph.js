@@ -1,0 +1,79 @@
+// base:graph:line, base:graph:area, base:graph:bar and base:graph:plot (scatter).
+import { EChartsView } from "./base.js";
+import { BASE_OPTION } from "./echarts.js";
+import { SeriesStore } from "./graph-data.js";
+import { optionalCount, optionalNumber, seriesList } from "./params.js";
+
+const KINDS = {
+  line: { type: "line" },
+  area: { type: "line", areaStyle: { opacity: 0.35 } },
+  bar: { type: "bar" },
+  plot: { type: "scatter", symbolSize: 6 },
+};
+
+class GraphView extends EChartsView {
+  constructor(element, parameters, kind) {
+    super(element);
+    this.kind = kind;
+    this.series = seriesList(parameters);
+    this.xName = parameters.xName === undefined ? "" : String(parameters.xName);
+    this.min = optionalNumber(parameters, "min");
+    this.max = optionalNumber(parameters, "max");
+    this.store = new SeriesStore(this.series.length, {
+      limitNb: optionalCount(parameters, "xLimitNb"),
+      limitDistance: optionalNumber(parameters, "xLimitDistance"),
+    });
+    this.axisType = null;
+  }
+
+  ingest(data) {
+    this.store.ingest(data);
+  }
+
+  render() {
+    const { chart, fresh } = this.ensureChart();
+    const axisType = this.store.categorical || this.kind === "bar" ? "category" : "value";
+    const data = this.store.series.map((points) => ({ data: points }));
+    if (fresh || axisType !== this.axisType) {
+      this.axisType = axisType;
+      chart.setOption(this.#fullOption(axisType, data), { notMerge: true });
+    } else {
+      chart.setOption({ series: data }, { lazyUpdate: false });
+    }
+  }
+
+  #fullOption(axisType, data) {
+    const style = KINDS[this.kind];
+    const named = this.series.some((s) => s.name);
+    const xAxis =
+      axisType === "category"
+        ? { type: "category", name: this.xName, nameLocation: "middle", nameGap: 26 }
+        : { type: "value", name: this.xName, nameLocation: "middle", nameGap: 26, min: "dataMin", max: "dataMax" };
+    return {
+      ...BASE_OPTION,
+      legend: named && this.series.length > 1 ? { top: 0 } : { show: false },
+      tooltip: { trigger: this.kind === "plot" ? "item" : "axis" },
+      grid: { left: 16, right: 24, top: named && this.series.length > 1 ? 32 : 16, bottom: 36 },
+      xAxis,
+      yAxis: { type: "value", min: this.min, max: this.max, scale: this.kind !== "bar" && this.min === undefined },
+      series: this.series.map((s, i) => ({
+        ...style,
+        name: s.name,
+        showSymbol: false,
+        ...(s.color ? { itemStyle: { color: s.color }, lineStyle: { color: s.color } } : {}),
+        ...(s.color && style.areaStyle ? { areaStyle: { ...style.areaStyle, color: s.color } } : {}),
+        data: data[i].data,
+      })),
+    };
+  }
+
+  /** Points kept per series (for tests and the app). */
+  sizes() {
+    return this.store.sizes();
+  }
+}
+
+/** The factory for one of "line", "area", "bar", "plot". */
+export function graphType(kind) {
+  return (element, parameters) => new GraphView(element, parameters, kind);
+}

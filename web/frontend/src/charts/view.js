@@ -1,0 +1,168 @@
+// The wrapper every tab's chart lives in: it queues data messages, applies
+// them once per animation frame, counts what was coalesced or dropped, and
+// turns any failure (bad data, a broken custom type) into a readable message
+// in the tab instead of an uncaught exception.
+import { DataError } from "./params.js";
+import { schedule, totals, unschedule } from "./scheduler.js";
+
+/** Messages kept while the page cannot draw (hidden tab); older ones are dropped first. */
+export const MAX_PENDING = 5000;
+
+const ROOT_STYLE = "position:relative;width:100%;height:100%;min-height:240px;";
+const PLOT_STYLE = "position:absolute;inset:0;";
+const BANNER_STYLE =
+  "position:absolute;left:8px;right:8px;top:8px;z-index:2;display:none;padding:6px 28px 6px 10px;" +
+  "background:#fdecea;color:#611a15;border:1px solid #f5c2c0;border-radius:4px;font:13px system-ui,sans-serif;";
+
+export class HandlerView {
+  constructor(container, handlerType, parameters, factory) {
+    this.type = handlerType;
+    this.counts = { received: 0, drawn: 0, coalesced: 0, dropped: 0, errors: 0, lastError: null };
+    this.pending = [];
+    this.needsResize = false;
+    this.stale = false;
+    this.destroyed = false;
+    this.root = document.createElement("div");
+    this.root.className = "micarray-handler";
+    this.root.style.cssText = ROOT_STYLE;
+    this.plot = document.createElement("div");
+    this.plot.className = "micarray-handler-plot";
+    this.plot.style.cssText = PLOT_STYLE;
+    this.banner = makeBanner();
+    this.root.append(this.plot, this.banner);
+    container.append(this.root);
+    this.impl = null;
+    try {
+      this.impl = factory(this.plot, parameters ?? {});
+      if (!this.impl || typeof this.impl !== "object") throw new DataError(`the factory of ${handlerType} returned no view`);
+    } catch (error) {
+      this.impl = null;
+      this.#fail(error, "cannot create this chart");
+    }
+    this.observer = new ResizeObserver(() => this.resize());
+    this.observer.observe(this.root);
+  }
+
+  /** Queue one `send_data` message; it is drawn in the next animation frame. */
+  update(data) {
+    if (this.destroyed) return;
+    this.counts.received++;
+    totals.received++;
+    if (!this.impl) return;
+    this.pending.push(data);
+    if (this.pending.length > MAX_PENDING) {
+      this.pending.shift();
+      this.counts.dropped++;
+      totals.dropped++;
+    }
+    schedule(this);
+  }
+
+  /** Redraw at the container's new size (also done automatically when it changes). */
+  resize() {
+    if (this.destroyed) return;
+    this.needsResize = true;
+    schedule(this);
+  }
+
+  /** Counters for this view: messages received, frames drawn, messages coalesced/dropped, bad messages. */
+  stats() {
+    return { ...this.counts, pending: this.pending.length };
+  }
+
+  destroy() {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    unschedule(this);
+    this.observer.disconnect();
+    this.pending = [];
+    try {
+      this.impl?.destroy?.();
+    } finally {
+      this.root.remove();
+    }
+  }
+
+  /** Called by the scheduler once per animation frame. */
+  flush() {
+    if (this.destroyed || !this.impl) return;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length > 1) {
+      this.counts.coalesced += batch.length - 1;
+      totals.coalesced += batch.length - 1;
+    }
+    if (typeof this.impl.ingest === "function") this.#flushBuiltin(batch);
+    else this.#flushCustom(batch);
+  }
+
+  #flushBuiltin(batch) {
+    for (const data of batch) {
+      if (this.#guard(() => this.impl.ingest(data), "bad data")) this.stale = true;
+    }
+    const visible = this.plot.clientWidth > 0 && this.plot.clientHeight > 0;
+    if (this.needsResize && visible) {
+      this.needsResize = false;
+      this.#guard(() => this.impl.resize(), "cannot resize");
+    }
+    if (this.stale && visible) {
+      this.stale = false;
+      if (this.#guard(() => this.impl.render(), "cannot draw")) {
+        this.counts.drawn++;
+        totals.drawn++;
+      }
+    }
+  }
+
+  // Types registered by users only have update(data) (or newData(data), the older name).
+  #flushCustom(batch) {
+    const apply = this.impl.update ?? this.impl.newData;
+    for (const data of batch) this.#guard(() => apply.call(this.impl, data), "bad data");
+    if (batch.length > 0) {
+      this.counts.drawn++;
+      totals.drawn++;
+    }
+    if (this.needsResize) {
+      this.needsResize = false;
+      if (typeof this.impl.resize === "function") this.#guard(() => this.impl.resize(), "cannot resize");
+    }
+  }
+
+  #guard(action, what) {
+    try {
+      action();
+      return true;
+    } catch (error) {
+      this.#fail(error, what);
+      return false;
+    }
+  }
+
+  #fail(error, what) {
+    this.counts.errors++;
+    totals.errors++;
+    const reason = error instanceof Error ? error.message : String(error);
+    this.counts.lastError = `${what} (${this.type}): ${reason}`;
+    const repeats = this.counts.errors > 1 ? ` [${this.counts.errors} problems so far]` : "";
+    this.banner.firstChild.textContent = this.counts.lastError + repeats;
+    this.banner.style.display = "block";
+  }
+}
+
+function makeBanner() {
+  const banner = document.createElement("div");
+  banner.className = "micarray-handler-error";
+  banner.setAttribute("role", "alert");
+  banner.style.cssText = BANNER_STYLE;
+  const text = document.createElement("span");
+  const close = document.createElement("button");
+  close.type = "button";
+  close.textContent = "\u00d7";
+  close.title = "Dismiss";
+  close.style.cssText = "position:absolute;right:4px;top:2px;border:0;background:none;font-size:16px;cursor:pointer;";
+  close.addEventListener("click", () => {
+    banner.style.display = "none";
+  });
+  banner.append(text, close);
+  return banner;
+}
