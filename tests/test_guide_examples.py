@@ -1,0 +1,73 @@
+"""Each example of the browserinterface guide, as a separate process against a real device."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.guide import Script, guide_examples
+from tests.server import ApplianceProcess
+
+EXAMPLES = guide_examples()
+
+
+@pytest.fixture
+def run_example(appliance: ApplianceProcess, tmp_path: Path) -> Iterator[object]:
+    token = appliance.token("guide")
+    started: list[Script] = []
+
+    def run(name: str) -> Script:
+        path = tmp_path / f"{name}.py"
+        path.write_text(EXAMPLES[name])
+        script = Script(path, {"BI_DEVICE": appliance.device, "BI_TOKEN": token})
+        started.append(script)
+        return script
+
+    yield run
+    for script in started:
+        if script.proc.poll() is None:
+            script.proc.kill()
+        script.wait()
+
+
+def test_the_guide_has_every_example() -> None:
+    assert set(EXAMPLES) == {"minimal", "config", "change_config", "record_audio", "add_handler"}
+
+
+def test_minimal_gets_int16_buffers_of_the_configured_shape(run_example) -> None:  # type: ignore[no-untyped-def]
+    watcher = run_example("config")
+    frames, rate, channels, _ = map(int, watcher.expect(r"^config (\d+) (\d+) (\d+) (\d+)$").groups())
+    script = run_example("minimal")
+    match = script.expect(r"^buffer \((\d+), (\d+)\) int16 at (\d+) Hz$")
+    assert tuple(map(int, match.groups())) == (frames, channels, rate)
+    for _ in range(3):  # it keeps running after start() returned
+        script.expect(r"^buffer ")
+    assert script.interrupt() in (0, 130), script.output()
+    assert "Traceback" not in script.output()
+
+
+def test_config_change_is_seen_by_a_second_script(run_example) -> None:  # type: ignore[no-untyped-def]
+    watcher = run_example("config")
+    first = watcher.expect(r"^config (\d+) (\d+) (\d+) (\d+)$").groups()
+    changer = run_example("change_config")
+    changer.expect(r"^now 16000 Hz, 1024 frames$")
+    assert changer.wait() == 0, changer.output()
+    second = watcher.expect(r"^config 1024 16000 (\d+) (\d+)$").groups()
+    assert second == (first[2], first[3])  # channels and volume kept
+    assert watcher.interrupt() in (0, 130)
+
+
+def test_record_audio_is_at_least_as_long_as_asked(run_example) -> None:  # type: ignore[no-untyped-def]
+    script = run_example("record_audio")
+    _frames, seconds = script.expect(r"^recorded (\d+) frames = ([\d.]+) s$").groups()
+    assert float(seconds) >= 1.5
+    assert script.wait() == 0, script.output()
+
+
+def test_add_handler_sends_data(run_example, appliance: ApplianceProcess) -> None:  # type: ignore[no-untyped-def]
+    script = run_example("add_handler")
+    script.expect(r"^sent 10$")
+    script.expect(r"^sent 20$")
+    assert script.interrupt() in (0, 130)
