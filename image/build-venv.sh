@@ -1,0 +1,76 @@
+#!/bin/sh
+# Stage 2 of the image build: the appliance's virtual environment with the
+# same pinned packages the tests use (requirements.lock), cached as a tarball.
+#
+# The wheels are fetched on the host (PyPI has aarch64 wheels for numpy,
+# tornado and zeroconf); the two source-only packages (pyalsaaudio,
+# systemd-python) are compiled inside the emulated base, which takes a few
+# minutes and is redone only when the pinned set changes.
+#
+# Usage: image/build-venv.sh BASE_TAR   -> prints the path of the cached tarball
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+repo=$(cd "$here/.." && pwd)
+CACHE=${IMAGE_CACHE:-$here/cache}
+HOST_PIP=${HOST_PIP:-$repo/.venv/bin/pip}
+base=$1
+
+work=$(mktemp -d "$CACHE/venv-work.XXXXXX")
+trap 'remove_tree "$work"' EXIT
+
+# The device's closure of '.[device]' under the lock: resolved on the host,
+# which runs the same Python minor version as Debian's arm64 python3.
+"$HOST_PIP" install -q --dry-run --ignore-installed --no-build-isolation \
+	--report "$work/report.json" "$repo[device]" -c "$repo/requirements.lock" >&2
+python3 - "$work/report.json" > "$work/pins.txt" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+for item in report["install"]:
+    name, version = item["metadata"]["name"], item["metadata"]["version"]
+    if name != "micarray-appliance":
+        print(f"{name}=={version}")
+PY
+# Build tools for the source-only packages, pinned by the lock as well.
+grep -E '^(setuptools|wheel)==' "$repo/requirements.lock" | cut -d' ' -f1 > "$work/build-pins.txt"
+
+BASE_NAME=$(basename "$base")
+VENV_RECIPE=1
+key=$(cat "$work/pins.txt" "$work/build-pins.txt" | { cat; echo "$BASE_NAME $VENV_RECIPE"; } | sha256sum | cut -c1-12)
+out="$CACHE/venv-$key.tar"
+if [ -f "$out" ]; then
+	step "virtual environment cached: $out"
+	echo "$out"
+	exit 0
+fi
+
+step "fetching aarch64 wheels and sources for: $(tr '\n' ' ' < "$work/pins.txt")"
+platforms=""
+for v in 17 24 26 27 28 31 34 35 36; do platforms="$platforms --platform manylinux_2_${v}_aarch64"; done
+mkdir -p "$work/wheels"
+for pin in $(cat "$work/pins.txt" "$work/build-pins.txt"); do
+	# shellcheck disable=SC2086
+	"$HOST_PIP" download -q --no-deps --dest "$work/wheels" --only-binary=:all: \
+		$platforms --platform manylinux2014_aarch64 --python-version 3.11 \
+		--implementation cp --abi cp311 --abi abi3 --abi none "$pin" 2>/dev/null ||
+	"$HOST_PIP" download -q --no-deps --dest "$work/wheels" --no-binary=:all: "$pin"
+done
+ls "$work/wheels" >&2
+
+step "installing them into $VENV_DIR inside the emulated base (compiles the source-only ones)"
+started=$(date +%s)
+root="$work/root"
+extract_root "$base" "$root"
+mkdir -p "$root/tmp/wheels"
+cp "$work/wheels"/* "$work/pins.txt" "$work/build-pins.txt" "$root/tmp/wheels/"
+in_root "$root" python3 -m venv "$VENV_DIR"
+in_root "$root" "$VENV_DIR/bin/pip" install -q --no-index --find-links /tmp/wheels \
+	-r /tmp/wheels/build-pins.txt
+in_root "$root" "$VENV_DIR/bin/pip" install -q --no-index --find-links /tmp/wheels \
+	--no-build-isolation -r /tmp/wheels/pins.txt
+in_root "$root" "$VENV_DIR/bin/python" -c "import numpy, tornado, zeroconf, alsaaudio, systemd.journal; print('venv ok: numpy', numpy.__version__, 'tornado', tornado.version)" >&2
+tar -C "$root" --numeric-owner -cf "$out.partial" ".$VENV_DIR"
+mv "$out.partial" "$out"
+step "virtual environment built in $(( $(date +%s) - started )) s: $out"
+echo "$out"

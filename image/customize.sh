@@ -1,0 +1,122 @@
+#!/bin/sh
+# Stage 3a: host-side customisation of an extracted root file system (no
+# emulation, about a second). Everything a device needs that is not a Debian
+# package default goes here.
+#
+# Usage: image/customize.sh ROOT REPO
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+root=$1
+repo=$2
+HOSTNAME_DEFAULT=${HOSTNAME_DEFAULT:-micarray}
+
+step "host name $HOSTNAME_DEFAULT, labels, fstab, kernel command line"
+echo "$HOSTNAME_DEFAULT" > "$root/etc/hostname"
+cat > "$root/etc/hosts" <<HOSTS
+127.0.0.1	localhost
+127.0.1.1	$HOSTNAME_DEFAULT
+::1		localhost ip6-localhost ip6-loopback
+ff02::1		ip6-allnodes
+ff02::2		ip6-allrouters
+HOSTS
+cat > "$root/etc/fstab" <<'FSTAB'
+# The partitions are found by label, so the same image boots from an SD card,
+# a USB disk or a virtual disk.
+LABEL=RASPIROOT	/		ext4	rw,noatime,errors=remount-ro	0 1
+LABEL=RASPIFIRM	/boot/firmware	vfat	rw,noatime,umask=0077	0 2
+FSTAB
+# raspi-firmware writes root= from ROOTPART on every kernel update.
+sed -i 's|^#\?ROOTPART=.*|ROOTPART=LABEL=RASPIROOT|' "$root/etc/default/raspi-firmware"
+grep -q '^ROOTPART=' "$root/etc/default/raspi-firmware" ||
+	echo 'ROOTPART=LABEL=RASPIROOT' >> "$root/etc/default/raspi-firmware"
+cmdline="$root/boot/firmware/cmdline.txt"
+if [ -f "$cmdline" ]; then
+	sed -i 's|root=[^ ]*|root=LABEL=RASPIROOT|' "$cmdline"
+else
+	echo "console=tty0 console=ttyS1,115200 root=LABEL=RASPIROOT rw fsck.repair=yes net.ifnames=0 rootwait" > "$cmdline"
+fi
+
+step "identity: machine-id uninitialized, no SSH host keys (made on first boot)"
+# "uninitialized" (not an empty file) makes ConditionFirstBoot=yes true.
+echo uninitialized > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*
+mkdir -p "$root/etc/ssh/sshd_config.d"
+cat > "$root/etc/ssh/sshd_config.d/micarray.conf" <<'SSHD'
+# Keys only: the image has no default password, and root logs in with the key
+# from micarray.txt (SSH_AUTHORIZED_KEY).
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+SSHD
+
+step "network: systemd-networkd for wired, USB and Wi-Fi (DHCP), resolved, timesyncd"
+mkdir -p "$root/etc/systemd/network"
+cat > "$root/etc/systemd/network/20-wired.network" <<'NET'
+[Match]
+Name=eth* en* usb*
+
+[Network]
+DHCP=yes
+MulticastDNS=no
+LinkLocalAddressing=yes
+
+[DHCPv4]
+RouteMetric=100
+NET
+cat > "$root/etc/systemd/network/25-wireless.network" <<'NET'
+[Match]
+Name=wlan*
+
+[Network]
+DHCP=yes
+MulticastDNS=no
+
+[DHCPv4]
+RouteMetric=600
+NET
+# The appliance answers mDNS itself (python-zeroconf); resolved must not
+# hold port 5353 too.
+mkdir -p "$root/etc/systemd/resolved.conf.d"
+printf '[Resolve]\nMulticastDNS=no\nLLMNR=no\n' > "$root/etc/systemd/resolved.conf.d/micarray.conf"
+ln -sf ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
+# wpa_supplicant@wlan0 is enabled in the image but starts only once first
+# boot has written its configuration from micarray.txt.
+mkdir -p "$root/etc/systemd/system/wpa_supplicant@.service.d"
+printf '[Unit]\nConditionPathExists=/etc/wpa_supplicant/wpa_supplicant-%%I.conf\n' \
+	> "$root/etc/systemd/system/wpa_supplicant@.service.d/micarray.conf"
+
+step "the appliance: user $APP_USER, $DATA_DIR, units, boot-partition template"
+if ! grep -q "^$APP_USER:" "$root/etc/passwd"; then
+	useradd --root "$root" --system --user-group --groups audio \
+		--home-dir "$DATA_DIR" --no-create-home --shell /usr/sbin/nologin "$APP_USER"
+fi
+install -d -m 0750 "$root$DATA_DIR"
+chroot_ids=$(grep "^$APP_USER:" "$root/etc/passwd" | cut -d: -f3,4)
+chown "$chroot_ids" "$root$DATA_DIR"
+ln -sf "$VENV_DIR/bin/appliance" "$root/usr/local/bin/appliance"
+ln -sf "$VENV_DIR/bin/rtai" "$root/usr/local/bin/rtai"
+install -m 0755 "$here/files/micarray-update" "$root/usr/local/sbin/micarray-update"
+mkdir -p "$root$APP_DIR"
+rm -rf "$root$APP_DIR/docs"
+cp -r "$repo/docs" "$root$APP_DIR/docs"
+for unit in "$repo"/systemd/*.service "$repo"/systemd/*.socket "$repo"/systemd/*.timer "$repo"/systemd/*.slice; do
+	[ -f "$unit" ] && install -m 0644 "$unit" "$root/etc/systemd/system/"
+done
+for dropin in "$repo"/systemd/*.d; do
+	[ -d "$dropin" ] && cp -r "$dropin" "$root/etc/systemd/system/"
+done
+if [ ! -f "$root/etc/systemd/system/$APP_UNIT" ]; then
+	echo "systemd/$APP_UNIT is missing from the repository; the image needs it" >&2
+	exit 1
+fi
+install -m 0644 "$here/files/micarray.txt" "$root/boot/firmware/micarray.txt"
+
+step "enabling units"
+systemctl --root="$root" --quiet enable \
+	systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
+	ssh.service wpa_supplicant@wlan0.service \
+	micarray-firstboot.service "$APP_UNIT"
+# The network is up for the service, but boot does not wait for a lease.
+systemctl --root="$root" --quiet disable systemd-networkd-wait-online.service 2>/dev/null || true

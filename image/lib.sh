@@ -1,0 +1,57 @@
+# Shared helpers for the image build scripts (sourced, not run).
+
+# One progress line on stderr, with the wall-clock time, so a long build shows
+# where it is.
+step() {
+	printf '[image %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+}
+
+# qemu-user-static registers arm64 binaries with binfmt_misc, which is not
+# mounted on every builder (containers in particular).
+enable_binfmt() {
+	if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+		mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+	fi
+	update-binfmts --enable qemu-aarch64 2>/dev/null || true
+	if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+		echo "qemu-aarch64 is not registered with binfmt_misc; install qemu-user-static and binfmt-support" >&2
+		exit 1
+	fi
+}
+
+# Where the appliance lives on the device (docs/systemd.md describes it).
+APP_DIR=/opt/micarray
+VENV_DIR=$APP_DIR/.venv
+APP_USER=micarray
+DATA_DIR=/var/lib/micarray
+APP_UNIT=micarray.service
+
+# Run a command inside an arm64 root file system through qemu-user.
+# /proc is mounted for compilers and pip, and always unmounted; the device
+# nodes come with mmdebstrap's tarball, so the host's /dev is never bound.
+in_root() {
+	_root=$1
+	shift
+	mount -t proc proc "$_root/proc"
+	_rc=0
+	chroot "$_root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+		LANG=C.UTF-8 "$@" || _rc=$?
+	umount "$_root/proc"
+	return $_rc
+}
+
+# Remove a work tree; never crosses into a file system still mounted in it.
+remove_tree() {
+	if [ -d "$1" ]; then
+		umount "$1/root/proc" 2>/dev/null || true
+		umount "$1/proc" 2>/dev/null || true
+		rm -rf --one-file-system "$1"
+	fi
+}
+
+# Extract a cached root file system tarball into an empty directory.
+extract_root() {
+	remove_tree "$2"
+	mkdir -p "$2"
+	tar -C "$2" --numeric-owner -xpf "$1"
+}
