@@ -52,6 +52,7 @@ class Dispatcher:
         self.rate: int | None = None
         self.channels: int | None = None
         self.last_block_time: float | None = None
+        self.last_block_seq: int | None = None
         self._owner: threading.Thread | None = None
         self._stopped = threading.Event()
         self._dropped = 0
@@ -105,7 +106,7 @@ class Dispatcher:
 
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "block":
-            self._on_block(payload.data, payload.time)
+            self._on_block(payload.data, payload.time, payload.seq)
         elif kind == "config":
             self._on_config(payload)
         elif kind in ("warning", "disconnected"):
@@ -139,10 +140,10 @@ class Dispatcher:
         for fn in list(self.config_callbacks):
             fn(config["buffer_frames"], config["rate"], config["channels"], config["volume"])
 
-    def _on_block(self, data: Buffer, block_time: float) -> None:
+    def _on_block(self, data: Buffer, block_time: float, seq: int) -> None:
         if self.channels is not None and data.shape[1] != self.channels:
             return  # a block captured before the last configuration change
-        self.last_block_time = block_time
+        self.last_block_time, self.last_block_seq = block_time, seq
         callbacks = self.data_callbacks
         if self.recordings:
             self._feed_recordings(data.copy() if callbacks else data)
