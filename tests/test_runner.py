@@ -13,14 +13,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from appliance import runner, runoutput
+from appliance import run, runner, runoutput
 from appliance.launcher import (
-    MIB,
-    LaunchError,
-    LaunchSpec,
     RlimitLauncher,
-    RunLimits,
-    RunUser,
     SystemdRunLauncher,
     default_launcher,
     env_file_text,
@@ -28,6 +23,7 @@ from appliance.launcher import (
     systemd_run_argv,
     unit_end,
 )
+from appliance.runlimits import MIB, LaunchError, LaunchSpec, RunLimits, RunUser
 from appliance.runner import RunError, RunManager, script_name
 from appliance.runoutput import LineSplitter, OutputBudget
 from appliance.tracebacks import UserFileLines
@@ -157,7 +153,7 @@ while True:
 
 
 def test_stop_escalation_fits_in_two_seconds() -> None:
-    assert runner.INT_GRACE_S + runner.TERM_GRACE_S + runner.KILL_WAIT_S < 2.0
+    assert run.INT_GRACE_S + run.TERM_GRACE_S + run.KILL_WAIT_S < 2.0
 
 
 def test_loop_forever_is_stopped_and_its_group_is_gone(run_root: Path) -> None:
@@ -316,7 +312,7 @@ def test_stdout_and_stderr_arrive_as_lines_in_order(run_root: Path) -> None:
         assert manager.get(info.id) is not None
         tail = manager.get(info.id).output_tail()  # type: ignore[union-attr]
         assert tail[-1]["text"] == "no newline at the end"
-        assert len(tail) <= runner.TAIL_EVENTS
+        assert len(tail) <= run.TAIL_EVENTS
 
     scenario(run_root, body)
 
@@ -352,7 +348,7 @@ def test_flood_is_rate_limited_and_reported_without_disturbing_another_run(
         assert flood_end.dropped_lines == sum(reports)
         assert flood_end.state == "finished"
         tail = manager.get(flooded.id).output_tail()  # type: ignore[union-attr]
-        assert len(tail) <= runner.TAIL_EVENTS
+        assert len(tail) <= run.TAIL_EVENTS
         assert tail[-1]["type"] == "run_dropped"
 
         assert events.texts(tick.id, "stdout") == [f"tick {i}" for i in range(40)]
