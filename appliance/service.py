@@ -303,7 +303,11 @@ class Service:
 
     # -- runs -----------------------------------------------------------------
     def run_list(self) -> list[dict[str, Any]]:
-        runs = [] if self.runs is None else [r.to_json() for r in self.runs.list()]
+        """Every run with its console tail, for a browser that (re)connects."""
+        runs = []
+        for info in self.runs.list() if self.runs is not None else []:
+            run = self.runs.get(info.id)
+            runs.append({**info.to_json(), "output": run.output_tail() if run else []})
         return runs + list(self.remote_runs.values())
 
     def start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:

@@ -1,0 +1,182 @@
+"""The client protocol against a real device: authentication, bad input, config, loss."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from browserinterface import protocol as P
+from tests.browser_login import login
+from tests.server import ApplianceProcess
+
+
+async def connect(
+    server: ApplianceProcess, token: str | None = None, headers: dict[str, str] | None = None
+) -> WebSocketClientConnection:
+    all_headers = dict(headers or {})
+    if token is not None:
+        all_headers["Authorization"] = f"Bearer {token}"
+    request = HTTPRequest(f"ws://{server.device}{P.WS_PATH}", headers=all_headers)
+    return await websocket_connect(request, max_message_size=16 << 20)
+
+
+async def receive(ws: WebSocketClientConnection, kind: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The next text message of type ``kind`` (others are skipped)."""
+
+    async def find() -> dict[str, Any]:
+        while True:
+            msg = await ws.read_message()
+            assert msg is not None, "connection closed"
+            if isinstance(msg, str):
+                parsed: dict[str, Any] = json.loads(msg)
+                if parsed["type"] == kind:
+                    return parsed
+
+    return await asyncio.wait_for(find(), timeout)
+
+
+async def hello(ws: WebSocketClientConnection, role: str = "script", **extra: Any) -> dict[str, Any]:
+    await ws.write_message(json.dumps({"type": "hello", "protocol": 1, "role": role, **extra}))
+    return await receive(ws, "welcome")
+
+
+async def test_without_a_valid_token_there_is_no_socket(appliance: ApplianceProcess) -> None:
+    for token in (None, "not-a-token"):
+        with pytest.raises(HTTPClientError) as info:
+            await connect(appliance, token)
+        assert info.value.code == 401
+
+
+async def test_another_origin_is_refused_even_with_a_session(appliance: ApplianceProcess) -> None:
+    cookie = login(appliance.port, appliance.data_dir)
+    with pytest.raises(HTTPClientError) as info:
+        await connect(appliance, headers={"Cookie": cookie, "Origin": "http://evil.example"})
+    assert info.value.code in (401, 403)
+    with pytest.raises(HTTPClientError):  # a cookie alone, without the Origin of a page, is not enough
+        await connect(appliance, headers={"Cookie": cookie})
+    ws = await connect(appliance, headers={"Cookie": cookie, "Origin": f"http://{appliance.device}"})
+    welcome = await hello(ws, "browser")
+    assert "handlers" in welcome and "runs" in welcome
+    ws.close()
+
+
+async def test_bad_messages_get_errors_and_the_device_goes_on(appliance: ApplianceProcess) -> None:
+    token = appliance.token()
+    ws = await connect(appliance, token)
+    await ws.write_message('{"type": "change_config", "rate": 16000}')
+    assert (await receive(ws, "error"))["code"] == "hello_first"
+    welcome = await hello(ws)
+    config = welcome["config"]
+    for bad, code in [
+        ("{{{", "bad_message"),
+        ('{"type": "fly"}', "unknown_type"),
+        ('{"type": "add_handler", "name": "x"}', "bad_message"),
+        ('{"type": "add_handler", "name": "x", "handler_type": "no spaces allowed"}', "bad_handler"),
+        ('{"type": "handler_data", "handler": "h999", "data": 1}', "bad_handler"),
+        ('{"type": "change_config", "id": 5, "rate": 12345}', "bad_config"),
+        ('{"type": "change_config", "id": 6, "channels": "many"}', "bad_config"),
+        ('{"type": "run_start", "name": "x.py", "code": "print(1)"}', "forbidden"),
+        ("x" * (P.MAX_TEXT_BYTES + 10), "too_large"),
+    ]:
+        await ws.write_message(bad)
+        error = await receive(ws, "error")
+        assert error["code"] == code, (bad[:80], error)
+        assert error["message"]
+    await ws.write_message(b"\x01\x02")
+    assert (await receive(ws, "error"))["code"] == "bad_frame"
+    await ws.write_message('{"type": "change_config", "id": 7, "rate": 12345}')
+    error = await receive(ws, "error")
+    assert error["id"] == 7
+    assert error["message"].startswith("rate 12345 is not supported; this device accepts ")
+    # still served, configuration unchanged
+    await ws.write_message('{"type": "ping", "id": 8}')
+    assert (await receive(ws, "pong"))["id"] == 8
+    other = await connect(appliance, token)
+    assert (await hello(other))["config"] == config
+    ws.close()
+    other.close()
+
+
+async def test_config_change_reaches_every_client_and_survives_restart(appliance: ApplianceProcess) -> None:
+    token = appliance.token()
+    a, b = await connect(appliance, token), await connect(appliance, token)
+    await hello(a)
+    welcome = await hello(b)
+    rates = welcome["valid_rates"]
+    new_rate = 16000 if welcome["config"]["rate"] != 16000 else 48000
+    assert new_rate in rates
+    await a.write_message(json.dumps({"type": "change_config", "id": 1, "rate": new_rate, "volume": 55}))
+    ack = await receive(a, "ack")
+    assert ack["config"]["rate"] == new_rate and ack["config"]["volume"] == 55
+    seen = await receive(b, "config")
+    assert seen["config"]["rate"] == new_rate
+    a.close()
+    b.close()
+    appliance.stop()
+    appliance.start()
+    c = await connect(appliance, token)
+    assert (await hello(c))["config"]["rate"] == new_rate
+    c.close()
+
+
+def _raw_ws(server: ApplianceProcess, token: str) -> socket.socket:
+    """A WebSocket client with a tiny receive window that can simply stop reading."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET {P.WS_PATH} HTTP/1.1\r\nHost: {server.device}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    for text in ('{"type":"hello","protocol":1,"role":"script"}', '{"type":"audio","on":true}'):
+        payload, mask = text.encode(), os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+    return sock
+
+
+async def test_a_client_that_never_reads_loses_blocks_and_others_do_not(appliance: ApplianceProcess) -> None:
+    token = appliance.token()
+    reader = await connect(appliance, token)
+    await hello(reader)
+    await reader.write_message(json.dumps({"type": "change_config", "id": 1, "buffer_frames": 64}))
+    await receive(reader, "ack")
+    stuck = _raw_ws(appliance, token)
+    await reader.write_message(json.dumps({"type": "audio", "on": True}))
+    seqs: list[int] = []
+    deadline = asyncio.get_running_loop().time() + 30
+    while len(seqs) < 1000 and asyncio.get_running_loop().time() < deadline:
+        msg = await asyncio.wait_for(reader.read_message(), 10)
+        if isinstance(msg, bytes):
+            frame = P.decode_audio(msg)
+            if frame.data.shape[0] == 64:
+                seqs.append(frame.seq)
+        elif msg is not None and json.loads(msg)["type"] == "loss":
+            raise AssertionError(f"the reading client lost blocks: {msg}")
+    assert len(seqs) >= 1000
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the reading client missed blocks"
+    # the stuck client, once it reads again, is told what it lost
+    stuck.settimeout(10)
+    seen = b""
+    while b'"type":"loss"' not in seen:
+        chunk = stuck.recv(65536)
+        assert chunk, "connection closed before a loss notice"
+        seen = seen[-100:] + chunk
+    stuck.close()
+    reader.close()
