@@ -1,9 +1,31 @@
 // The code editor: CodeMirror 6 with Python, line numbers, brackets, undo and our keys.
-import { EditorView, basicSetup } from "codemirror";
-import { keymap } from "@codemirror/view";
-import { Prec } from "@codemirror/state";
-import { indentUnit } from "@codemirror/language";
+// (The setup is assembled from the @codemirror/* packages directly.)
+import {
+  EditorView, keymap, lineNumbers, highlightActiveLine, highlightActiveLineGutter,
+  drawSelection, highlightSpecialChars, dropCursor,
+} from "@codemirror/view";
+import { EditorState, Prec } from "@codemirror/state";
+import {
+  indentUnit, bracketMatching, indentOnInput, syntaxHighlighting, defaultHighlightStyle, foldGutter, foldKeymap,
+} from "@codemirror/language";
+import { history, historyKeymap, defaultKeymap, indentWithTab } from "@codemirror/commands";
 import { python } from "@codemirror/lang-python";
+
+const setup = [
+  lineNumbers(),
+  highlightActiveLineGutter(),
+  highlightSpecialChars(),
+  history(),
+  foldGutter(),
+  drawSelection(),
+  dropCursor(),
+  EditorState.allowMultipleSelections.of(true),
+  indentOnInput(),
+  syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+  bracketMatching(),
+  highlightActiveLine(),
+  keymap.of([...defaultKeymap, ...historyKeymap, ...foldKeymap, indentWithTab]),
+];
 
 export function createEditor(parent, { onExecute, onSave, onChange }) {
   const keys = Prec.highest(keymap.of([
@@ -15,7 +37,7 @@ export function createEditor(parent, { onExecute, onSave, onChange }) {
     doc: "",
     extensions: [
       keys,
-      basicSetup,
+      setup,
       python(),
       indentUnit.of("    "),
       EditorView.updateListener.of((update) => { if (update.docChanged) onChange(); }),

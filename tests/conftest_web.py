@@ -1,0 +1,285 @@
+"""Shared parts of the web tests: a real `appliance serve` subprocess, an HTTP
+client with cookies and the XSRF token, and Debian's chromium through Playwright.
+
+Imported by tests/test_web_*.py (pytest does not load this file by itself).
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "correct horse battery"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+POLL_S = 0.05
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (loopback)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(POLL_S)
+
+
+@dataclass
+class Server:
+    """One `appliance serve --source sim` process on a free port."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, without a trailing slash."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the process and wait until HTTP answers."""
+        self.log_path = self.data_dir.parent / f"serve-{self.port}.log"
+        log = self.log_path.open("ab")
+        cmd = [
+            str(Path(sys.executable).parent / "appliance"),
+            "serve",
+            "--source",
+            "sim",
+            "--http-port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--data-dir",
+            str(self.data_dir),
+            "--no-mdns",
+        ]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        log.close()
+        wait_until(self._answers, START_TIMEOUT_S, f"appliance serve on port {self.port}")
+
+    def _answers(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"appliance serve exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/login", timeout=2) as r:
+                return bool(r.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def stop(self) -> None:
+        """Terminate the process (and its group: script runs), escalating to kill."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(STOP_TIMEOUT_S)
+
+    def restart(self) -> None:
+        """Stop, then start again on the same port and data dir."""
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        """What the server printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A fresh device with no password, for one test."""
+    srv = Server(tmp_path / "data")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+class Http:
+    """A cookie-keeping HTTP client that sends the XSRF token like the app does."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
+
+    def cookie(self, name: str) -> str | None:
+        """The value of a cookie, or None."""
+        for c in self.jar:
+            if c.name == name:
+                return c.value
+        return None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        form: dict[str, str] | None = None,
+        xsrf: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send a request; returns status, headers and body (no redirects followed)."""
+        data: bytes | None = None
+        hdrs = dict(headers or {})
+        if form is not None:
+            if xsrf:
+                form = {**form, "_xsrf": self.xsrf()}
+            data = urllib.parse.urlencode(form).encode()
+            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+        elif body is not None:
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        if xsrf and form is None and method not in ("GET", "HEAD"):
+            hdrs["X-XSRFToken"] = self.xsrf()
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=hdrs)
+        try:
+            with self.opener.open(req, timeout=20) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read()
+
+    def xsrf(self) -> str:
+        """The _xsrf cookie, fetching the login page first if there is none yet."""
+        token = self.cookie("_xsrf")
+        if token is None:
+            self.request("GET", "/login")
+            token = self.cookie("_xsrf")
+        assert token, "the server set no _xsrf cookie"
+        return token
+
+    def json(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """A JSON API call: status and the decoded body."""
+        status, _, raw = self.request(method, path, body)
+        return status, json.loads(raw) if raw else None
+
+    def setup(self, password: str = PASSWORD) -> int:
+        """Set the first password through the first-run form."""
+        self.request("GET", "/setup")
+        return self.request("POST", "/setup", form={"password": password, "confirm": password})[0]
+
+    def login(self, password: str = PASSWORD) -> int:
+        """Sign in through the login form; returns the status (302 on success)."""
+        return self.request("POST", "/login", form={"password": password})[0]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A device with the admin password set, shared by one test module."""
+    srv = Server(tmp_path_factory.mktemp("device") / "data")
+    srv.start()
+    try:
+        assert Http(srv.url).setup() == 302
+        yield srv
+    finally:
+        srv.stop()
+
+
+# -- the browser ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium, headless, driven by Playwright (never `playwright install`)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class PageErrors:
+    """Every console error and uncaught exception of a page."""
+
+    def __init__(self, page: Any) -> None:
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+
+    def _console(self, msg: Any) -> None:
+        if msg.type == "error":
+            self.errors.append(f"console.error: {msg.text}")
+
+    def check(self, allow: tuple[str, ...] = ()) -> None:
+        """Fail on any error not matching an ``allow`` pattern."""
+        bad = [e for e in self.errors if not any(re.search(p, e) for p in allow)]
+        assert not bad, "JavaScript errors:\n" + "\n".join(bad)
+
+
+@pytest.fixture
+def page(browser: Any, device: Server) -> Iterator[Any]:
+    """A signed-in page of the app; the test fails on any JavaScript error."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    errors = PageErrors(pg)
+    pg.errors = errors
+    try:
+        login(pg, device.url)
+        yield pg
+        errors.check(allow=getattr(pg, "allowed_errors", ()))
+    finally:
+        context.close()
+
+
+def login(pg: Any, url: str, password: str = PASSWORD) -> None:
+    """Sign in through the login form and wait for the app to connect."""
+    pg.goto(f"{url}/login")
+    pg.fill("#password", password)
+    pg.click("#login-submit")
+    pg.wait_for_url(f"{url}/")
+    pg.wait_for_selector("#conn-state.conn-online", timeout=20_000)

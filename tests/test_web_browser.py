@@ -1,0 +1,365 @@
+"""The web app in Debian's chromium (Playwright) against a real `appliance serve --source sim`."""
+
+from __future__ import annotations
+
+import http.server
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest_web import (
+    PASSWORD,
+    ROOT,
+    Http,
+    PageErrors,
+    Server,
+    browser,
+    device,
+    free_port,
+    login,
+    page,
+    server,
+)
+
+__all__ = ["browser", "device", "page", "server"]  # fixtures used by name
+
+pytestmark = pytest.mark.browser
+WAIT_MS = 20_000
+SCREENSHOT = ROOT / "docs" / "screenshot-main.png"
+
+# Pixels that carry colour (not white, black or grey axes and text) inside a pane's canvases.
+COLOURED_PIXELS_JS = """(pane) => {
+  let n = 0;
+  for (const c of pane.querySelectorAll("canvas")) {
+    if (!c.width || !c.height) continue;
+    const ctx = c.getContext("2d");
+    if (!ctx) continue;
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < d.length; i += 4) {
+      const hi = Math.max(d[i], d[i + 1], d[i + 2]), lo = Math.min(d[i], d[i + 1], d[i + 2]);
+      if (d[i + 3] > 128 && hi - lo > 40) n++;
+    }
+  }
+  return n;
+}"""
+
+
+def set_code(pg: Any, code: str, name: str) -> None:
+    """Put code in the editor the way a user's paste would, and name the script."""
+    pg.fill("#script-name", name)
+    pg.evaluate("(code) => window.micarray.editor.setCode(code)", code)
+
+
+def execute(pg: Any) -> None:
+    """Press Execute and wait until the run is shown running."""
+    pg.click("#btn-execute")
+    pg.wait_for_function("document.querySelector('#run-state').textContent === 'running'", timeout=WAIT_MS)
+
+
+def stop(pg: Any) -> None:
+    """Press Stop and wait for the badge."""
+    pg.click("#btn-stop")
+    pg.wait_for_function("document.querySelector('#run-state').textContent === 'stopped'", timeout=WAIT_MS)
+
+
+def wait_console(pg: Any, pattern: str) -> None:
+    """Wait until a console line matches the regular expression."""
+    pg.wait_for_function(
+        "(p) => [...document.querySelectorAll('#console .line')]"
+        ".some(l => new RegExp(p).test(l.textContent))",
+        arg=pattern,
+        timeout=WAIT_MS,
+    )
+
+
+def wait_drawn(pg: Any, tab: Any, minimum: int = 50) -> int:
+    """Open a handler tab and wait until its chart has coloured pixels; returns their count."""
+    tab.click()
+    hid = tab.get_attribute("data-tab")
+    pane = pg.locator(f'[data-pane="{hid}"]')
+    pg.wait_for_function(
+        f"(pane) => ({COLOURED_PIXELS_JS})(pane) >= {minimum}", arg=pane.element_handle(), timeout=WAIT_MS
+    )
+    return int(pg.evaluate(COLOURED_PIXELS_JS, pane.element_handle()))
+
+
+def test_first_run_logout_login_and_wrong_password(browser: Any, server: Server) -> None:
+    context = browser.new_context()
+    pg = context.new_page()
+    errors = PageErrors(pg)
+    try:
+        pg.goto(server.url + "/")
+        assert pg.url == server.url + "/setup"
+        pg.fill("#password", PASSWORD)
+        pg.fill("#confirm", PASSWORD)
+        pg.click("#setup-submit")
+        pg.wait_for_url(server.url + "/")
+        pg.wait_for_selector("#conn-state.conn-online", timeout=WAIT_MS)
+        pg.click("#btn-logout")
+        pg.wait_for_url(server.url + "/login")
+        pg.goto(server.url + "/")
+        assert pg.url == server.url + "/login"
+        pg.fill("#password", "not the password")
+        pg.click("#login-submit")
+        assert pg.text_content("#login-error") == "Wrong password."
+        login(pg, server.url)
+        errors.check(allow=("status of 403",))
+    finally:
+        context.close()
+
+
+def test_example_runs_draws_and_stops(page: Any, device: Server) -> None:
+    page.select_option("#examples", "level_meter.py")
+    page.wait_for_function("window.micarray.editor.getCode().includes('Level meter')")
+    assert page.input_value("#script-name") == "level_meter.py"
+    execute(page)
+    wait_console(page, r"channels at \d+ Hz")
+    wait_console(page, r"peak dBFS")
+    tab = page.locator('.handler-tab[data-type="base:graph:bar"]')
+    tab.wait_for(timeout=WAIT_MS)
+    assert "Levels" in tab.text_content()
+    assert wait_drawn(page, tab) >= 50
+    stop(page)
+    assert "stopped" in page.text_content("#exit-status")
+    # Its tab stays, marked as ended.
+    page.wait_for_selector('.handler-tab.ended[data-type="base:graph:bar"]', timeout=WAIT_MS)
+
+
+def test_traceback_line_moves_the_editor_cursor(page: Any) -> None:
+    code = "print('before')\n\n\ndef fail():\n    raise ValueError('boom')\n\n\nfail()\n"
+    set_code(page, code, "broken.py")
+    page.click("#btn-execute")
+    page.wait_for_function("document.querySelector('#run-state').textContent === 'failed'", timeout=WAIT_MS)
+    wait_console(page, "ValueError: boom")
+    assert "exit code 1" in page.text_content("#exit-status")
+    stderr = page.locator("#console .line.stderr")
+    assert stderr.count() >= 3
+    links = page.locator("#console .line.tb")
+    lines = [int(links.nth(i).get_attribute("data-line")) for i in range(links.count())]
+    assert 5 in lines and 8 in lines
+    page.locator('#console .line.tb[data-line="5"]').first.click()
+    assert page.text_content(".cm-activeLineGutter") == "5"
+    page.locator('#console .line.tb[data-line="8"]').first.click()
+    assert page.text_content(".cm-activeLineGutter") == "8"
+
+
+ALL_HANDLERS = r"""
+import browserinterface as bi
+
+two = [{"name": "a", "color": "#e6194b"}, {"name": "b", "color": "#3cb44b"}]
+formats = {
+    "points": [[{"x": i, "y": i % 3}, {"x": i, "y": 2 - i % 3}] for i in range(8)],
+    "add": [{"add": [{"x": [0, 1, 2, 3], "y": [0, 2, 1, 3]}, {"x": [0, 1, 2, 3], "y": [3, 1, 2, 0]}]}],
+    "replace": [{"replace": [{"x": [0, 1, 2], "y": [1, 0, 2]}, {"x": [0, 1, 2], "y": [2, 1, 0]}]}],
+    "columns": [{"x": [0, 1, 2, 3], "y": [[0, 1, 0, 1], [1, 0, 1, 0]]}],
+}
+for kind in ("line", "area", "bar", "plot"):
+    for fmt, messages in formats.items():
+        h = bi.add_handler(f"{kind} {fmt}", f"base:graph:{kind}",
+                           {"xName": "x", "series": two, "min": 0, "max": 3, "xLimitNb": 50})
+        for m in messages:
+            h.send_data(m)
+for kind in ("line", "area"):
+    h = bi.add_handler(f"polar {kind} append", f"base:polar:{kind}",
+                       {"title": "t", "series": ["s"], "legend": {"from": 0, "to": 350, "step": 10}})
+    for i in range(36):
+        h.send_data([{"append": 1 + (i % 4)}])
+    h = bi.add_handler(f"polar {kind} replace", f"base:polar:{kind}",
+                       {"series": ["s"], "numPoints": 12, "rmin": 0, "rmax": 5})
+    h.send_data([{"replace": [1, 2, 3, 4, 5, 4, 3, 2, 1, 2, 3, 4]}])
+h = bi.add_handler("heat", "base:heatmap", {"min": 0, "max": 10})
+h.send_data([[(r * c) % 11 for c in range(12)] for r in range(6)])
+h = bi.add_handler("spec", "base:spectrogram",
+                   {"width": 40, "height": 16, "min": 0, "max": 1, "delta_freq": 100})
+for t in range(30):
+    h.send_data([((t + k) % 16) / 15 for k in range(16)])
+g = bi.add_handler("limit distance", "base:graph:line", {"xName": "t", "series": ["v"], "xLimitDistance": 5})
+for i in range(20):
+    g.send_data([{"x": i, "y": i % 2}])
+print("all sent")
+bi.start()
+"""
+
+
+def test_every_handler_type_and_format_draws(page: Any) -> None:
+    set_code(page, ALL_HANDLERS, "all_handlers.py")
+    execute(page)
+    wait_console(page, "all sent")
+    expected = 4 * 4 + 4 + 2 + 1
+    page.wait_for_function(f"document.querySelectorAll('.handler-tab').length >= {expected}", timeout=WAIT_MS)
+    tabs = page.locator(".handler-tab")
+    for i in range(tabs.count()):
+        tab = tabs.nth(i)
+        name = tab.locator(".tab-name").text_content()
+        assert wait_drawn(page, tab, minimum=20) >= 20, name
+        hid = tab.get_attribute("data-tab")
+        notice = page.locator(f'[data-pane="{hid}"] .chart-notice')
+        assert notice.is_hidden(), f"{name}: {notice.text_content()}"
+    stop(page)
+
+
+CONFIG_PRINTER = """
+import browserinterface as bi
+
+def config(buffer_frames, rate, channels, volume):
+    print(f"config rate={rate} channels={channels} frames={buffer_frames}", flush=True)
+
+bi.register_when_new_config(config)
+bi.start()
+"""
+
+
+def test_rate_change_in_panel_reaches_a_running_script(page: Any) -> None:
+    set_code(page, CONFIG_PRINTER, "config_printer.py")
+    execute(page)
+    wait_console(page, r"config rate=\d+")
+    page.click('[data-tab="device"]')
+    current = page.input_value("#cfg-rate")
+    options = [o for o in page.locator("#cfg-rate option").all_text_contents()]
+    values = [v.split()[0] for v in options]
+    other = next(v for v in values if v != current)
+    page.select_option("#cfg-rate", other)
+    page.click("#cfg-apply")
+    wait_console(page, rf"config rate={other} ")
+    assert page.input_value("#cfg-rate") == other
+    # A value the device refuses is explained in words.
+    page.fill("#cfg-buffer", "0")
+    page.click("#cfg-apply")
+    page.wait_for_function("document.querySelector('#config-error').textContent.length > 10", timeout=WAIT_MS)
+    assert "0" in page.text_content("#config-error")
+    page.select_option("#cfg-rate", current)
+    page.fill("#cfg-buffer", page.evaluate("String(window.micarray.device.config.buffer_frames)"))
+    page.click("#cfg-apply")
+    wait_console(page, rf"config rate={current} ")
+    stop(page)
+
+
+TICKER = """
+import time
+import browserinterface as bi
+
+chart = bi.add_handler("Ticks", "base:graph:line", {"xName": "n", "series": ["v"], "min": 0, "max": 10})
+for n in range(30):
+    chart.send_data([{"x": n, "y": n % 10}])
+print("ticker ready", flush=True)
+bi.start()
+"""
+
+
+def test_reload_and_second_window_keep_run_console_and_tabs(page: Any, device: Server) -> None:
+    set_code(page, TICKER, "ticker.py")
+    execute(page)
+    wait_console(page, "ticker ready")
+    page.locator(".handler-tab", has_text="Ticks").wait_for(timeout=WAIT_MS)
+    page.reload()
+    page.wait_for_selector("#conn-state.conn-online", timeout=WAIT_MS)
+    page.wait_for_function("document.querySelector('#run-state').textContent === 'running'", timeout=WAIT_MS)
+    wait_console(page, "ticker ready")
+    tab = page.locator(".handler-tab", has_text="Ticks")
+    assert wait_drawn(page, tab) >= 50
+    second = page.context.new_page()
+    errors = PageErrors(second)
+    second.goto(device.url + "/")
+    second.wait_for_selector("#conn-state.conn-online", timeout=WAIT_MS)
+    wait_console(second, "ticker ready")
+    assert wait_drawn(second, second.locator(".handler-tab", has_text="Ticks")) >= 50
+    assert second.text_content("#run-state") == "running"
+    second.close()
+    errors.check()
+    stop(page)
+
+
+def test_main_screen_screenshot(page: Any) -> None:
+    page.select_option("#examples", "direction_of_arrival.py")
+    page.wait_for_function("window.micarray.editor.getCode().includes('SRP-PHAT')")
+    execute(page)
+    wait_console(page, "loudest direction")
+    tab = page.locator('.handler-tab[data-type="base:polar:area"]')
+    assert wait_drawn(page, tab) >= 50
+    page.wait_for_function("document.querySelectorAll('#meters .meter').length > 0", timeout=WAIT_MS)
+    page.screenshot(path=str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 10_000
+    stop(page)
+
+
+EVIL_PAGE = """<!doctype html><script>
+const target = "127.0.0.1:%d";
+window.result = new Promise((resolve) => {
+  const out = {};
+  const ws = new WebSocket(`ws://${target}/api/v1/ws`);
+  ws.onopen = () => {
+    out.ws = "open";
+    ws.send(JSON.stringify({type: "hello", protocol: 1, role: "browser"}));
+  };
+  ws.onmessage = (e) => { out.message = String(e.data).slice(0, 40); };
+  ws.onclose = async () => {
+    out.ws = out.ws || "refused";
+    const xsrf = (document.cookie.match(/_xsrf=([^;]*)/) || [])[1] || "";
+    try {
+      const r = await fetch(`http://${target}/api/v1/tokens`, {method: "POST", credentials: "include",
+        headers: {"Content-Type": "application/json", "X-XSRFToken": xsrf}, body: '{"name":"evil1"}'});
+      out.fetch = r.status;
+    } catch (err) { out.fetch = "blocked"; }
+    await fetch(`http://${target}/api/v1/tokens`, {method: "POST", mode: "no-cors", credentials: "include",
+      headers: {"Content-Type": "text/plain"}, body: '{"name":"evil2"}'}).catch(() => {});
+    resolve(out);
+  };
+});
+</script>"""
+
+
+@pytest.fixture
+def evil_site(device: Server) -> Iterator[str]:
+    """A page on another origin (same host, other port) that tries to use the device."""
+    body = (EVIL_PAGE % device.port).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    port = free_port()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/evil.html"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+
+
+def test_other_origin_cannot_open_the_socket_or_post(page: Any, device: Server, evil_site: str) -> None:
+    # The signed-in browser visits another site (its cookies for this host go along).
+    evil = page.context.new_page()
+    evil.goto(evil_site)
+    result = evil.evaluate("window.result")
+    evil.close()
+    assert result["ws"] == "refused", result
+    assert "message" not in result
+    assert result["fetch"] == "blocked"
+    http = Http(device.url)
+    assert http.login() == 302
+    names = [t["name"] for t in http.json("GET", "/api/v1/tokens")[1]]
+    assert "evil1" not in names and "evil2" not in names
+
+
+def test_all_assets_come_from_the_device(page: Any, device: Server) -> None:
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    page.reload()
+    page.wait_for_selector("#conn-state.conn-online", timeout=WAIT_MS)
+    outside = [u for u in urls if not re.match(rf"^(ws|http)://127\.0\.0\.1:{device.port}/", u)]
+    assert not [u for u in outside if not u.startswith(("data:", "blob:"))], outside
+    assert Path(ROOT / "web" / "static" / "dist" / "main.js").exists()
