@@ -4,6 +4,8 @@
 import { createHandlerView } from "../charts/index.js";
 import { h, byId } from "./dom.js";
 
+const DROP_CHECK_MS = 1000;
+
 export class Tabs {
   constructor(conn) {
     this.conn = conn;
@@ -19,6 +21,7 @@ export class Tabs {
     conn.on("handler_data", (msg) => this.data(msg.handler, msg.data));
     conn.on("handler_ended", (msg) => this.ended(msg.handler));
     window.addEventListener("resize", () => this.resizeActive());
+    setInterval(() => this.reportDrops(), DROP_CHECK_MS);
     this.activate(this.bar.querySelector("[data-tab]").dataset.tab);
   }
 
@@ -36,13 +39,14 @@ export class Tabs {
     const tab = h("button", { class: "tab handler-tab", role: "tab", dataset: { tab: info.id, type: info.handler_type }, title: `${info.handler_type} — ${where}` },
       h("span", { class: "tab-name" }, info.name), h("span", { class: "tab-where" }, where), close);
     const notice = h("div", { class: "chart-notice", hidden: true });
+    const drops = h("div", { class: "chart-dropped", hidden: true });
     const chart = h("div", { class: "chart" });
     const pane = h("div", { class: "pane handler-pane", dataset: { pane: info.id }, hidden: true },
       h("div", { class: "chart-head" }, h("b", {}, info.name), ` ${info.handler_type} · ${where}`, h("span", { class: "ended-mark" }, info.ended ? " · ended" : "")),
-      notice, chart);
+      notice, drops, chart);
     this.bar.append(tab);
     this.panes.append(pane);
-    const entry = { info, tab, pane, view: null, notice, errors: 0 };
+    const entry = { info, tab, pane, view: null, notice, drops, errors: 0 };
     this.handlers.set(info.id, entry);
     tab.addEventListener("click", (event) => {
       if (event.target === close) { this.close(info.id); return; }
@@ -80,6 +84,16 @@ export class Tabs {
     entry.notice.hidden = false;
     entry.notice.textContent = text;
     console.warn(`tab ${entry.info.name}: ${text}`);
+  }
+
+  /** Tell the user when a tab's data came faster than the page could keep. */
+  reportDrops() {
+    for (const entry of this.handlers.values()) {
+      const dropped = entry.view?.stats?.().dropped || 0;
+      if (!dropped) continue;
+      entry.drops.hidden = false;
+      entry.drops.textContent = `${dropped} updates dropped: data arrived faster than this page can draw it`;
+    }
   }
 
   ended(id) {
