@@ -162,19 +162,26 @@ class Run:
             return
         splitter = runoutput.LineSplitter(runoutput.MAX_LINE_BYTES)
         while data := await reader.read(READ_CHUNK):
-            self._handle(stream, splitter.feed(data))
+            if self._throttled and not self._budget.has_room():
+                # Count a flood in bulk; only the last stderr lines are looked at.
+                keep = STDERR_CHECK_LINES if stream == "stderr" else 0
+                dropped, last = splitter.discard(data, keep)
+                self._count_drops(dropped)
+                self._handle(stream, last)
+                self._throttled = True
+            else:
+                self._handle(stream, splitter.feed(data))
             if self._throttled:
                 await asyncio.sleep(DROP_PAUSE_S)
         self._handle(stream, splitter.flush())
 
     def _handle(self, stream: str, lines: list[str]) -> None:
-        dropped = 0
+        if stream == "stderr":
+            self._stderr_last.extend(lines[-STDERR_CHECK_LINES:])
+        sent = 0
         for text in lines:
-            if stream == "stderr":
-                self._stderr_last.append(text)
             if not self._budget.take(len(text) + 1):
-                dropped += 1
-                continue
+                break  # the rest of this batch is over budget too
             event: dict[str, Any] = {
                 "type": "run_output",
                 "run": self._info.id,
@@ -185,14 +192,19 @@ class Run:
             if line is not None:
                 event["line"] = line
             self._record(event, len(text))
+            sent += 1
+        self._count_drops(len(lines) - sent)
+
+    def _count_drops(self, dropped: int) -> None:
         self._throttled = dropped > 0
-        if dropped:
-            self._pending_drops += dropped
-            self._info = dataclasses.replace(self._info, dropped_lines=self._info.dropped_lines + dropped)
-            if self._drop_timer is None:
-                loop = asyncio.get_running_loop()
-                delay = max(0.0, self._last_drop_report + DROP_REPORT_S - loop.time())
-                self._drop_timer = loop.call_later(delay, self._report_drops)
+        if not dropped:
+            return
+        self._pending_drops += dropped
+        self._info = dataclasses.replace(self._info, dropped_lines=self._info.dropped_lines + dropped)
+        if self._drop_timer is None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, self._last_drop_report + DROP_REPORT_S - loop.time())
+            self._drop_timer = loop.call_later(delay, self._report_drops)
 
     def _report_drops(self) -> None:
         self._drop_timer = None

@@ -43,6 +43,22 @@ class LineSplitter:
         self._append(pieces[-1])
         return lines
 
+    def discard(self, data: bytes, keep: int = 0) -> tuple[int, list[str]]:
+        """Like :meth:`feed` for a flood: all but the last ``keep`` lines are only counted.
+
+        Returns how many lines were discarded and the kept ones, so the cost
+        of a dropped chunk does not grow with the number of lines in it.
+        """
+        pos = len(data)
+        for _ in range(keep + 1):
+            pos = data.rfind(b"\n", 0, pos)
+            if pos < 0:
+                return 0, self.feed(data)
+        dropped = data.count(b"\n", 0, pos + 1)
+        self._partial.clear()
+        self._skipped = 0
+        return dropped, self.feed(data[pos + 1 :])
+
     def flush(self) -> list[str]:
         """The unfinished last line at end of stream, if there is one."""
         if self._partial or self._skipped:
@@ -82,12 +98,20 @@ class OutputBudget:
         self._clock = clock
         self._last = clock()
 
-    def take(self, nbytes: int) -> bool:
-        """Spend one line and ``nbytes``; False (nothing spent) when either is short."""
+    def _refill(self) -> None:
         now = self._clock()
         elapsed, self._last = now - self._last, now
         self._lines = min(self._caps[0], self._lines + elapsed * self._rates[0])
         self._bytes = min(self._caps[1], self._bytes + elapsed * self._rates[1])
+
+    def has_room(self) -> bool:
+        """Whether at least one short line would be let through now."""
+        self._refill()
+        return self._lines >= 1 and self._bytes >= 1
+
+    def take(self, nbytes: int) -> bool:
+        """Spend one line and ``nbytes``; False (nothing spent) when either is short."""
+        self._refill()
         if self._lines < 1 or self._bytes < nbytes:
             return False
         self._lines -= 1

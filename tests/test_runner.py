@@ -474,10 +474,20 @@ def test_line_splitter_joins_chunks_and_cuts_long_lines() -> None:
     assert splitter.flush() == []
 
 
+def test_line_splitter_discards_a_flood_keeping_the_last_lines() -> None:
+    splitter = LineSplitter(max_line_bytes=100)
+    assert splitter.feed(b"par") == []
+    assert splitter.discard(b"tial\nb\nc\nd\ne") == (4, [])
+    assert splitter.discard(b"nd\nf\ng\n", keep=2) == (1, ["f", "g"])
+    assert splitter.discard(b"h\ni", keep=2) == (0, ["h"])  # too few lines to count in bulk
+    assert splitter.flush() == ["i"]
+
+
 def test_output_budget_allows_a_burst_then_the_rate() -> None:
     now = [0.0]
     budget = OutputBudget(lines_per_s=10, bytes_per_s=1000, burst_s=1, clock=lambda: now[0])
     assert [budget.take(1) for _ in range(11)] == [True] * 10 + [False]
+    assert budget.has_room() is False
     now[0] += 0.5
     assert [budget.take(1) for _ in range(6)] == [True] * 5 + [False]
     now[0] += 10
