@@ -9,7 +9,7 @@ import { Scripts } from "./app/scripts.js";
 import { Tabs } from "./app/tabs.js";
 import { DevicePanel } from "./app/device.js";
 import { AudioPane } from "./app/listen.js";
-import { byId } from "./app/dom.js";
+import { byId, toast } from "./app/dom.js";
 
 const WS_PATH = "/api/v1/ws";
 
@@ -32,6 +32,13 @@ function boot() {
     badge.textContent = { online: "connected", offline: "offline, retrying", connecting: "connecting", refused: "refused" }[state] || state;
     badge.className = `badge conn-${state}`;
   };
+  let droppedShown = 0;
+  conn.on("dropped", (msg) => {
+    // The device skipped messages to this page because it fell behind; say so, at most every 5 s.
+    if (Date.now() - droppedShown < 5000) return;
+    droppedShown = Date.now();
+    toast(`${msg.messages} updates from the device were dropped: this page fell behind`, "error");
+  });
   // Ctrl+S anywhere on the page saves the script rather than the page.
   document.addEventListener("keydown", (event) => {
     if ((event.ctrlKey || event.metaKey) && event.key === "s") { event.preventDefault(); scripts.save(); }

@@ -19,6 +19,7 @@ export class DevicePanel {
       byId("device-model").textContent = [d.model, d.version && `v${d.version}`].filter(Boolean).join(" · ");
       this.showConfig(msg.config, msg.valid_rates, msg.valid_num_channels);
       byId("service-log").textContent = "";
+      for (const line of msg.log || []) this.log(line);
     });
     conn.on("config", (msg) => this.showConfig(msg.config, msg.valid_rates, msg.valid_num_channels));
     conn.on("stats", (msg) => this.showStats(msg));
