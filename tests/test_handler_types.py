@@ -67,8 +67,15 @@ def harness_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not esbuild.exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=FRONTEND, check=True)
     subprocess.run(
-        [str(esbuild), "test/harness.js", "--bundle", "--format=esm", "--target=es2022",
-         f"--outfile={out / 'harness.js'}", "--log-level=warning"],
+        [
+            str(esbuild),
+            "test/harness.js",
+            "--bundle",
+            "--format=esm",
+            "--target=es2022",
+            f"--outfile={out / 'harness.js'}",
+            "--log-level=warning",
+        ],
         cwd=FRONTEND,
         check=True,
     )
@@ -94,9 +101,7 @@ def server(harness_dir: Path) -> Iterator[str]:
 def browser() -> Iterator[Browser]:
     """Debian's chromium, headless."""
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:
@@ -121,7 +126,11 @@ class Harness:
         return self.page.evaluate(expression, arg)
 
     def draw(
-        self, view: str, handler_type: str, parameters: dict[str, Any], messages: list[Any],
+        self,
+        view: str,
+        handler_type: str,
+        parameters: dict[str, Any],
+        messages: list[Any],
         **box: Any,
     ) -> None:
         """Create a view, feed it every message, and wait until it has drawn."""
@@ -138,9 +147,7 @@ class Harness:
 
     def pixels(self, view: str, colors: list[str] | None = None) -> dict[str, Any]:
         """Counts of painted pixels and of pixels near each colour."""
-        result: dict[str, Any] = self.js(
-            "([id, colors]) => harness.pixels(id, colors)", [view, colors or []]
-        )
+        result: dict[str, Any] = self.js("([id, colors]) => harness.pixels(id, colors)", [view, colors or []])
         return result
 
     def banner(self, view: str) -> str | None:
@@ -177,9 +184,7 @@ def wave_y(i: int, k: int) -> float:
 
 XS = list(range(30))
 GRAPH_FORMATS: dict[str, list[Any]] = {
-    "append one point per series": [
-        [{"x": i, "y": wave_y(i, 0)}, {"x": i, "y": wave_y(i, 1)}] for i in XS
-    ],
+    "append one point per series": [[{"x": i, "y": wave_y(i, 0)}, {"x": i, "y": wave_y(i, 1)}] for i in XS],
     "add per series": [
         {"add": [{"x": XS[:15], "y": [wave_y(i, k) for i in XS[:15]]} for k in (0, 1)]},
         {"add": [{"x": XS[15:], "y": [wave_y(i, k) for i in XS[15:]]} for k in (0, 1)]},
@@ -229,7 +234,6 @@ def test_x_limit_nb_keeps_the_last_points(harness: Harness) -> None:
     harness.draw("g", "base:graph:line", {"series": TWO_SERIES, "xLimitNb": 10}, messages)
     kept = harness.js("() => harness.view('g').impl.store.series[0].map((p) => p[0])")
     assert kept == list(range(40, 50))
-    assert harness.axisExtent("g", "xAxis") == [40, 49] if hasattr(harness, "axisExtent") else True
     assert harness.js("() => harness.axisExtent('g', 'xAxis')") == [40, 49]
     harness.assert_clean()
 
@@ -256,4 +260,417 @@ def test_category_x_values(harness: Harness) -> None:
     messages = [[{"x": name, "y": i + 1}] for i, name in enumerate(["mon", "tue", "wed", "thu"])]
     harness.draw("g", "base:graph:bar", {"series": [{"name": "n", "color": GREEN}]}, messages)
     assert harness.pixels("g", [GREEN])["near"][0] > 200
+    harness.assert_clean()
+
+
+# ---- polar charts --------------------------------------------------------------
+
+ANGLES = 36
+
+
+def lobe(i: int, k: int) -> float:
+    """A direction-of-arrival-like lobe per series."""
+    return round(5 + 3 * math.cos(math.radians(10 * i) - k * 2), 3)
+
+
+POLAR_FORMATS: dict[str, list[Any]] = {
+    "append one value per series": [[{"append": lobe(i, 0)}, {"append": lobe(i, 1)}] for i in range(ANGLES)],
+    "replace per series": [
+        [{"replace": [lobe(i, k) for i in range(ANGLES)]} for k in (0, 1)],
+    ],
+}
+POLAR_SCALES: dict[str, dict[str, Any]] = {
+    "legend": {"legend": {"from": 0, "to": 360, "step": 10}},
+    "numPoints": {"numPoints": ANGLES},
+}
+
+
+@pytest.mark.parametrize("scale", list(POLAR_SCALES))
+@pytest.mark.parametrize("data_format", list(POLAR_FORMATS))
+@pytest.mark.parametrize("handler_type", POLAR_TYPES)
+def test_polar_draws_each_format(harness: Harness, handler_type: str, data_format: str, scale: str) -> None:
+    parameters = {"title": "direction", "series": TWO_SERIES, "rmin": 0, "rmax": 10} | POLAR_SCALES[scale]
+    harness.draw("p", handler_type, parameters, POLAR_FORMATS[data_format])
+    assert harness.banner("p") is None
+    red, blue = harness.pixels("p", [RED, BLUE])["near"]
+    assert red > 40 and blue > 40, f"red {red}, blue {blue} pixels"
+    assert harness.js("() => harness.view('p').impl.store.values.map((v) => v.length)") == [ANGLES, ANGLES]
+    assert harness.js("() => harness.axisExtent('p', 'radiusAxis')") == [0, 10]
+    harness.assert_clean()
+
+
+def test_polar_append_keeps_one_value_per_angle(harness: Harness) -> None:
+    messages = [[{"append": i}] for i in range(100)]
+    harness.draw(
+        "p", "base:polar:line", {"series": ["s"], "legend": {"from": 0, "to": 180, "step": 18}}, messages
+    )
+    values = harness.js("() => harness.view('p').impl.store.values[0]")
+    assert values == list(range(90, 100))
+    assert harness.js("() => harness.view('p').impl.store.angle(9)") == 162
+    harness.assert_clean()
+
+
+def test_polar_orientation_and_direction(harness: Harness) -> None:
+    parameters = {"series": ["s"], "numPoints": 8, "orientation": 0, "clockwise": False}
+    harness.draw("p", "base:polar:area", parameters, [[{"replace": [1, 2, 3, 4, 5, 6, 7, 8]}]])
+    option = harness.js("() => harness.view('p').impl.chart.getOption().angleAxis[0]")
+    assert option["startAngle"] == 0 and option["clockwise"] is False
+    harness.assert_clean()
+
+
+def test_polar_replace_longer_than_the_legend_is_refused(harness: Harness) -> None:
+    harness.draw("p", "base:polar:line", {"series": ["s"], "numPoints": 4}, [[{"replace": [1, 2, 3, 4, 5]}]])
+    assert harness.banner("p") == (
+        "bad data (base:polar:line): data[0].replace has 5 values but the chart has 4 angles"
+    )
+    harness.assert_clean()
+
+
+# ---- heatmap and spectrogram ---------------------------------------------------
+
+
+def test_heatmap_draws_rows_on_the_range(harness: Harness) -> None:
+    rows = [[(r * c) / (19 * 29) for c in range(30)] for r in range(20)]
+    harness.draw("h", "base:heatmap", {"min": 0, "max": 1}, [rows])
+    assert harness.banner("h") is None
+    low, high = harness.pixels("h", [HEAT_LOW, HEAT_HIGH])["near"]
+    assert low > 300 and high > 300, f"dark {low}, bright {high} pixels"
+    # The same rows on a range twice as wide reach only half way: no bright
+    # cells, only the top of the colour scale.
+    harness.draw("wide", "base:heatmap", {"min": 0, "max": 2}, [rows])
+    assert harness.pixels("wide", [HEAT_HIGH])["near"][0] < high / 4
+    harness.assert_clean()
+
+
+def test_heatmap_min_zero_is_honoured(harness: Harness) -> None:
+    rows = [[5, 6], [7, 8]]
+    harness.draw("h", "base:heatmap", {"min": 0, "max": 8}, [rows])
+    option = harness.js("() => harness.view('h').impl.chart.getOption().visualMap[0]")
+    assert (option["min"], option["max"]) == (0, 8)
+    harness.assert_clean()
+
+
+def test_heatmap_ragged_rows_are_refused(harness: Harness) -> None:
+    harness.draw("h", "base:heatmap", {}, [[[1, 2, 3], [4, 5]]])
+    assert harness.banner("h") == (
+        "bad data (base:heatmap): row 1 has 2 values but row 0 has 3; rows must be the same length"
+    )
+    harness.assert_clean()
+
+
+SPEC = {"width": 100, "height": 64, "min": 0, "max": 1, "delta_freq": 125}
+
+
+def spectrogram_rgb(harness: Harness, fraction: float) -> list[int]:
+    """The colour at `fraction` of the plot's width, half-way up."""
+    x = 64 + fraction * (640 - 64 - 96)
+    y = 14 + (360 - 14 - 40) / 2
+    rgba: list[int] = harness.js("([x, y]) => harness.pixelAt('s', x, y)", [x, y])
+    return rgba[:3]
+
+
+def is_near(rgb: list[int], hex_colour: str, tolerance: int = 40) -> bool:
+    target = [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
+    return sum(abs(a - b) for a, b in zip(rgb, target, strict=True)) <= tolerance
+
+
+def test_spectrogram_scrolls_new_columns_in_from_the_right(harness: Harness) -> None:
+    bright = [[1.0] * 64 for _ in range(50)]
+    harness.draw("s", "base:spectrogram", SPEC, bright)
+    assert is_near(spectrogram_rgb(harness, 0.75), HEAT_HIGH)
+    assert not is_near(spectrogram_rgb(harness, 0.25), HEAT_HIGH), "the left half is still empty"
+    harness.feed("s", [[0.0] * 64 for _ in range(50)])
+    assert is_near(spectrogram_rgb(harness, 0.25), HEAT_HIGH), "the bright columns moved left"
+    assert is_near(spectrogram_rgb(harness, 0.75), HEAT_LOW)
+    harness.feed("s", [[[0.5] * 64 for _ in range(30)]])  # several columns in one message
+    ring = harness.js("() => { const r = harness.view('s').impl.ring; return [r.filled, r.total]; }")
+    assert ring == [100, 130]
+    assert harness.js("() => harness.axisExtent('s')") == [0, 64 * 125]
+    harness.assert_clean()
+
+
+def test_spectrogram_column_of_the_wrong_height_is_refused(harness: Harness) -> None:
+    harness.draw("s", "base:spectrogram", SPEC, [[0.5] * 10])
+    assert harness.banner("s") == (
+        "bad data (base:spectrogram): data has 10 values; this spectrogram's height is 64 bins"
+    )
+    harness.assert_clean()
+
+
+def test_spectrogram_without_height_says_so(harness: Harness) -> None:
+    harness.draw("s", "base:spectrogram", {"width": 10}, [[1, 2]])
+    assert harness.banner("s") == (
+        "cannot create this chart (base:spectrogram): parameter height (frequency bins per column) is missing"
+    )
+    harness.assert_clean()
+
+
+# ---- robustness: bad data, unknown and custom types, floods --------------------
+
+
+def test_bad_data_is_shown_and_good_data_still_draws(harness: Harness) -> None:
+    harness.draw("g", "base:graph:line", {"series": TWO_SERIES}, [[{"x": 0, "y": "high"}]])
+    assert harness.banner("g") == (
+        'bad data (base:graph:line): data[0].y is "high"; expected a finite number'
+    )
+    harness.feed("g", GRAPH_FORMATS["x and y columns"])
+    assert harness.pixels("g", [RED])["near"][0] > 40
+    stats = harness.js("() => harness.stats('g')")
+    assert stats["errors"] == 1 and stats["received"] == 2
+    harness.assert_clean()
+
+
+def test_more_entries_than_series_is_refused(harness: Harness) -> None:
+    harness.draw("g", "base:graph:bar", {"series": ["a"]}, [[{"x": 1, "y": 1}, {"x": 1, "y": 2}]])
+    assert harness.banner("g") == "bad data (base:graph:bar): data has 2 entries but the chart has 1 series"
+    harness.assert_clean()
+
+
+def test_unknown_type_names_the_known_ones(harness: Harness) -> None:
+    harness.draw("u", "base:graph:pie", {}, [[1, 2]])
+    banner = harness.banner("u")
+    assert banner is not None
+    assert banner.startswith(
+        'cannot create this chart (base:graph:pie): unknown handler type "base:graph:pie"; known types: '
+    )
+    assert "base:spectrogram" in banner
+    harness.assert_clean()
+
+
+def test_bad_parameter_is_named(harness: Harness) -> None:
+    harness.draw("g", "base:graph:line", {"series": ["a"], "xLimitNb": 0}, [])
+    assert harness.banner("g") == (
+        "cannot create this chart (base:graph:line): parameter xLimitNb is 0; "
+        "expected a whole number of at least 1"
+    )
+    harness.assert_clean()
+
+
+CUSTOM_TYPE = """
+window.micarray.registerHandlerType("demo:text", (container, parameters) => {
+  const list = document.createElement("ol");
+  list.id = "demo-list";
+  container.append(list);
+  return {
+    newData(data) {
+      if (data === "boom") throw new Error("demo cannot show boom");
+      const item = document.createElement("li");
+      item.textContent = parameters.prefix + JSON.stringify(data);
+      list.append(item);
+    },
+  };
+});
+"""
+
+
+def test_custom_type_registered_from_a_pasted_script(harness: Harness) -> None:
+    harness.page.add_script_tag(content=CUSTOM_TYPE)
+    assert "demo:text" in harness.js("() => window.micarray.handlerTypes()")
+    harness.draw("c", "demo:text", {"prefix": "got "}, [{"a": 1}, [2, 3], "boom"])
+    assert harness.js(
+        "() => [...document.querySelectorAll('#demo-list li')].map((li) => li.textContent)"
+    ) == [
+        'got {"a":1}',
+        "got [2,3]",
+    ]
+    assert harness.banner("c") == "bad data (demo:text): demo cannot show boom"
+    harness.assert_clean()
+
+
+def test_flood_is_coalesced_into_one_frame(harness: Harness) -> None:
+    harness.js("() => harness.create('g', 'base:graph:line', {series: ['a'], xLimitNb: 100})")
+    harness.js("() => { for (let i = 0; i < 500; i++) harness.feed('g', [[{x: i, y: i % 10}]]); }")
+    harness.js("() => harness.frames(2)")
+    stats = harness.js("() => harness.stats('g')")
+    assert stats["received"] == 500
+    assert stats["coalesced"] == 499
+    assert stats["drawn"] == 1
+    assert harness.js("() => harness.chartTotals().coalesced") >= 499
+    harness.assert_clean()
+
+
+def test_hidden_tab_keeps_data_drops_the_oldest_and_draws_when_shown(harness: Harness) -> None:
+    limit = 5000  # MAX_PENDING in web/frontend/src/charts/view.js
+    harness.js(
+        "() => harness.create('g', 'base:graph:line', "
+        "{series: [{name: 'a', color: '#ff0000'}]}, {hidden: true})"
+    )
+    harness.js(
+        "(n) => { for (let i = 0; i < n; i++) harness.feed('g', [[{x: i, y: i % 10}]]); }", limit + 1000
+    )
+    harness.js("() => harness.frames(2)")
+    stats = harness.js("() => harness.stats('g')")
+    assert stats["drawn"] == 0 and stats["dropped"] == 1000
+    assert harness.js("() => harness.view('g').impl.sizes()") == [limit]
+    harness.js("() => harness.show('g')")
+    harness.page.wait_for_function("() => harness.stats('g').drawn === 1")
+    assert harness.pixels("g", [RED])["near"][0] > 40
+    harness.assert_clean()
+
+
+def test_destroy_removes_the_view(harness: Harness) -> None:
+    harness.draw("g", "base:polar:line", {"numPoints": 4}, [[{"replace": [1, 2, 3, 4]}]])
+    harness.js("() => { const v = harness.view('g'); v.destroy(); v.update([{append: 1}]); }")
+    harness.js("() => harness.frames(2)")
+    assert harness.js("() => document.querySelectorAll('#g .micarray-handler').length") == 0
+    harness.assert_clean()
+
+
+# ---- audio: frame header, WAV recording, live player ---------------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def test_frame_header_parses_what_the_device_encodes(harness: Harness) -> None:
+    samples = np.arange(-7, 8, dtype=np.int16).reshape(5, 3) * 1000
+    frame = encode_audio(KIND_PLAYBACK, 2**40 + 3, 1234.5, samples)
+    parsed = harness.js(
+        """(text) => {
+            const f = harness.audio.parseFrame(harness.bytesFromBase64(text));
+            return {...f, samples: [...f.samples]};
+        }""",
+        b64(frame),
+    )
+    assert parsed == {
+        "kind": KIND_PLAYBACK,
+        "version": 1,
+        "channels": 3,
+        "frames": 5,
+        "seq": 2**40 + 3,
+        "time": 1234.5,
+        "samples": samples.reshape(-1).tolist(),
+    }
+    harness.assert_clean()
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (b"\x01\x01", "binary frame of 2 bytes is shorter than its 24-byte header"),
+        (b"\x01\x02" + bytes(22), "binary frame version 2; expected 1"),
+        (b"\x07\x01\x01\x00" + bytes(20), "binary frame kind 7 is unknown; expected 1 or 2"),
+        (
+            encode_audio(KIND_CAPTURE, 0, 0.0, np.zeros((4, 2), np.int16))[:-2],
+            "binary frame has 38 bytes; 4 frames x 2 channels need 40",
+        ),
+    ],
+)
+def test_bad_frames_are_refused_by_name(harness: Harness, frame: bytes, message: str) -> None:
+    error = harness.js(
+        """(text) => {
+            try { harness.audio.parseFrame(harness.bytesFromBase64(text)); return null; }
+            catch (e) { return [e.name, e.message]; }
+        }""",
+        b64(frame),
+    )
+    assert error == ["FrameError", message]
+    harness.assert_clean()
+
+
+RECORD = """async ([frames, rate, seconds]) => {
+    const progress = [];
+    const done = harness.audio.recordWav({rate, seconds, onProgress: (f) => progress.push(f)});
+    for (const text of frames) harness.audio.audioFrames.handleBinary(harness.bytesFromBase64(text));
+    const blob = await done;
+    return {type: blob.type, wav: await harness.blobBase64(blob), progress};
+}"""
+
+
+def test_wav_recorded_from_frames_holds_the_samples(harness: Harness) -> None:
+    rate, seconds = 16000, 0.1
+    rng = np.random.default_rng(7)
+    blocks = [rng.integers(-32768, 32767, size=(256, 2), dtype=np.int16) for _ in range(7)]
+    frames = []
+    for seq, block in enumerate(blocks):
+        frames.append(b64(encode_audio(KIND_CAPTURE, seq, seq * 0.016, block)))
+        # Audio a script sends is a different stream: it must not end up in the recording.
+        frames.append(b64(encode_audio(KIND_PLAYBACK, seq, 0.0, np.full((64, 1), 99, np.int16))))
+    result = harness.js(RECORD, [frames, rate, seconds])
+    assert result["type"] == "audio/wav"
+    assert result["progress"][-1] == 1
+    with wave.open(io.BytesIO(base64.b64decode(result["wav"]))) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (2, 2, rate)
+        assert wav.getnframes() == 1600
+        recorded = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").reshape(-1, 2)
+    np.testing.assert_array_equal(recorded, np.concatenate(blocks)[:1600])
+    harness.assert_clean()
+
+
+def test_recording_stops_when_the_channel_count_changes(harness: Harness) -> None:
+    frames = [
+        b64(encode_audio(KIND_CAPTURE, 0, 0.0, np.zeros((100, 2), np.int16))),
+        b64(encode_audio(KIND_CAPTURE, 1, 0.0, np.zeros((100, 4), np.int16))),
+    ]
+    error = harness.js(
+        """async ([frames]) => {
+            const done = harness.audio.recordWav({rate: 16000, seconds: 1});
+            for (const text of frames) harness.audio.audioFrames.handleBinary(harness.bytesFromBase64(text));
+            try { await done; return null; } catch (e) { return e.message; }
+        }""",
+        [frames],
+    )
+    assert error == "the stream changed from 2 to 4 channels during the recording; record again"
+    harness.assert_clean()
+
+
+def test_recording_refuses_a_bad_rate(harness: Harness) -> None:
+    error = harness.js(
+        """async () => {
+            try { await harness.audio.recordWav({rate: 12.5, seconds: 1}); }
+            catch (e) { return e.message; }
+        }"""
+    )
+    assert error == "rate 12.5 is not a sample rate; expected a whole number of Hz, 1000 to 768000"
+    harness.assert_clean()
+
+
+def test_mix_to_stereo_follows_the_selection(harness: Harness) -> None:
+    mixed = harness.js(
+        """() => {
+            const s = new Int16Array([100, 200, 300, 400, 500, 600]);  // 2 frames x 3 channels
+            const run = (chosen) => {
+                const l = new Float32Array(2), r = new Float32Array(2);
+                harness.audio.mixToStereo(s, 3, chosen, l, r);
+                return [[...l].map((v) => Math.round(v * 32768)), [...r].map((v) => Math.round(v * 32768))];
+            };
+            return [run([2]), run([0, 1]), run([0, 1, 2])];
+        }"""
+    )
+    assert mixed == [
+        [[300, 600], [300, 600]],
+        [[100, 400], [200, 500]],
+        [[200, 500], [200, 500]],
+    ]
+    harness.assert_clean()
+
+
+def test_live_player_plays_fed_frames_and_stays_live(harness: Harness) -> None:
+    rate = 16000
+    t = np.arange(rate) / rate
+    tone = (np.sin(2 * np.pi * 440 * t) * 16000).astype(np.int16)
+    block = np.stack([tone, np.zeros_like(tone)], axis=1)  # left has the tone, right is silent
+    frames = [b64(encode_audio(KIND_PLAYBACK, i, 0.0, block[i * 256 : (i + 1) * 256])) for i in range(60)]
+    feed = """async (frames) => {
+        for (const text of frames) harness.audio.audioFrames.handleBinary(harness.bytesFromBase64(text));
+    }"""
+    harness.js(
+        """async (rate) => {
+            const a = harness.audio;
+            window.player = new a.LivePlayer({select: [0]});
+            await player.start();
+            a.audioFrames.subscribe(player.listener(() => rate, a.KIND_PLAYBACK));
+        }""",
+        rate,
+    )
+    harness.js(feed, frames[:15])  # 0.24 s: within the player's 0.4 s queue
+    harness.page.wait_for_function("() => player.outputPeak() > 0.2", timeout=5000)
+    stats = harness.js("() => player.stats()")
+    assert stats["playedFrames"] == 15 * 256 and stats["droppedFrames"] == 0
+    harness.js(feed, frames[15:])  # 0.72 s at once: what does not fit is dropped, not delayed
+    stats = harness.js("() => player.stats()")
+    assert stats["droppedFrames"] > 0
+    assert stats["queuedSeconds"] <= 0.4 + 256 / rate
+    harness.js("() => player.stop()")
     harness.assert_clean()
