@@ -1,0 +1,227 @@
+"""The systemd units, the install layout, the system user and the polkit rule.
+
+systemd is not PID 1 here, so the units are checked the way a packager
+does: `make install DESTDIR=...` stages them, `systemd-analyze verify` loads
+them inside that root (with the host's own system units beside them), and
+`systemd-analyze security --offline` scores the main unit's sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+UNIT_DIR = REPO / "systemd"
+UNITS = sorted(p.name for p in UNIT_DIR.iterdir() if p.suffix in (".service", ".slice"))
+MAX_EXPOSURE = 3.0
+
+needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+
+
+def unit_settings(name: str) -> dict[str, list[str]]:
+    """Every ``Key=value`` of a unit file, keys repeated as systemd allows."""
+    out: dict[str, list[str]] = {}
+    for raw in (UNIT_DIR / name).read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            out.setdefault(key, []).append(value)
+    return out
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A root file system with the appliance staged by ``make install DESTDIR=``."""
+    root = tmp_path_factory.mktemp("rootfs")
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "install", f"DESTDIR={root}", "SKIP_FRONTEND=1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The venv is made inside the target system (install-venv); stand-ins
+    # let verify check that ExecStart= names an executable there.
+    venv_bin = root / "opt/micarray/.venv/bin"
+    venv_bin.mkdir(parents=True)
+    for exe in ("appliance", "python"):
+        (venv_bin / exe).write_text("#!/bin/sh\n")
+        (venv_bin / exe).chmod(0o755)
+    # The image's own units are verified too, and the host's system units
+    # (targets, sysinit) make the dependencies resolvable.
+    for name in UNITS:
+        target = root / "usr/local/lib/systemd/system" / name
+        if not target.exists():
+            shutil.copy(UNIT_DIR / name, target)
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_install_layout(staged: Path) -> None:
+    prefix = staged / "opt/micarray"
+    for part in ("appliance/mdns.py", "rtai/discover.py", "pyproject.toml", "requirements.lock"):
+        assert (prefix / part).is_file(), part
+    assert not list(prefix.rglob("__pycache__"))
+    units = staged / "usr/local/lib/systemd/system"
+    assert {"micarray.service", "micarray-run@.service", "micarray-runs.slice"} <= {
+        p.name for p in units.iterdir()
+    }
+    assert (staged / "usr/local/lib/sysusers.d/micarray.conf").is_file()
+    assert (staged / "etc/polkit-1/rules.d/50-micarray.rules").is_file()
+    wants = staged / "etc/systemd/system/multi-user.target.wants/micarray.service"
+    assert wants.is_symlink()
+    assert "/opt/micarray/.venv/bin/appliance serve --source auto --http-port 80" in (
+        (units / "micarray.service").read_text()
+    )
+
+
+@needs_analyze
+@pytest.mark.parametrize("unit", [u.replace("@.service", "@0123456789ab.service") for u in UNITS])
+def test_systemd_analyze_verify(staged: Path, unit: str) -> None:
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", f"--root={staged}", unit],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # verify exits 0 even after warnings such as unknown keys: none may appear.
+    assert (proc.returncode, proc.stdout + proc.stderr) == (0, "")
+
+
+@needs_analyze
+def test_main_unit_exposure(capsys: pytest.CaptureFixture[str]) -> None:
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(UNIT_DIR / "micarray.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    match = re.search(r"Overall exposure level for micarray\.service: (\d+\.\d+)", proc.stdout)
+    assert match, proc.stdout + proc.stderr
+    exposure = float(match.group(1))
+    with capsys.disabled():
+        print(f"\nsystemd-analyze security: micarray.service exposure {exposure} (limit 3.0)")
+    assert exposure <= MAX_EXPOSURE
+
+
+def test_main_unit_settings() -> None:
+    s = unit_settings("micarray.service")
+    expected = {
+        "Type": ["notify"],
+        "Restart": ["on-failure"],
+        "User": ["micarray"],
+        "SupplementaryGroups": ["audio"],
+        "StateDirectory": ["micarray"],
+        "RuntimeDirectory": ["micarray"],
+        "ProtectSystem": ["strict"],
+        "ProtectHome": ["yes"],
+        "PrivateTmp": ["yes"],
+        "NoNewPrivileges": ["yes"],
+        "DevicePolicy": ["closed"],
+        "DeviceAllow": ["char-alsa rw"],
+        "CapabilityBoundingSet": ["CAP_NET_BIND_SERVICE"],
+        "AmbientCapabilities": ["CAP_NET_BIND_SERVICE"],
+        "RestrictAddressFamilies": ["AF_UNIX AF_INET AF_INET6 AF_NETLINK"],
+    }
+    for key, value in expected.items():
+        assert s.get(key) == value, key
+    assert s["WatchdogSec"] and s["SystemCallFilter"][0] == "@system-service"
+    assert "--data-dir /var/lib/micarray" in s["ExecStart"][0]
+
+
+def test_run_unit_is_a_fixed_sandbox() -> None:
+    s = unit_settings("micarray-run@.service")
+    assert s["User"] == ["micarray-run"]
+    assert s["CapabilityBoundingSet"] == [""]
+    assert s["NoNewPrivileges"] == ["yes"]
+    assert s["IPAddressDeny"] == ["any"] and s["IPAddressAllow"] == ["localhost"]
+    assert s["Slice"] == ["micarray-runs.slice"]
+    assert s["MemoryMax"] and s["TasksMax"] and s["CPUQuota"]
+
+
+def test_sysusers_makes_the_two_users(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (etc / "group").write_text("root:x:0:\naudio:x:29:\n")
+    subprocess.run(
+        ["systemd-sysusers", f"--root={tmp_path}", str(UNIT_DIR / "sysusers.d/micarray.conf")],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    users = {line.split(":")[0]: line for line in (etc / "passwd").read_text().splitlines()}
+    groups = {line.split(":")[0]: line for line in (etc / "group").read_text().splitlines()}
+    assert users["micarray"].endswith(":/var/lib/micarray:/usr/sbin/nologin")
+    assert "micarray-run" in users
+    assert groups["audio"].endswith(":micarray")
+    assert groups["micarray-run"].endswith(":micarray")
+
+
+POLKIT_HARNESS = r"""
+const fs = require("fs");
+const rules = [];
+const polkit = {
+  Result: {YES: "yes", NO: "no", NOT_HANDLED: "not_handled"},
+  addRule: (f) => rules.push(f),
+};
+const [rulesPath, casesJson] = process.argv.slice(-2);
+new Function("polkit", fs.readFileSync(rulesPath, "utf8"))(polkit);
+const cases = JSON.parse(casesJson);
+const out = cases.map(([id, user, details]) => {
+  const action = {id, lookup: (k) => details[k]};
+  return rules.map((r) => r(action, {user})).find((r) => r !== undefined) ?? "not_handled";
+});
+console.log(JSON.stringify(out));
+"""
+
+MANAGE = "org.freedesktop.systemd1.manage-units"
+POLKIT_CASES: list[tuple[str, str, dict[str, str], str]] = [
+    (MANAGE, "micarray", {"unit": "micarray-run@0123456789ab.service", "verb": "start"}, "yes"),
+    (MANAGE, "micarray", {"unit": "micarray-run@0123456789ab.service", "verb": "stop"}, "yes"),
+    (MANAGE, "micarray", {"unit": "micarray-run@0123456789ab.service", "verb": "kill"}, "yes"),
+    (MANAGE, "micarray", {"unit": "micarray-run@a.service", "verb": "reset-failed"}, "yes"),
+    # Other verbs, other units, look-alike names: not this rule's business.
+    (MANAGE, "micarray", {"unit": "micarray-run@a.service", "verb": "enable"}, "not_handled"),
+    (MANAGE, "micarray", {"unit": "micarray.service", "verb": "stop"}, "not_handled"),
+    (MANAGE, "micarray", {"unit": "ssh.service", "verb": "stop"}, "not_handled"),
+    (MANAGE, "micarray", {"unit": "micarray-run@a.service.d", "verb": "start"}, "not_handled"),
+    (MANAGE, "micarray", {"unit": "micarray-run@../x.service", "verb": "start"}, "not_handled"),
+    (MANAGE, "micarray", {"unit": "micarray-run-a.service", "verb": "start"}, "not_handled"),
+    # Transient units (StartTransientUnit carries no unit name on older systemd).
+    (MANAGE, "micarray", {}, "not_handled"),
+    (MANAGE, "alice", {"unit": "micarray-run@a.service", "verb": "start"}, "not_handled"),
+    ("org.freedesktop.login1.reboot", "micarray", {}, "not_handled"),
+]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to evaluate the rule")
+def test_polkit_rule_allows_only_run_units() -> None:
+    cases = [[action, user, details] for action, user, details, _ in POLKIT_CASES]
+    proc = subprocess.run(
+        [
+            "node",
+            "-e",
+            POLKIT_HARNESS,
+            "--",
+            str(UNIT_DIR / "polkit/50-micarray.rules"),
+            json.dumps(cases),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(proc.stdout) == [expected for *_, expected in POLKIT_CASES]
