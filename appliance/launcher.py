@@ -119,6 +119,14 @@ def _limit_child(memory_bytes: int, nice: int, nproc: int | None) -> None:
     os.nice(nice)
 
 
+def _own_user_name() -> str:
+    # Containers often run as a uid that has no passwd entry.
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
 class RlimitLauncher:
     """Resource limits set in the child before exec; for machines without systemd."""
 
@@ -130,7 +138,7 @@ class RlimitLauncher:
     @property
     def user_name(self) -> str:
         """The account runs execute as."""
-        return self.user.name if self.user else pwd.getpwuid(os.geteuid()).pw_name
+        return self.user.name if self.user else _own_user_name()
 
     def prepare(self, spec: LaunchSpec) -> None:
         """Hand the run directory to the run user so the script can write there."""
@@ -236,7 +244,7 @@ class SystemdRunLauncher:
     @property
     def user_name(self) -> str:
         """The account runs execute as."""
-        return self.user.name if self.user else pwd.getpwuid(os.geteuid()).pw_name
+        return self.user.name if self.user else _own_user_name()
 
     def _env_file(self, spec: LaunchSpec) -> Path:
         return spec.run_dir.with_name(f"{spec.run_id}.env")

@@ -277,6 +277,9 @@ class Run:
             state, reason = "failed", memory
         elif sig_name is not None:
             state, reason = "failed", f"killed by {sig_name}"
+            if sig_name == "SIGKILL":
+                # Not us (no Stop): on a device that is nearly always the kernel.
+                reason += ", probably by the kernel because memory ran out"
         else:
             state, reason = "failed", f"exited with status {returncode}"
         self._info = dataclasses.replace(

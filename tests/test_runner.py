@@ -251,6 +251,18 @@ def test_numpy_imports_under_the_default_limit(run_root: Path) -> None:
     scenario(run_root, body, memory=RunLimits().memory_bytes)
 
 
+def test_death_by_signal_is_told_in_words(run_root: Path) -> None:
+    async def body(manager: RunManager, events: Events) -> None:
+        src = "import os, signal\nos.kill(os.getpid(), signal.SIG{})\n"
+        term = await manager.wait((await manager.start("t", src.format("TERM"))).id)
+        assert (term.state, term.signal, term.exit_code) == ("failed", "SIGTERM", None)
+        assert term.reason == "killed by SIGTERM"
+        kill = await manager.wait((await manager.start("k", src.format("KILL"))).id)
+        assert kill.reason == "killed by SIGKILL, probably by the kernel because memory ran out"
+
+    scenario(run_root, body)
+
+
 def test_traceback_lines_point_at_the_editor_lines(run_root: Path) -> None:
     src = """
     import json
