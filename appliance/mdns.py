@@ -57,7 +57,7 @@ HOSTNAME_PROBE_MS = 1500
 MAX_RENAMES = 50
 """Give up after ``name-2`` .. ``name-50`` are all taken."""
 
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_NOT_IN_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
 class AnnounceError(RuntimeError):
@@ -65,11 +65,17 @@ class AnnounceError(RuntimeError):
 
 
 def normalize_hostname(hostname: str) -> str:
-    """``Micarray.local.`` -> ``micarray``; raises AnnounceError for an unusable label."""
+    """A DNS label to announce: ``Lab_Pi.local`` -> ``lab-pi``.
+
+    A host name may hold characters an mDNS name should not (``_``, spaces,
+    accents); they become ``-`` rather than stop the announcement. Raises
+    AnnounceError only when nothing usable is left.
+    """
     label = hostname.strip().rstrip(".").lower().removesuffix(".local").split(".")[0]
-    if not _LABEL.match(label):
+    label = _NOT_IN_LABEL.sub("-", label).strip("-")[:63].rstrip("-")
+    if not label:
         raise AnnounceError(
-            f"host name {hostname!r} cannot be announced; use 1-63 letters, digits and "
+            f"host name {hostname!r} cannot be announced; use letters, digits and "
             "inner hyphens, like 'micarray' or 'lab-array-2'"
         )
     return label
