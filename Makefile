@@ -25,6 +25,8 @@ help:
 	@echo "make check   ruff, ruff format --check and mypy --strict"
 	@echo "make bench   run the benchmarks in bench/"
 	@echo "make lock    re-resolve requirements.lock from pyproject.toml"
+	@echo "make image   build the SD-card image (image/out/*.img.xz; docs/image.md)"
+	@echo "make image-test  build it and boot it in QEMU (long, not in CI)"
 
 .apt-stamp:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -73,3 +75,5 @@ clean:
 	rm -rf $(VENV) .apt-stamp web/static/dist
 
 include mk/install.mk
+
+include mk/image.mk

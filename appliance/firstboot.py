@@ -44,8 +44,8 @@ DATA_DIR = "var/lib/micarray"
 REPORT_FILE = "firstboot-report.json"
 DEVICE_ID_FILE = "device-id"
 WIFI_INTERFACE = "wlan0"
-#: Read by micarray.service (EnvironmentFile=-/etc/default/micarray).
-ENV_FILE = "etc/default/micarray"
+#: A drop-in that hands the array preset to ``appliance serve`` as MICARRAY_PRESET.
+PRESET_DROPIN = "etc/systemd/system/micarray.service.d/50-array-preset.conf"
 PRESET_VARIABLE = "MICARRAY_PRESET"
 
 
@@ -214,15 +214,12 @@ def apply_timezone(root: Path, zone: str) -> None:
 
 
 def apply_preset(root: Path, preset: str) -> None:
-    """Record the array preset in the service's environment file."""
-    path = root / ENV_FILE
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        lines = ["# Environment of micarray.service."]
-    lines = [line for line in lines if not line.startswith(f"{PRESET_VARIABLE}=")]
-    lines.append(f"{PRESET_VARIABLE}={preset}")
-    _write(path, "\n".join(lines) + "\n", 0o644)
+    """Hand the array preset to the service through a unit drop-in."""
+    text = (
+        "# Written at boot from ARRAY_PRESET in micarray.txt.\n"
+        f"[Service]\nEnvironment={PRESET_VARIABLE}={preset}\n"
+    )
+    _write(root / PRESET_DROPIN, text, 0o644)
     log.info("array preset is %s", preset)
 
 

@@ -2,8 +2,9 @@
 # Build the flashable SD-card image: image/out/<name>.img.xz and its .sha256.
 #
 #   stage 1  build-base.sh   Debian arm64 base (emulated, ~25 min, cached)
-#   stage 2  build-venv.sh   pinned Python packages in /opt/micarray/.venv
-#                            (a few minutes, cached while requirements.lock holds)
+#   stage 2  build-venv.sh   extra Debian packages and the pinned Python
+#                            packages in /opt/micarray/.venv (a few minutes,
+#                            cached while requirements.lock holds)
 #   stage 3  this script     the appliance wheel, host-side customisation,
 #                            disk image, xz (a few minutes, every time)
 #
@@ -23,7 +24,7 @@ started=$(date +%s)
 
 mkdir -p "$CACHE" "$OUT"
 base=$("$here/build-base.sh")
-venv=$("$here/build-venv.sh" "$base")
+rootfs=$("$here/build-venv.sh" "$base")
 
 work="$CACHE/work"
 trap 'remove_tree "$work"' EXIT
@@ -42,16 +43,13 @@ tar -C "$repo" --exclude=.git --exclude=.venv --exclude=node_modules \
 wheel=$(ls "$work/dist"/*.whl)
 step "wheel: $(basename "$wheel") ($(du -h "$wheel" | cut -f1))"
 
-step "root file system: base + virtual environment + appliance"
+step "root file system: cached stages + the appliance"
 root="$work/root"
-extract_root "$base" "$root"
-tar -C "$root" --numeric-owner -xpf "$venv"
+extract_root "$rootfs" "$root"
 cp "$wheel" "$root/tmp/"
 in_root "$root" "$VENV_DIR/bin/pip" install -q --no-deps --no-index --force-reinstall \
 	"/tmp/$(basename "$wheel")"
 rm -f "$root/tmp/"*.whl
-# The pins the image was built with, for micarray-update.
-cp "$repo/requirements.lock" "$root$VENV_DIR/constraints.txt"
 "$here/customize.sh" "$root" "$repo"
 
 img="$OUT/$name.img"

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Stage 2 of the image build: the appliance's virtual environment with the
-# same pinned packages the tests use (requirements.lock), cached as a tarball.
+# Stage 2 of the image build: Debian packages added after the base (so adding
+# one does not cost a 25-minute base rebuild) and the appliance's virtual
+# environment with the same pinned packages the tests use (requirements.lock).
+# The result is the whole root file system, cached as a tarball.
 #
 # The wheels are fetched on the host (PyPI has aarch64 wheels for numpy,
 # tornado and zeroconf); the two source-only packages (pyalsaaudio,
@@ -8,6 +10,7 @@
 # minutes and is redone only when the pinned set changes.
 #
 # Usage: image/build-venv.sh BASE_TAR   -> prints the path of the cached tarball
+# Environment: EXTRA_PACKAGES (Debian packages installed on top of the base)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,6 +19,10 @@ repo=$(cd "$here/.." && pwd)
 CACHE=${IMAGE_CACHE:-$here/cache}
 HOST_PIP=${HOST_PIP:-$repo/.venv/bin/pip}
 base=$1
+# polkitd: the service starts script runs (micarray-run@.service) through
+# systemd's D-Bus API, allowed by systemd/polkit/50-micarray.rules.
+# make: `sudo make install` from a newer checkout updates a device (docs/image.md).
+EXTRA_PACKAGES=${EXTRA_PACKAGES:-polkitd make}
 
 work=$(mktemp -d "$CACHE/venv-work.XXXXXX")
 trap 'remove_tree "$work"' EXIT
@@ -36,11 +43,12 @@ PY
 grep -E '^(setuptools|wheel)==' "$repo/requirements.lock" | cut -d' ' -f1 > "$work/build-pins.txt"
 
 BASE_NAME=$(basename "$base")
-VENV_RECIPE=1
-key=$(cat "$work/pins.txt" "$work/build-pins.txt" | { cat; echo "$BASE_NAME $VENV_RECIPE"; } | sha256sum | cut -c1-12)
-out="$CACHE/venv-$key.tar"
+VENV_RECIPE=2
+key=$(cat "$work/pins.txt" "$work/build-pins.txt" |
+	{ cat; echo "$BASE_NAME $VENV_RECIPE $EXTRA_PACKAGES"; } | sha256sum | cut -c1-12)
+out="$CACHE/rootfs-$key.tar"
 if [ -f "$out" ]; then
-	step "virtual environment cached: $out"
+	step "root file system with packages and virtual environment cached: $out"
 	echo "$out"
 	exit 0
 fi
@@ -58,10 +66,24 @@ for pin in $(cat "$work/pins.txt" "$work/build-pins.txt"); do
 done
 ls "$work/wheels" >&2
 
-step "installing them into $VENV_DIR inside the emulated base (compiles the source-only ones)"
 started=$(date +%s)
 root="$work/root"
 extract_root "$base" "$root"
+if [ -n "$EXTRA_PACKAGES" ]; then
+	step "installing Debian packages on top of the base (emulated): $EXTRA_PACKAGES"
+	cp /etc/resolv.conf "$root/etc/resolv.conf.build"
+	mv "$root/etc/resolv.conf" "$root/etc/resolv.conf.image" 2>/dev/null || true
+	cp "$root/etc/resolv.conf.build" "$root/etc/resolv.conf"
+	in_root "$root" apt-get update -q >&2
+	# shellcheck disable=SC2086
+	in_root "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends $EXTRA_PACKAGES >&2
+	in_root "$root" apt-get clean
+	rm -rf "$root"/var/lib/apt/lists/* "$root/etc/resolv.conf" "$root/etc/resolv.conf.build"
+	mv "$root/etc/resolv.conf.image" "$root/etc/resolv.conf" 2>/dev/null || true
+fi
+
+step "installing the pinned Python packages into $VENV_DIR (compiles the source-only ones)"
 mkdir -p "$root/tmp/wheels"
 cp "$work/wheels"/* "$work/pins.txt" "$work/build-pins.txt" "$root/tmp/wheels/"
 in_root "$root" python3 -m venv "$VENV_DIR"
@@ -70,7 +92,8 @@ in_root "$root" "$VENV_DIR/bin/pip" install -q --no-index --find-links /tmp/whee
 in_root "$root" "$VENV_DIR/bin/pip" install -q --no-index --find-links /tmp/wheels \
 	--no-build-isolation -r /tmp/wheels/pins.txt
 in_root "$root" "$VENV_DIR/bin/python" -c "import numpy, tornado, zeroconf, alsaaudio, systemd.journal; print('venv ok: numpy', numpy.__version__, 'tornado', tornado.version)" >&2
-tar -C "$root" --numeric-owner -cf "$out.partial" ".$VENV_DIR"
+rm -rf "$root/tmp/wheels"
+tar -C "$root" --numeric-owner -cf "$out.partial" .
 mv "$out.partial" "$out"
-step "virtual environment built in $(( $(date +%s) - started )) s: $out"
+step "packages and virtual environment added in $(( $(date +%s) - started )) s: $out"
 echo "$out"

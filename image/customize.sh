@@ -87,30 +87,22 @@ mkdir -p "$root/etc/systemd/system/wpa_supplicant@.service.d"
 printf '[Unit]\nConditionPathExists=/etc/wpa_supplicant/wpa_supplicant-%%I.conf\n' \
 	> "$root/etc/systemd/system/wpa_supplicant@.service.d/micarray.conf"
 
-step "the appliance: user $APP_USER, $DATA_DIR, units, boot-partition template"
-if ! grep -q "^$APP_USER:" "$root/etc/passwd"; then
-	useradd --root "$root" --system --user-group --groups audio \
-		--home-dir "$DATA_DIR" --no-create-home --shell /usr/sbin/nologin "$APP_USER"
-fi
-install -d -m 0750 "$root$DATA_DIR"
-chroot_ids=$(grep "^$APP_USER:" "$root/etc/passwd" | cut -d: -f3,4)
-chown "$chroot_ids" "$root$DATA_DIR"
+step "the appliance: files, units, users ($APP_USER), $DATA_DIR, boot-partition template"
+# The same layout as `sudo make install` on any Debian machine (docs/systemd.md):
+# sources in $APP_DIR, units in /usr/local/lib/systemd/system. The virtual
+# environment is already there from stage 2 and the wheel.
+make -s -C "$repo" --no-print-directory install-files install-units DESTDIR="$root" >&2
+install -m 0644 "$repo/systemd/micarray-firstboot.service" \
+	"$root/usr/local/lib/systemd/system/micarray-firstboot.service"
+# The users, made now (host-side) so that first boot can hand files to them
+# before the service starts.
+systemd-sysusers --root="$root"
+# Same owner and mode as the unit's StateDirectory= gives it.
+install -d -m 0711 "$root$DATA_DIR"
+chown "$(grep "^$APP_USER:" "$root/etc/passwd" | cut -d: -f3,4)" "$root$DATA_DIR"
 ln -sf "$VENV_DIR/bin/appliance" "$root/usr/local/bin/appliance"
 ln -sf "$VENV_DIR/bin/rtai" "$root/usr/local/bin/rtai"
 install -m 0755 "$here/files/micarray-update" "$root/usr/local/sbin/micarray-update"
-mkdir -p "$root$APP_DIR"
-rm -rf "$root$APP_DIR/docs"
-cp -r "$repo/docs" "$root$APP_DIR/docs"
-for unit in "$repo"/systemd/*.service "$repo"/systemd/*.socket "$repo"/systemd/*.timer "$repo"/systemd/*.slice; do
-	[ -f "$unit" ] && install -m 0644 "$unit" "$root/etc/systemd/system/"
-done
-for dropin in "$repo"/systemd/*.d; do
-	[ -d "$dropin" ] && cp -r "$dropin" "$root/etc/systemd/system/"
-done
-if [ ! -f "$root/etc/systemd/system/$APP_UNIT" ]; then
-	echo "systemd/$APP_UNIT is missing from the repository; the image needs it" >&2
-	exit 1
-fi
 install -m 0644 "$here/files/micarray.txt" "$root/boot/firmware/micarray.txt"
 
 step "enabling units"

@@ -86,7 +86,8 @@ def test_good_file_applies_everything_and_leaves_no_secret(root: Path) -> None:
     assert PasswordStore(root / "var/lib/micarray").verify("a-long-password")
     assert (root / "root/.ssh/authorized_keys").read_text() == ssh_key() + "\n"
     assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
-    assert "MICARRAY_PRESET=respeaker-4\n" in (root / "etc/default/micarray").read_text()
+    dropin = root / "etc/systemd/system/micarray.service.d/50-array-preset.conf"
+    assert "[Service]\nEnvironment=MICARRAY_PRESET=respeaker-4\n" in dropin.read_text()
     assert list((root / "etc/ssh").glob("ssh_host_*_key"))
     assert len((root / "var/lib/micarray/device-id").read_text().strip()) == 16
     left = path.read_text()

@@ -1,0 +1,322 @@
+"""Boot the SD-card image in qemu-system-aarch64 and check it end to end.
+
+Run by ``make image-test`` after the image is built (long; not in CI):
+
+    python image/image_test.py image/out/micarray-<version>-arm64.img
+
+Works on a copy of the image, made 1 GiB larger so that first boot has a
+partition to grow. Sets the admin password, an SSH key, a host name and one
+bad line through the boot partition's ``micarray.txt`` (with mtools, no
+mounts), boots with the image's own kernel and initrd on QEMU's ``virt``
+machine, and then checks over forwarded loopback ports: the service is
+active, the first-boot report, the secrets are gone from the FAT file, root
+grew, the web app's login (XSRF cookie flow), an example script against the
+simulator through the API, and the mDNS answer from inside the guest. The
+guest's network is QEMU's ``restrict=on`` user network: it reaches nothing
+but the forwarded ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+REPO = Path(__file__).resolve().parent.parent
+BOOT_OFFSET = "4M"  # where mkdisk.sh puts the FAT partition
+HOSTNAME = "micarray-test"
+GUEST_HTTP_PORT = 80
+BOOT_DEADLINE_S = 1200.0
+POLL_S = 1.0
+T = TypeVar("T")
+started = time.monotonic()
+
+
+def say(text: str) -> None:
+    """One progress line with the time since QEMU-less start."""
+    print(f"[image-test {time.monotonic() - started:7.1f} s] {text}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def fat(image: Path) -> str:
+    return f"{image}@@{BOOT_OFFSET}"
+
+
+def prepare(image: Path, work: Path, password: str, pubkey: str) -> tuple[Path, Path, Path]:
+    """Copy the image, grow the copy, write micarray.txt, extract kernel and initrd."""
+    disk = work / "disk.img"
+    subprocess.run(["cp", "--sparse=always", str(image), str(disk)], check=True)
+    with disk.open("r+b") as f:
+        f.truncate(disk.stat().st_size + (1 << 30))
+    settings = work / "micarray.txt"
+    subprocess.run(["mcopy", "-n", "-i", fat(disk), "::micarray.txt", str(settings)], check=True)
+    with settings.open("a") as f:
+        f.write(f"\nHOSTNAME={HOSTNAME}\nADMIN_PASSWORD={password}\n")
+        f.write(f"SSH_AUTHORIZED_KEY={pubkey}\nTIMEZONE=Europe/Berlin\nCOLOUR=blue\n")
+    subprocess.run(["mcopy", "-o", "-i", fat(disk), str(settings), "::micarray.txt"], check=True)
+    names = subprocess.run(
+        ["mdir", "-b", "-i", fat(disk), "::"], check=True, capture_output=True, text=True
+    ).stdout.split()
+    kernel = next(n for n in names if Path(n).name.startswith("vmlinuz-"))
+    initrd = next(n for n in names if Path(n).name.startswith("initrd.img-"))
+    for name in (kernel, initrd):
+        subprocess.run(["mcopy", "-n", "-i", fat(disk), name, str(work)], check=True)
+    return disk, work / Path(kernel).name, work / Path(initrd).name
+
+
+def start_qemu(
+    disk: Path, kernel: Path, initrd: Path, *, http: int, ssh: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """The guest on QEMU's virt machine; its console goes to ``log``."""
+    net = (
+        f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{http}-:{GUEST_HTTP_PORT},"
+        f"hostfwd=tcp:127.0.0.1:{ssh}-:22"
+    )
+    cmd = [
+        "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
+        "-kernel", str(kernel), "-initrd", str(initrd),
+        "-append", "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait",
+        "-drive", f"if=none,id=hd0,format=raw,file={disk}", "-device", "virtio-blk-pci,drive=hd0",
+        "-netdev", net, "-device", "virtio-net-pci,netdev=net0",
+        "-display", "none", "-monitor", "none", "-serial", f"file:{log}", "-no-reboot",
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+
+
+def poll(what: str, check: Callable[[], T | None], qemu: subprocess.Popen[bytes]) -> T:
+    """Call ``check`` until it returns a value, QEMU exits, or the deadline passes."""
+    deadline = time.monotonic() + BOOT_DEADLINE_S
+    while time.monotonic() < deadline:
+        if qemu.poll() is not None:
+            raise SystemExit(f"QEMU exited ({qemu.returncode}) while waiting for {what}")
+        value = check()
+        if value is not None:
+            return value
+        time.sleep(POLL_S)
+    raise SystemExit(f"gave up waiting for {what} after {BOOT_DEADLINE_S:.0f} s")
+
+
+def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers=headers or {})
+    return conn.getresponse()
+
+
+def login_page(port: int) -> int | None:
+    try:
+        response = http_get(port, "/login")
+        response.read()
+    except OSError:
+        return None
+    return response.status
+
+
+def cookies(response: http.client.HTTPResponse) -> dict[str, str]:
+    jar = {}
+    for header in response.headers.get_all("Set-Cookie") or []:
+        name, _, rest = header.partition("=")
+        jar[name.strip()] = rest.split(";", 1)[0]
+    return jar
+
+
+def web_login(port: int, password: str) -> dict[str, str]:
+    """Sign in the way a browser does: _xsrf cookie from the form, POST it back."""
+    page = http_get(port, "/login")
+    page.read()
+    jar = cookies(page)
+    if "_xsrf" not in jar:
+        raise SystemExit(f"GET /login set no _xsrf cookie (status {page.status})")
+    body = urllib.parse.urlencode({"password": password, "_xsrf": jar["_xsrf"]})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    header = "; ".join(f"{k}={v}" for k, v in jar.items())
+    conn.request(
+        "POST",
+        "/login",
+        body=body,
+        headers={"Cookie": header, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    answer = conn.getresponse()
+    answer.read()
+    if answer.status != 302:
+        raise SystemExit(f"POST /login answered {answer.status}, expected a redirect")
+    jar.update(cookies(answer))
+    main = http_get(port, "/", {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())})
+    html = main.read().decode("utf-8", "replace")
+    if main.status != 200:
+        raise SystemExit(f"GET / after login answered {main.status}")
+    say(f"signed in: GET / is {main.status}, {len(html)} bytes of the app")
+    return jar
+
+
+class Guest:
+    """Commands in the guest over the forwarded SSH port, as root with the test key."""
+
+    def __init__(self, port: int, key: Path) -> None:
+        self.port = port
+        self.key = key
+
+    def run(self, command: str, stdin: str | None = None, check: bool = True) -> str:
+        cmd = [
+            "ssh", "-i", str(self.key), "-p", str(self.port), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "root@127.0.0.1", command,
+        ]  # fmt: skip
+        done = subprocess.run(cmd, check=False, input=stdin, capture_output=True, text=True, timeout=300)
+        if check and done.returncode != 0:
+            raise SystemExit(f"in the guest, {command!r} failed ({done.returncode}): {done.stderr}")
+        return done.stdout.strip()
+
+    def ready(self) -> bool | None:
+        """True once a command runs, None while SSH does not answer yet."""
+        try:
+            return True if self.run("echo up", check=False) == "up" else None
+        except subprocess.TimeoutExpired:
+            return None
+
+
+MDNS_QUERY = """
+import sys, zeroconf
+zc = zeroconf.Zeroconf()
+found = []
+class Listener(zeroconf.ServiceListener):
+    def add_service(self, zc, type_, name): found.append(name)
+    def update_service(self, zc, type_, name): pass
+    def remove_service(self, zc, type_, name): pass
+browser = zeroconf.ServiceBrowser(zc, "_http._tcp.local.", Listener())
+import time
+deadline = time.monotonic() + 10
+while not found and time.monotonic() < deadline:
+    time.sleep(0.2)
+for name in found:
+    info = zc.get_service_info("_http._tcp.local.", name, timeout=3000)
+    if info:
+        print(name, info.server, info.port, ",".join(info.parsed_addresses()))
+browser.cancel()
+zc.close()
+"""
+
+
+def run_example(http_port: int, token: str) -> str:
+    """The record_wav example on this machine against the guest's simulator, through the API."""
+    env = dict(os.environ, BI_DEVICE=f"127.0.0.1:{http_port}", BI_TOKEN=token)
+    example = REPO / "appliance/examples/record_wav.py"
+    with tempfile.TemporaryDirectory() as cwd:
+        done = subprocess.run(
+            [sys.executable, str(example)], check=False, env=env, cwd=cwd, capture_output=True, text=True,
+            timeout=180,
+        )  # fmt: skip
+        if done.returncode != 0 or "saved" not in done.stdout:
+            raise SystemExit(f"example failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip()
+
+
+def check_guest(guest: Guest, password: str) -> str:
+    """Service, first-boot outcome, secrets, growth; returns systemd-analyze's line."""
+    state = guest.run("systemctl is-active micarray.service", check=False)
+    say(f"micarray.service: {state}")
+    if state != "active":
+        print(guest.run("journalctl -b -u micarray.service --no-pager | tail -40", check=False))
+        raise SystemExit("micarray.service is not active")
+    report = json.loads(guest.run("cat /var/lib/micarray/firstboot-report.json"))
+    say(f"first-boot report: applied {report['applied']}, problems {report['problems']}")
+    if "ADMIN_PASSWORD" not in report["applied"] or "HOSTNAME" not in report["applied"]:
+        raise SystemExit("first boot did not apply the password and host name")
+    if not any(p["key"] == "COLOUR" for p in report["problems"]):
+        raise SystemExit("first boot did not report the bad line COLOUR=blue")
+    if password in guest.run("cat /boot/firmware/micarray.txt"):
+        raise SystemExit("the plaintext password is still on the boot partition")
+    say("the plaintext password is gone from /boot/firmware/micarray.txt")
+    name = guest.run("hostname")
+    if name != HOSTNAME:
+        raise SystemExit(f"host name is {name!r}, expected {HOSTNAME!r}")
+    say(f"host name {name}, time zone {guest.run('cat /etc/timezone')}")
+    say(f"root file system: {guest.run('df -h --output=size,used,avail / | tail -1')} (grown)")
+    say(f"SSH host key: {guest.run('ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub')}")
+    analyze = ""
+    for _ in range(60):
+        analyze = guest.run("systemd-analyze 2>&1 | head -1", check=False)
+        if analyze.startswith("Startup finished"):
+            break
+        time.sleep(POLL_S)
+    return analyze
+
+
+def main() -> int:
+    """Prepare, boot, check; always stops QEMU."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("image", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    work = REPO / "image/cache/test"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    key = work / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    password = secrets.token_urlsafe(12)
+    disk, kernel, initrd = prepare(args.image, work, password, key.with_suffix(".pub").read_text().strip())
+    say(f"image copy {disk} ready with micarray.txt settings; kernel {kernel.name}")
+    http_port, ssh_port = free_port(), free_port()
+    console = work / "console.log"
+    boot0 = time.monotonic()
+    qemu = start_qemu(disk, kernel, initrd, http=http_port, ssh=ssh_port, log=console)
+    try:
+        status = poll("the web app", lambda: login_page(http_port), qemu)
+        t_web = time.monotonic() - boot0
+        say(f"web app answered GET /login with {status} after {t_web:.1f} s")
+        if status != 200:
+            raise SystemExit(f"/login answered {status}: the password from micarray.txt was not set")
+        guest = Guest(ssh_port, key)
+        poll("SSH", guest.ready, qemu)
+        say(f"SSH with the key from micarray.txt works after {time.monotonic() - boot0:.1f} s")
+        analyze = check_guest(guest, password)
+        web_login(http_port, password)
+        token = guest.run("runuser -u micarray -- appliance token new image-test")
+        say("token made in the guest with `appliance token new`")
+        out = run_example(http_port, token)
+        say(f"example record_wav.py against the simulator: {out.splitlines()[-2:]}")
+        answer = guest.run("/opt/micarray/.venv/bin/python -", stdin=MDNS_QUERY)
+        say(f"mDNS answer inside the guest: {answer!r}")
+        if HOSTNAME not in answer:
+            raise SystemExit("no _http._tcp answer naming the device over mDNS")
+        say(f"boot (systemd-analyze in the guest): {analyze}")
+        say(f"time from QEMU start to a working web app: {t_web:.1f} s")
+        guest.run("systemctl poweroff", check=False)
+        qemu.wait(timeout=120)
+        say("PASS")
+        return 0
+    finally:
+        if qemu.poll() is None:
+            qemu.terminate()
+            try:
+                qemu.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                qemu.kill()
+                qemu.wait()
+        tail = console.read_text(errors="replace").splitlines()[-15:] if console.exists() else []
+        if tail:
+            print("--- last console lines ---\n" + "\n".join(tail))
+        if not args.keep:
+            for path in (disk,):
+                path.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
