@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping
 
 import ifaddr
+from zeroconf import Error as ZeroconfError
 from zeroconf import InterfaceChoice, IPVersion
 from zeroconf._services.info import AddressResolverIPv4  # public as zeroconf.AddressResolverIPv4
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
@@ -183,7 +184,12 @@ class Announcer:
                     ", ".join(self._addresses) or "none",
                     ", ".join(addresses) or "none",
                 )
-                await self._sync(addresses)
+                try:
+                    await self._sync(addresses)
+                except (OSError, AnnounceError, ZeroconfError) as exc:
+                    # Keep polling: the next change (or this one, retried) may work.
+                    log.warning("announcing on %s failed: %s", ", ".join(addresses), exc)
+                    self._addresses = ()
 
     async def _sync(self, addresses: tuple[str, ...]) -> None:
         async with self._lock:
