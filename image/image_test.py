@@ -45,7 +45,7 @@ started = time.monotonic()
 
 
 def say(text: str) -> None:
-    """One progress line with the time since QEMU-less start."""
+    """One progress line with the time since this script started."""
     print(f"[image-test {time.monotonic() - started:7.1f} s] {text}", flush=True)
 
 
@@ -124,7 +124,8 @@ def login_page(port: int) -> int | None:
     try:
         response = http_get(port, "/login")
         response.read()
-    except OSError:
+    except (OSError, http.client.HTTPException):
+        # QEMU accepts on the forwarded port before anything listens in the guest.
         return None
     return response.status
 
@@ -288,7 +289,9 @@ def main() -> int:
         say(f"SSH with the key from micarray.txt works after {time.monotonic() - boot0:.1f} s")
         analyze = check_guest(guest, password)
         web_login(http_port, password)
-        token = guest.run("runuser -u micarray -- appliance token new image-test")
+        token = guest.run(
+            "runuser -u micarray -- appliance token new image-test --data-dir /var/lib/micarray"
+        )
         say("token made in the guest with `appliance token new`")
         out = run_example(http_port, token)
         say(f"example record_wav.py against the simulator: {out.splitlines()[-2:]}")

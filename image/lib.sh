@@ -32,6 +32,11 @@ APP_UNIT=micarray.service
 in_root() {
 	_root=$1
 	shift
+	# dpkg and compilers need these few device nodes.
+	for _dev in null:1:3 zero:1:5 random:1:8 urandom:1:9; do
+		[ -c "$_root/dev/${_dev%%:*}" ] ||
+			mknod -m 666 "$_root/dev/${_dev%%:*}" c "$(echo "$_dev" | cut -d: -f2)" "${_dev##*:}"
+	done
 	mount -t proc proc "$_root/proc"
 	_rc=0
 	chroot "$_root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
