@@ -162,6 +162,8 @@ class WatchdogFeeder:
             self.missed_ticks += 1
             if self.missed_ticks == 1:
                 log.warning("no audio block since the last watchdog tick; not petting the watchdog")
+            else:
+                log.debug("watchdog tick %d without audio blocks", self.missed_ticks)
             return False
         if self.missed_ticks:
             log.info("audio blocks flow again after %d silent watchdog ticks", self.missed_ticks)
