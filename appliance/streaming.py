@@ -111,15 +111,16 @@ class StreamManager:
         self._task = asyncio.create_task(self._run(self._sub), name="rtp-sender")
 
     async def close(self) -> None:
-        """Stop every stream and close the sockets."""
-        self._subs.clear()
-        self._targets.clear()
+        """Send what the bus already queued, then stop every stream and close the sockets."""
         if self._sub is not None:
             self._sub.close()
         if self._task is not None:
-            # Closing the subscription ends _run through EOFError.
+            # A closed subscription still hands out its queued blocks, then
+            # ends _run through EOFError.
             await self._task
             self._task = None
+        self._subs.clear()
+        self._targets.clear()
         for transport in self._transports.values():
             transport.close()
         self._transports.clear()
