@@ -1,0 +1,99 @@
+"""The whole device on a test LAN: ``appliance serve`` in one namespace, a laptop in another.
+
+The laptop finds it with ``rtai discover``, and a browserinterface script
+reaches it by ``lab.local`` alone. Every packet stays on the veth pair.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.netns import requires_netns, veth_pair, wait_for_line
+
+BIN = Path(sys.executable).parent
+PORT = 8080
+
+
+def _have_serve() -> bool:
+    # Until capture lands, `appliance serve` cannot start; then this always runs.
+    names = ("appliance.capture", "appliance.daemon", "appliance.sources.simulator")
+    return all(importlib.util.find_spec(name) is not None for name in names)
+
+
+pytestmark = [
+    requires_netns,
+    pytest.mark.skipif(not _have_serve(), reason="appliance serve is not complete yet"),
+]
+
+SCRIPT = """
+import browserinterface
+
+browserinterface.bi_board_ip = "lab.local:8080"
+
+def recorded(buffer):
+    print("recorded", buffer.shape[0], buffer.shape[1], buffer.dtype)
+    browserinterface.stop()
+
+browserinterface.start()
+browserinterface.record_audio(300, recorded)
+browserinterface.loop_callbacks()
+"""
+
+
+def _rtai(*args: str) -> list[str]:
+    rtai = BIN / "rtai"
+    if importlib.util.find_spec("rtai.cli") is not None and rtai.exists():
+        return [str(rtai), *args]
+    return [sys.executable, "-m", f"rtai.{args[0]}", *args[1:]]
+
+
+def test_laptop_finds_the_device_and_runs_a_script_by_name(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    token = subprocess.run(
+        [str(BIN / "appliance"), "token", "new", "laptop", "--data-dir", str(data)],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip().splitlines()[-1]  # fmt: skip
+    with veth_pair() as (device, laptop):
+        serve = device.spawn(
+            [
+                str(BIN / "appliance"),
+                "serve",
+                "--source",
+                "sim",
+                "--http-port",
+                str(PORT),
+                "--data-dir",
+                str(data),
+                "--hostname",
+                "lab",
+            ]  # fmt: skip
+        )
+        wait_for_line(serve, f"announced lab.local (10.231.0.1) on port {PORT}", deadline_s=60)
+
+        records = json.loads(laptop.run(_rtai("discover", "--timeout", "3", "--json")))
+        assert [(r["name"], r["url"], r["addresses"]) for r in records] == [
+            ("lab", f"http://lab.local:{PORT}/", ["10.231.0.1"])
+        ]
+        rec = records[0]
+        assert rec["model"] and rec["version"] and rec["device_id"]
+        assert isinstance(rec["channels"], int) and rec["channels"] > 0
+        assert rec["rate"] in rec["rates"]
+        assert rec["api_port"] == PORT and rec["ws_path"].startswith("/")
+
+        script = tmp_path / "laptop_script.py"
+        script.write_text(textwrap.dedent(SCRIPT))
+        env = {**os.environ, "BI_TOKEN": token}
+        env.pop("BI_DEVICE", None)
+        out = laptop.run([sys.executable, str(script)], env=env, timeout=60)
+        words = out.split()
+        assert words[0] == "recorded" and words[2] == str(rec["channels"]), out
+        assert words[3] == "int16"
+        assert int(words[1]) >= rec["rate"] * 3 // 10
