@@ -74,7 +74,7 @@ def test_laptop_finds_the_device_and_runs_a_script_by_name(tmp_path: Path) -> No
                 str(data),
                 "--hostname",
                 "lab",
-            ]  # fmt: skip
+            ]
         )
         wait_for_line(serve, f"announced lab.local (10.231.0.1) on port {PORT}", deadline_s=60)
 
