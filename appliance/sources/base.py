@@ -23,6 +23,9 @@ class SourceInfo:
     """A human name of the array or card."""
     geometry: tuple[tuple[float, float, float], ...] = ()
     """Microphone positions in metres, when known (simulator presets, known arrays)."""
+    mic_channels: tuple[int, ...] = ()
+    """The channel index of each ``geometry`` entry; other channels are not raw
+    microphones (a processed mix, a playback loopback)."""
 
 
 class CaptureSource(Protocol):
@@ -36,6 +39,11 @@ class CaptureSource(Protocol):
 
     @property
     def info(self) -> SourceInfo: ...
+
+    @property
+    def overruns(self) -> int:
+        """Buffers lost because the reader fell behind, since the source was made."""
+        ...
 
     def probe(self) -> Capabilities:
         """What the device accepts; raises SourceUnavailable when it is not there."""
@@ -54,5 +62,35 @@ class CaptureSource(Protocol):
         ...
 
     def close(self) -> None:
-        """Stop capturing; safe to call twice or when never opened."""
+        """Stop capturing; safe to call twice or when never opened.
+
+        May be called from another thread while ``read`` blocks: ``read`` then
+        returns promptly by raising SourceUnavailable.
+        """
         ...
+
+
+#: Volume that leaves samples untouched in software gain.
+UNITY_VOLUME = 80
+#: Software gain step per volume unit, in dB.
+GAIN_DB_PER_STEP = 0.5
+
+
+def software_gain(volume: int) -> float:
+    """The linear factor for a 0-100 volume when the device has no capture mixer.
+
+    80 (the default) is unity, each step is 0.5 dB (100 is +10 dB, 1 is
+    -39.5 dB) and 0 mutes.
+    """
+    if volume <= 0:
+        return 0.0
+    return float(10.0 ** ((volume - UNITY_VOLUME) * GAIN_DB_PER_STEP / 20.0))
+
+
+def apply_gain(data: NDArray[np.int16], gain: float) -> NDArray[np.int16]:
+    """``data`` scaled by ``gain`` and clipped to int16; ``data`` itself when gain is 1."""
+    if gain == 1.0:
+        return data
+    scaled = data.astype(np.float32) * np.float32(gain)
+    np.clip(scaled, -32768, 32767, out=scaled)
+    return scaled.astype(np.int16)
