@@ -1,76 +1,55 @@
 // base:heatmap: a 2-D list of rows, the first row drawn at the top.
-import { EChartsView } from "./base.js";
-import { BASE_OPTION, HEAT_COLORS } from "./echarts.js";
+import { RasterView } from "./raster.js";
 import { DataError, describe, isPlainObject, optionalNumber, toNumber } from "./params.js";
 
-/** Rows of numbers -> ECharts cells [column, row, value]; throws DataError on anything else. */
-export function heatmapCells(data) {
+/** Rows of numbers -> {rows, columns, values (row-major Float64Array), low, high}; DataError otherwise. */
+export function heatmapGrid(data) {
   const rows = isPlainObject(data) && Array.isArray(data.replace ?? data.data) ? (data.replace ?? data.data) : data;
-  if (!Array.isArray(rows) || rows.length === 0 || !rows.every(Array.isArray)) {
+  if (!Array.isArray(rows) || rows.length === 0 || !rows.every(Array.isArray) || rows[0].length === 0) {
     throw new DataError(`data ${describe(data)} is not a 2-D list; send a list of rows, each a list of numbers`);
   }
-  const width = rows[0].length;
-  const cells = [];
+  const columns = rows[0].length;
+  const values = new Float64Array(rows.length * columns);
   let low = Infinity;
   let high = -Infinity;
   rows.forEach((row, r) => {
-    if (row.length !== width) throw new DataError(`row ${r} has ${row.length} values but row 0 has ${width}; rows must be the same length`);
+    if (row.length !== columns) throw new DataError(`row ${r} has ${row.length} values but row 0 has ${columns}; rows must be the same length`);
     row.forEach((value, c) => {
       const v = toNumber(value, `data[${r}][${c}]`);
       if (v < low) low = v;
       if (v > high) high = v;
-      cells.push([c, r, v]);
+      values[r * columns + c] = v;
     });
   });
-  return { cells, rows: rows.length, columns: width, low, high };
+  return { rows: rows.length, columns, values, low, high };
 }
 
-class HeatmapView extends EChartsView {
+class HeatmapView extends RasterView {
   constructor(element, parameters) {
-    super(element);
-    this.min = optionalNumber(parameters, "min");
-    this.max = optionalNumber(parameters, "max");
+    super(element, optionalNumber(parameters, "min"), optionalNumber(parameters, "max"));
     this.grid = null;
-    this.shape = "";
   }
 
   ingest(data) {
-    this.grid = heatmapCells(data);
+    this.grid = heatmapGrid(data);
   }
 
   render() {
     if (!this.grid) return;
-    const { chart, fresh } = this.ensureChart();
-    const { cells, rows, columns, low, high } = this.grid;
-    const shape = `${rows}x${columns}`;
-    const range = { min: this.min ?? low, max: this.max ?? (high > low ? high : low + 1) };
-    if (fresh || shape !== this.shape) {
-      this.shape = shape;
-      chart.setOption(this.#fullOption(rows, columns, range, cells), { notMerge: true });
-    } else {
-      chart.setOption({ visualMap: range, series: [{ data: cells }] });
+    const { rows, columns, values, low, high } = this.grid;
+    const reshaped = this.shape(columns, rows);
+    const range = this.rangeFor(low, high);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < columns; c++) this.paint(c, r, values[r * columns + c], range);
     }
-  }
-
-  #fullOption(rows, columns, range, cells) {
-    const labels = (n) => Array.from({ length: n }, (_, i) => i);
-    return {
-      ...BASE_OPTION,
-      tooltip: { position: "top" },
-      grid: { left: 16, right: 90, top: 12, bottom: 24 },
-      xAxis: { type: "category", data: labels(columns), splitArea: { show: false } },
-      yAxis: { type: "category", data: labels(rows), inverse: true },
-      visualMap: {
-        ...range,
-        calculable: false,
-        orient: "vertical",
-        right: 8,
-        top: "middle",
-        itemHeight: 160,
-        inRange: { color: HEAT_COLORS },
-      },
-      series: [{ type: "heatmap", data: cells, progressive: 0 }],
-    };
+    // Axes in cell units; the rows count down so row 0 is at the top.
+    const axes = reshaped
+      ? {
+          xAxis: { type: "value", min: 0, max: columns, splitLine: { show: false } },
+          yAxis: { type: "value", min: 0, max: rows, inverse: true, splitLine: { show: false } },
+        }
+      : null;
+    this.show(range, axes);
   }
 }
 

@@ -34,7 +34,7 @@ class PolarView extends EChartsView {
     return {
       ...BASE_OPTION,
       title: this.title ? { text: this.title, left: "center", textStyle: { fontSize: 14 } } : { show: false },
-      legend: named ? { bottom: 0 } : { show: false },
+      legend: named ? { left: 4, top: 4, orient: "vertical" } : { show: false },
       tooltip: { trigger: "item" },
       polar: { radius: "66%", center: ["50%", this.title ? "56%" : "50%"] },
       angleAxis: {

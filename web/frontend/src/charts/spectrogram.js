@@ -1,18 +1,12 @@
-// base:spectrogram: the newest column at the right, scrolling left. The
-// raster is painted into a canvas of width x height pixels (one per value)
-// that ECharts draws, scaled, inside its own axes and colour scale.
-import { EChartsView } from "./base.js";
-import { BASE_OPTION, HEAT_COLORS } from "./echarts.js";
-import { COLOR_TABLE, colorIndex } from "./colormap.js";
+// base:spectrogram: the newest column at the right, scrolling left, low
+// frequencies at the bottom; one raster pixel per value.
+import { RasterView } from "./raster.js";
 import { ColumnRing } from "./spectrogram-data.js";
 import { DataError, optionalCount, optionalNumber } from "./params.js";
 
-/** Pixels around the plot area, fixed so the raster lines up with the axes. */
-const GRID = { left: 64, right: 96, top: 14, bottom: 40 };
-
-class SpectrogramView extends EChartsView {
+class SpectrogramView extends RasterView {
   constructor(element, parameters) {
-    super(element);
+    super(element, optionalNumber(parameters, "min"), optionalNumber(parameters, "max"));
     const width = optionalCount(parameters, "width") ?? 200;
     const height = optionalCount(parameters, "height");
     if (height === undefined) throw new DataError("parameter height (frequency bins per column) is missing");
@@ -20,14 +14,7 @@ class SpectrogramView extends EChartsView {
       throw new DataError(`width ${width} x height ${height} is too large; keep it under 4 million values`);
     }
     this.ring = new ColumnRing(width, height);
-    this.min = optionalNumber(parameters, "min");
-    this.max = optionalNumber(parameters, "max");
     this.deltaFreq = optionalNumber(parameters, "delta_freq");
-    this.raster = document.createElement("canvas");
-    this.raster.width = width;
-    this.raster.height = height;
-    this.context = this.raster.getContext("2d");
-    this.image = this.context.createImageData(width, height);
   }
 
   ingest(data) {
@@ -35,95 +22,36 @@ class SpectrogramView extends EChartsView {
   }
 
   render() {
-    const { chart, fresh } = this.ensureChart();
-    const range = this.#paint();
-    const graphic = this.#graphic();
-    if (fresh) chart.setOption(this.#fullOption(range, graphic), { notMerge: true });
-    else chart.setOption({ visualMap: range, graphic });
-  }
-
-  resize() {
-    super.resize();
-    this.chart?.setOption({ graphic: this.#graphic() });
-  }
-
-  // Paint the raster: low bins at the bottom, empty columns transparent.
-  #paint() {
     const { width, height } = this.ring;
-    let low = this.min;
-    let high = this.max;
-    if (low === undefined || high === undefined) {
-      let lo = Infinity;
-      let hi = -Infinity;
-      this.ring.forEach((column) => {
-        for (const v of column) {
-          if (v < lo) lo = v;
-          if (v > hi) hi = v;
-        }
-      });
-      low ??= Number.isFinite(lo) ? lo : 0;
-      high ??= hi > low ? hi : low + 1;
-    }
-    const pixels = this.image.data;
-    pixels.fill(0);
+    const fresh = this.shape(width, height);
+    const range = this.#range();
+    this.image.data.fill(0);
     const offset = width - this.ring.filled;
     this.ring.forEach((column, x) => {
-      for (let bin = 0; bin < height; bin++) {
-        const p = ((height - 1 - bin) * width + offset + x) * 4;
-        const c = colorIndex(column[bin], low, high) * 4;
-        pixels[p] = COLOR_TABLE[c];
-        pixels[p + 1] = COLOR_TABLE[c + 1];
-        pixels[p + 2] = COLOR_TABLE[c + 2];
-        pixels[p + 3] = 255;
+      for (let bin = 0; bin < height; bin++) this.paint(offset + x, height - 1 - bin, column[bin], range);
+    });
+    this.show(range, fresh ? this.#axes() : null);
+  }
+
+  #range() {
+    if (this.min !== undefined && this.max !== undefined) return this.rangeFor(this.min, this.max);
+    let low = Infinity;
+    let high = -Infinity;
+    this.ring.forEach((column) => {
+      for (const v of column) {
+        if (v < low) low = v;
+        if (v > high) high = v;
       }
     });
-    this.context.putImageData(this.image, 0, 0);
-    return { min: low, max: high };
+    return this.rangeFor(low, high);
   }
 
-  #graphic() {
-    const w = Math.max(1, this.element.clientWidth - GRID.left - GRID.right);
-    const h = Math.max(1, this.element.clientHeight - GRID.top - GRID.bottom);
-    return [
-      {
-        id: "raster",
-        type: "image",
-        left: GRID.left,
-        top: GRID.top,
-        silent: true,
-        z: -1,
-        // A new style object each frame makes ECharts repaint the same canvas.
-        style: { image: this.raster, width: w, height: h },
-      },
-    ];
-  }
-
-  #fullOption(range, graphic) {
+  #axes() {
     const { width, height } = this.ring;
-    const top = this.deltaFreq === undefined ? height : height * this.deltaFreq;
+    const hz = this.deltaFreq !== undefined;
     return {
-      ...BASE_OPTION,
-      grid: { ...GRID, containLabel: false },
       xAxis: { type: "value", min: -width, max: 0, name: "columns", nameLocation: "middle", nameGap: 24, splitLine: { show: false } },
-      yAxis: {
-        type: "value",
-        min: 0,
-        max: top,
-        name: this.deltaFreq === undefined ? "bin" : "Hz",
-        splitLine: { show: false },
-      },
-      visualMap: {
-        ...range,
-        calculable: false,
-        right: 8,
-        top: "middle",
-        itemHeight: 160,
-        seriesIndex: 0,
-        inRange: { color: HEAT_COLORS },
-      },
-      graphic,
-      // An empty series: the axes and the colour scale need one to attach to.
-      series: [{ type: "scatter", data: [] }],
+      yAxis: { type: "value", min: 0, max: hz ? height * this.deltaFreq : height, name: hz ? "Hz" : "bin", splitLine: { show: false } },
     };
   }
 }
