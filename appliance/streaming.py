@@ -29,6 +29,8 @@ from rtai.sender import RtpSender
 
 log = logging.getLogger(__name__)
 
+SEND_BUFFER_BYTES = 1 << 20
+"""Kernel send buffer: a whole large block leaves in one go."""
 BUS_QUEUE_BLOCKS = 16
 """Blocks the sender may fall behind before the bus drops its oldest ones."""
 MAX_CHANNEL_MAP = 256
@@ -86,29 +88,36 @@ class StreamManager:
         self._on_change = on_change
         self._subs: dict[str, _Sub] = {}
         self._targets: dict[str, _Target] = {}
-        self._transports: dict[int, asyncio.DatagramTransport] = {}
+        self._sockets: dict[int, socket.socket] = {}
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self.skipped_blocks = 0
         """Blocks whose shape did not match the configuration (during a change)."""
+        self.send_drops = 0
+        """Datagrams the kernel had no room for (a listener's link is too slow)."""
 
     async def start(self) -> None:
         """Open the sending sockets and start taking blocks from the bus."""
-        loop = asyncio.get_running_loop()
+        self._open()
+
+    def _open(self) -> None:
+        # Also called by the first subscribe when the owner never called start().
+        if self._task is not None:
+            return
         for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
             try:
-                transport, _ = await loop.create_datagram_endpoint(
-                    asyncio.DatagramProtocol, local_addr=(host, 0), family=family
-                )
+                sock = socket.socket(family, socket.SOCK_DGRAM)
             except OSError as exc:
-                log.info("no %s socket for RTP: %s", "IPv6" if family == socket.AF_INET6 else "IPv4", exc)
+                log.info("no %s socket for RTP: %s", family.name, exc)
                 continue
-            sock = transport.get_extra_info("socket")
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
             if family == socket.AF_INET:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, MULTICAST_TTL)
-            self._transports[family] = transport
+            sock.bind((host, 0))
+            self._sockets[family] = sock
         self._sub = self._bus.subscribe("rtp-sender", BUS_QUEUE_BLOCKS)
-        self._task = asyncio.create_task(self._run(self._sub), name="rtp-sender")
+        self._task = asyncio.get_running_loop().create_task(self._run(self._sub), name="rtp-sender")
 
     async def close(self) -> None:
         """Send what the bus already queued, then stop every stream and close the sockets."""
@@ -121,9 +130,9 @@ class StreamManager:
             self._task = None
         self._subs.clear()
         self._targets.clear()
-        for transport in self._transports.values():
-            transport.close()
-        self._transports.clear()
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
 
     # -- subscriptions --------------------------------------------------
 
@@ -140,6 +149,7 @@ class StreamManager:
         ``peer_ip`` must be the address of the authenticated connection;
         ``channels`` are 0-based device channels (None: all).
         """
+        self._open()
         self._expire(time.monotonic())
         if len(self._subs) >= self.max_streams:
             raise StreamError(
@@ -247,15 +257,23 @@ class StreamManager:
             if block.channels != sender.device_channels:
                 self.skipped_blocks += 1
                 continue
-            transport = self._transports.get(_family(target.address))
-            if transport is None or transport.is_closing():
+            sock = self._sockets.get(_family(target.address))
+            if sock is None:
                 continue
+            # Plain non-blocking sendto: the cheapest path from Python to the
+            # kernel; a full buffer drops the datagram rather than queueing.
             addr = (target.address, target.port)
-            for datagram in sender.packetize(block.data):
-                transport.sendto(datagram, addr)
-            sender.mark_captured(block.time)
-            if sender.report_due(now):
-                transport.sendto(sender.sender_report(now), (target.address, target.port + 1))
+            sendto = sock.sendto
+            try:
+                for datagram in sender.packetize(block.data):
+                    sendto(datagram, addr)
+                sender.mark_captured(block.time)
+                if sender.report_due(now):
+                    sendto(sender.sender_report(now), (target.address, target.port + 1))
+            except BlockingIOError:
+                self.send_drops += 1
+            except OSError as exc:  # e.g. ECONNREFUSED from an ICMP port-unreachable
+                log.debug("stream to %s:%d: %s", target.address, target.port, exc)
 
     def _live_targets(self) -> list[_Target]:
         if self._multicast is None:

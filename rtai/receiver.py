@@ -39,6 +39,8 @@ MAX_DATAGRAM = 65536
 IDLE_WAIT_S = 0.25
 """Longest wait before checking again when no deadline is pending."""
 PORT_ATTEMPTS = 50
+MAX_BATCH = 4096
+"""Datagrams taken in one go, so a flood cannot keep blocks from being released."""
 
 
 class Receiver:
@@ -116,11 +118,12 @@ class Receiver:
     def ssrc(self) -> int | None:
         return self._state.ssrc
 
-    def follow(self, desc: StreamDescription) -> None:
+    def follow(self, desc: StreamDescription, source: str | None = None) -> None:
         """Switch to a new description of the stream (safe from another thread).
 
         The timeline starts again with the new SSRC; blocks of the new shape
-        come from the next read on.
+        come from the next read on.  ``source`` (the device's address) limits
+        which sender is accepted; None keeps the current limit.
         """
         state = self._state
         new = StreamState(
@@ -130,7 +133,7 @@ class Receiver:
             payload_type=desc.payload_type,
             latency_s=state.buffer.latency_s,
             stats=self.stats,
-            source=state.source,
+            source=source or state.source,
         )
         with self._lock:
             self._pending = new
@@ -140,6 +143,9 @@ class Receiver:
         stop = None if timeout is None else time.monotonic() + timeout
         while True:
             self._apply_pending()
+            # Take in what already arrived before giving up on anything: after
+            # a stall of this thread, the packets are waiting in the socket.
+            self._poll(0.0)
             blocks = self._drain_ready()
             if blocks:
                 return blocks
@@ -160,12 +166,15 @@ class Receiver:
     def _wait(self, now: float, stop: float | None) -> None:
         deadline = self._state.buffer.deadline()
         wake = min(x for x in (deadline, stop, now + IDLE_WAIT_S, self._next_row) if x is not None)
-        for key, _ in self._selector.select(max(0.0, wake - now)):
+        self._poll(max(0.0, wake - now))
+
+    def _poll(self, timeout: float) -> None:
+        for key, _ in self._selector.select(timeout):
             self._receive(key.fileobj, bool(key.data))  # type: ignore[arg-type]
 
     def _receive(self, sock: socket.socket, rtcp: bool) -> None:
         state = self._state
-        while True:
+        for _ in range(MAX_BATCH):
             try:
                 data, addr = sock.recvfrom(MAX_DATAGRAM)
             except BlockingIOError:

@@ -50,7 +50,10 @@ def test_lossy_network_is_concealed_and_counted(receiver: Receiver, seed: int) -
     assert stats.duplicates == len(order) - len(unique) == len(log.duplicated)
     assert stats.received + stats.late == len(unique)
     assert stats.lost == len([d for d in dropped if d < highest])
-    assert stats.reordered + stats.late == out_of_order
+    # A packet late in order (this machine stalled) is late without being out of order.
+    assert stats.reordered <= out_of_order <= stats.reordered + stats.late
+    if stats.late == 0:
+        assert stats.reordered == out_of_order
     assert stats.malformed == stats.foreign == 0
     assert len(log.dropped) > 5 and out_of_order > 5  # the proxy did its job
 
