@@ -40,10 +40,12 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>handler types</title></head>
-<body style="margin:0;background:#fff"><script type="module" src="harness.js"></script></body></html>
+<html><head><meta charset="utf-8"><link rel="icon" href="favicon.svg"><title>handler types</title></head>
+<body><script type="module" src="harness.js"></script></body></html>
 """
 
+CSP = "default-src 'self'"  # what the device sends (web/base.py)
+FAVICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><rect width="1" height="1"/></svg>'
 RED, BLUE, GREEN = "#ff0000", "#0000ff", "#00a000"
 FIRST_PALETTE = "#5470c6"  # ECharts' colour for a series without one of its own
 HEAT_LOW, HEAT_HIGH = "#000004", "#fcfdbf"
@@ -53,7 +55,11 @@ POLAR_TYPES = ["base:polar:line", "base:polar:area"]
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
-    """Serves the harness without writing a line per request to stderr."""
+    """Serves the harness with the device's security policy, without a log line per request."""
+
+    def end_headers(self) -> None:
+        self.send_header("Content-Security-Policy", CSP)
+        super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -80,6 +86,8 @@ def harness_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
     )
     (out / "index.html").write_text(PAGE)
+    (out / "demo-type.js").write_text(CUSTOM_TYPE)
+    (out / "favicon.svg").write_text(FAVICON)
     return out
 
 
@@ -464,7 +472,7 @@ window.micarray.registerHandlerType("demo:text", (container, parameters) => {
 
 
 def test_custom_type_registered_from_a_pasted_script(harness: Harness) -> None:
-    harness.page.add_script_tag(content=CUSTOM_TYPE)
+    harness.page.evaluate(CUSTOM_TYPE)  # as typed into the browser's console
     assert "demo:text" in harness.js("() => window.micarray.handlerTypes()")
     harness.draw("c", "demo:text", {"prefix": "got "}, [{"a": 1}, [2, 3], "boom"])
     assert harness.js(
@@ -474,6 +482,34 @@ def test_custom_type_registered_from_a_pasted_script(harness: Harness) -> None:
         "got [2,3]",
     ]
     assert harness.banner("c") == "bad data (demo:text): demo cannot show boom"
+    harness.assert_clean()
+
+
+def test_custom_type_loaded_from_a_file_on_the_device(harness: Harness) -> None:
+    added = harness.js("() => window.micarray.loadHandlerTypes('demo-type.js')")
+    assert added == ["demo:text"]
+    harness.draw("c", "demo:text", {"prefix": "#"}, [1])
+    assert harness.js("() => document.querySelector('#demo-list li').textContent") == "#1"
+    error = harness.js(
+        """async () => {
+            try { await window.micarray.loadHandlerTypes('https://example.invalid/x.js'); }
+            catch (e) { return e.message; }
+        }"""
+    )
+    assert error == (
+        "handler types load only from this device; https://example.invalid/x.js is on another origin"
+    )
+    harness.assert_clean()
+
+
+def test_tooltip_obeys_the_security_policy(harness: Harness) -> None:
+    harness.draw("g", "base:graph:line", {"series": TWO_SERIES}, GRAPH_FORMATS["x and y columns"])
+    before = harness.pixels("g")["painted"]
+    box = harness.page.locator("#g").bounding_box()
+    assert box is not None
+    harness.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    # The tooltip is drawn on the canvas (an HTML one would need inline styles).
+    harness.page.wait_for_function(f"() => harness.pixels('g').painted > {before} + 500")
     harness.assert_clean()
 
 

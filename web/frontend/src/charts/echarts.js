@@ -46,3 +46,11 @@ export const BASE_OPTION = {
 };
 
 export { echarts };
+
+/**
+ * Tooltip options. Drawn on the canvas ("richText"): the HTML tooltip sets
+ * inline styles, which the device's Content-Security-Policy forbids.
+ */
+export function tooltip(trigger) {
+  return { trigger, renderMode: "richText", confine: true };
+}

@@ -1,6 +1,6 @@
 // base:graph:line, base:graph:area, base:graph:bar and base:graph:plot (scatter).
 import { EChartsView } from "./base.js";
-import { BASE_OPTION } from "./echarts.js";
+import { BASE_OPTION, tooltip } from "./echarts.js";
 import { SeriesStore } from "./graph-data.js";
 import { optionalCount, optionalNumber, seriesList } from "./params.js";
 
@@ -52,7 +52,7 @@ class GraphView extends EChartsView {
     return {
       ...BASE_OPTION,
       legend: named && this.series.length > 1 ? { top: 0 } : { show: false },
-      tooltip: { trigger: this.kind === "plot" ? "item" : "axis" },
+      tooltip: tooltip(this.kind === "plot" ? "item" : "axis"),
       grid: { left: 16, right: 24, top: named && this.series.length > 1 ? 32 : 16, bottom: 36 },
       xAxis,
       yAxis: { type: "value", min: this.min, max: this.max, scale: this.kind !== "bar" && this.min === undefined },

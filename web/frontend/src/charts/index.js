@@ -55,6 +55,21 @@ export function createHandlerView(container, handlerType, parameters = {}) {
   return new HandlerView(container, handlerType, parameters, factory);
 }
 
+/**
+ * Load a JavaScript module from the device (same origin: the page's security
+ * policy allows no other) that calls registerHandlerType; resolves to the
+ * types it added.
+ */
+export async function loadHandlerTypes(url) {
+  const before = new Set(types.keys());
+  const resolved = new URL(url, window.location.href);
+  if (resolved.origin !== window.location.origin) {
+    throw new Error(`handler types load only from this device; ${resolved.href} is on another origin`);
+  }
+  await import(/* @vite-ignore */ resolved.href);
+  return handlerTypes().filter((type) => !before.has(type));
+}
+
 /** Counters over all views: received, drawn, coalesced, dropped, errors. */
 export function chartTotals() {
   return { ...totals };
@@ -73,6 +88,7 @@ registerHandlerType("base:spectrogram", spectrogramType());
 if (typeof window !== "undefined") {
   window.micarray = Object.assign(window.micarray ?? {}, {
     registerHandlerType,
+    loadHandlerTypes,
     handlerTypes,
     createHandlerView,
     chartTotals,

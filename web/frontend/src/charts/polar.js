@@ -1,6 +1,6 @@
 // base:polar:line and base:polar:area.
 import { EChartsView } from "./base.js";
-import { BASE_OPTION } from "./echarts.js";
+import { BASE_OPTION, tooltip } from "./echarts.js";
 import { PolarStore } from "./polar-data.js";
 import { DataError, describe, optionalNumber, seriesList } from "./params.js";
 
@@ -35,7 +35,7 @@ class PolarView extends EChartsView {
       ...BASE_OPTION,
       title: this.title ? { text: this.title, left: "center", textStyle: { fontSize: 14 } } : { show: false },
       legend: named ? { left: 4, top: 4, orient: "vertical" } : { show: false },
-      tooltip: { trigger: "item" },
+      tooltip: tooltip("item"),
       polar: { radius: "66%", center: ["50%", this.title ? "56%" : "50%"] },
       angleAxis: {
         type: "value",
