@@ -86,7 +86,7 @@ def harness_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
     )
     (out / "index.html").write_text(PAGE)
-    (out / "demo-type.js").write_text(CUSTOM_TYPE)
+    (out / "demo-type.js").write_text(CUSTOM_TYPE.replace("demo:text", "demo:file"))
     (out / "favicon.svg").write_text(FAVICON)
     return out
 
@@ -168,18 +168,27 @@ class Harness:
         assert self.errors == []
 
 
-@pytest.fixture
-def harness(browser: Browser, server: str) -> Iterator[Harness]:
-    """A fresh harness page; fails the test on any JavaScript error."""
+@pytest.fixture(scope="module")
+def shared_harness(browser: Browser, server: str) -> Iterator[Harness]:
+    """One harness page for the module (loading the bundle is most of a test's time)."""
     page = browser.new_page(viewport={"width": 900, "height": 700})
     try:
         h = Harness(page)
         page.goto(f"{server}/index.html")
         page.wait_for_function("() => window.harness !== undefined")
         yield h
-        h.assert_clean()
     finally:
         page.close()
+
+
+@pytest.fixture
+def harness(shared_harness: Harness) -> Iterator[Harness]:
+    """The harness page emptied of views; fails the test on any JavaScript error."""
+    shared_harness.errors.clear()
+    shared_harness.page.mouse.move(0, 0)
+    shared_harness.js("() => harness.reset()")
+    yield shared_harness
+    shared_harness.assert_clean()
 
 
 # ---- x/y charts ----------------------------------------------------------------
@@ -487,8 +496,8 @@ def test_custom_type_registered_from_a_pasted_script(harness: Harness) -> None:
 
 def test_custom_type_loaded_from_a_file_on_the_device(harness: Harness) -> None:
     added = harness.js("() => window.micarray.loadHandlerTypes('demo-type.js')")
-    assert added == ["demo:text"]
-    harness.draw("c", "demo:text", {"prefix": "#"}, [1])
+    assert added == ["demo:file"]
+    harness.draw("c", "demo:file", {"prefix": "#"}, [1])
     assert harness.js("() => document.querySelector('#demo-list li').textContent") == "#1"
     error = harness.js(
         """async () => {
@@ -696,7 +705,7 @@ def test_live_player_plays_fed_frames_and_stays_live(harness: Harness) -> None:
             const a = harness.audio;
             window.player = new a.LivePlayer({select: [0]});
             await player.start();
-            a.audioFrames.subscribe(player.listener(() => rate, a.KIND_PLAYBACK));
+            window.unsubscribe = a.audioFrames.subscribe(player.listener(() => rate, a.KIND_PLAYBACK));
         }""",
         rate,
     )
@@ -708,5 +717,5 @@ def test_live_player_plays_fed_frames_and_stays_live(harness: Harness) -> None:
     stats = harness.js("() => player.stats()")
     assert stats["droppedFrames"] > 0
     assert stats["queuedSeconds"] <= 0.4 + 256 / rate
-    harness.js("() => player.stop()")
+    harness.js("() => { unsubscribe(); return player.stop(); }")
     harness.assert_clean()

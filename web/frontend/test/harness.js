@@ -33,6 +33,11 @@ window.harness = {
     views.set(id, { box, view: createHandlerView(box, type, parameters) });
   },
 
+  /** Destroy every view (between tests sharing the page). */
+  reset() {
+    for (const id of [...views.keys()]) this.destroy(id);
+  },
+
   feed(id, messages) {
     const { view } = views.get(id);
     for (const message of messages) view.update(message);
