@@ -161,7 +161,7 @@ class Announcer:
                 return
             for i, old in enumerate(self._infos):
                 new = self._service_info(old.type, old.name, self._addresses)
-                await self._zc.async_update_service(new)
+                await (await self._zc.async_update_service(new))
                 self._infos[i] = new
 
     async def close(self) -> None:
@@ -212,13 +212,22 @@ class Announcer:
         self._zc = zc
         self.hostname = await self._claim_hostname(zc, addresses)
         self._addresses = addresses
-        for service_type in (SERVICE_TYPE, HTTP_SERVICE_TYPE):
-            info = self._service_info(service_type, f"{self.hostname}.{service_type}", addresses)
-            await zc.async_register_service(info, allow_name_change=True)
-            wanted = f"{self.hostname}.{service_type}"
+        infos = [
+            self._service_info(t, f"{self.hostname}.{t}", addresses)
+            for t in (SERVICE_TYPE, HTTP_SERVICE_TYPE)
+        ]
+        # Both probes run at once: each takes about a second.
+        broadcasts = await asyncio.gather(
+            *(zc.async_register_service(info, allow_name_change=True) for info in infos)
+        )
+        # Let the first announcements go out before any update: interleaved,
+        # a late old record would overwrite the new one in browsers' caches.
+        await asyncio.gather(*broadcasts)
+        for info in infos:
+            wanted = f"{self.hostname}.{info.type}"
             if info.name != wanted:
                 log.warning("service name %s is taken on this network; using %s", wanted, info.name)
-            self._infos.append(info)
+        self._infos = infos
         log.info("announced %s.local (%s) on port %d", self.hostname, ", ".join(addresses), self.http_port)
 
     async def _claim_hostname(self, zc: AsyncZeroconf, addresses: tuple[str, ...]) -> str:
