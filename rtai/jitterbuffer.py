@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,8 @@ OUTAGE_STEP_S = 0.005
 """While nothing arrives at all, silence is added in steps of this many seconds."""
 RESYNC_JUMP_S = 10.0
 """A timestamp jump beyond this restarts the timeline instead of concealing the gap."""
+REPORT_WINDOW = 10
+"""Sender reports whose earliest capture stamp maps timestamps to device time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,7 @@ class JitterBuffer:
         self._buckets: list[list[float]] = []  # [start time, max transit, min transit]
         self._first_min: tuple[float, float] | None = None
         self._last_arrival: tuple[float, int] | None = None
-        self._report: tuple[int, float] | None = None
+        self._offsets: deque[float] = deque(maxlen=REPORT_WINDOW)
 
     # -- arrivals -------------------------------------------------------
 
@@ -160,6 +163,7 @@ class JitterBuffer:
             self._flush(self._end)
             self._release = self._end = self._base = ts
             self._buckets.clear()
+            self._offsets.clear()
             return
         self._flush(end - self._cap)
 
@@ -206,14 +210,18 @@ class JitterBuffer:
         ts = highest - ((highest - rtp_timestamp) % (1 << 32))
         if highest - ts > (1 << 31):
             ts += 1 << 32
-        self._report = (ts, unix_time)
+        self._offsets.append(unix_time - (ts - self._base) / self.rate)
 
     def capture_time(self, ts: int) -> float | None:
-        """Device wall-clock time of the frame with extended timestamp ``ts``."""
-        if self._report is None:
+        """Device wall-clock time of the frame with extended timestamp ``ts``.
+
+        The device stamps a block when its capture thread wakes, a little after
+        the sound card finished it; the earliest stamp of recent reports is
+        the closest to the truth.
+        """
+        if not self._offsets:
             return None
-        report_ts, unix_time = self._report
-        return unix_time + (ts - report_ts) / self.rate
+        return min(self._offsets) + (ts - self._base) / self.rate
 
     # -- releases -------------------------------------------------------
 

@@ -1,0 +1,239 @@
+"""The rtai CLI against a real ``appliance serve`` playing a WAV file on loopback."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from tests.rtai_support import distinct_audio
+from tests.server import BIN, ApplianceProcess, free_port
+
+RATE, CHANNELS = 48000, 8
+RTAI = str(BIN / "rtai")
+
+
+def _write_wav(path: Path, data: NDArray[np.int16], rate: int) -> None:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(data.shape[1])
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(data.astype("<i2").tobytes())
+
+
+def _read_wav(path: Path) -> tuple[int, NDArray[np.int16]]:
+    with wave.open(str(path), "rb") as wav:
+        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+        return wav.getframerate(), data.reshape(-1, wav.getnchannels())
+
+
+@pytest.fixture(scope="module")
+def source_audio() -> NDArray[np.int16]:
+    return distinct_audio(RATE * 3, CHANNELS, seed=11)
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, source_audio: NDArray[np.int16]
+) -> Iterator[ApplianceProcess]:
+    root = tmp_path_factory.mktemp("rtai-cli")
+    wav = root / "array.wav"
+    _write_wav(wav, source_audio, RATE)
+    data_dir = root / "data"
+    data_dir.mkdir()
+    config = {"rate": RATE, "channels": CHANNELS, "buffer_frames": 1024, "volume": 80}
+    (data_dir / "audio.json").write_text(json.dumps(config))
+    proc = ApplianceProcess(data_dir, f"wav:{wav}")
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def token(server: ApplianceProcess) -> str:
+    return server.token("rtai-cli")
+
+
+def _in_loop(source: NDArray[np.int16], got: NDArray[np.int16]) -> bool:
+    """True when ``got`` is a contiguous stretch of the looping ``source``."""
+    starts = np.flatnonzero(np.all(source == got[0], axis=1))
+    assert starts.size == 1, "first frame not found in the source"
+    looped = np.concatenate([source] * (2 + got.shape[0] // source.shape[0]))
+    return bool(np.array_equal(looped[starts[0] : starts[0] + got.shape[0]], got))
+
+
+def _rtai(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([RTAI, *args], check=False, capture_output=True, text=True, timeout=timeout)
+
+
+def test_listen_records_what_the_device_captured_bit_for_bit(
+    server: ApplianceProcess, token: str, source_audio: NDArray[np.int16], tmp_path: Path
+) -> None:
+    out = tmp_path / "rec.wav"
+    run = _rtai(
+        "listen",
+        server.device,
+        "--token",
+        token,
+        "--out",
+        str(out),
+        "--duration",
+        "2",
+        "--stats",
+        "--latency",
+        "200",
+    )
+    assert run.returncode == 0, run.stderr
+    rate, got = _read_wav(out)
+    assert (rate, got.shape) == (RATE, (2 * RATE, CHANNELS))  # the duration asked for, exactly
+    assert _in_loop(source_audio, got)
+    assert "recv " in run.stderr and "lost 0" in run.stderr
+    assert f"wrote {out} (2.00 s)" in run.stderr
+
+
+def test_listen_picks_channels_counted_from_one(
+    server: ApplianceProcess, token: str, source_audio: NDArray[np.int16], tmp_path: Path
+) -> None:
+    out = tmp_path / "two.wav"
+    run = _rtai(
+        "listen",
+        server.device,
+        "--token",
+        token,
+        "--out",
+        str(out),
+        "--duration",
+        "0.5",
+        "--channels",
+        "1,3",
+        "--latency",
+        "200",
+    )
+    assert run.returncode == 0, run.stderr
+    _, got = _read_wav(out)
+    assert got.shape == (RATE // 2, 2)
+    assert _in_loop(source_audio[:, [0, 2]], got)
+
+
+def test_refused_token_and_unreachable_device_are_said_in_words(
+    server: ApplianceProcess, tmp_path: Path
+) -> None:
+    out = tmp_path / "x.wav"
+    run = _rtai("listen", server.device, "--token", "wrong", "--out", str(out), "--duration", "1")
+    assert run.returncode == 1
+    assert f"the device 127.0.0.1 at {server.device} refused the token (HTTP 401)" in run.stderr
+    port = free_port()
+    run = _rtai("listen", f"127.0.0.1:{port}", "--token", "t", "--out", str(out))
+    assert run.returncode == 1
+    assert f"cannot reach the device 127.0.0.1 at 127.0.0.1:{port}: Connection refused" in run.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "x.wav", "--latency", "-1"], "--latency -1 is out of range; use 0 to 10000 ms"),
+        ([], "nothing to do: give --out FILE.wav, --play, or both"),
+        (["--out", "x.wav", "--channels", "0,2"], "'0' is not a channel; channels count from 1"),
+        (["--out", "x.wav", "--duration", "0"], "--duration 0 must be more than 0 seconds"),
+    ],
+)
+def test_unsupported_options_are_refused(args: list[str], message: str, tmp_path: Path) -> None:
+    run = subprocess.run(
+        [RTAI, "listen", "127.0.0.1:9", "--token", "t", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 1
+    assert message in run.stderr
+
+
+def test_play_without_portaudio_says_what_to_install(tmp_path: Path) -> None:
+    pytest.importorskip("numpy")
+    try:
+        import sounddevice  # noqa: F401, PLC0415
+
+        pytest.skip("sounddevice works here; the missing-library message cannot be seen")
+    except OSError:
+        pass
+    run = _rtai("listen", "127.0.0.1:9", "--token", "t", "--play")
+    assert run.returncode == 1
+    assert "needs the PortAudio library" in run.stderr and "libportaudio2" in run.stderr
+
+
+def test_ctrl_c_leaves_a_valid_wav_with_everything_so_far(
+    server: ApplianceProcess, token: str, source_audio: NDArray[np.int16], tmp_path: Path
+) -> None:
+    out = tmp_path / "cut.wav"
+    proc = subprocess.Popen(
+        [RTAI, "listen", server.device, "--token", token, "--out", str(out), "--latency", "200"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not (out.exists() and out.stat().st_size > 200_000):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    _, got = _read_wav(out)
+    assert got.shape[0] * CHANNELS * 2 >= 200_000 - 44
+    assert _in_loop(source_audio, got)
+
+
+def test_sdp_prints_the_description_and_streams_until_interrupted(
+    server: ApplianceProcess, token: str
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        port = sock.getsockname()[1]
+        proc = subprocess.Popen(
+            [RTAI, "sdp", server.device, "--token", token, "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            lines = [proc.stdout.readline().strip() for _ in range(8)]
+            assert lines[0] == "v=0"
+            assert "c=IN IP4 127.0.0.1" in lines
+            assert f"m=audio {port} RTP/AVP 96" in lines
+            assert f"a=rtpmap:96 L16/{RATE}/{CHANNELS}" in lines
+            data = sock.recv(2048)
+            assert data[0] >> 6 == 2 and len(data) <= 1472
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0
+    match = re.search(rf"stream (\w+) to 127\.0\.0\.1:{port} for", server.log())
+    assert match is not None
+    deadline = time.monotonic() + 10
+    while f"stream {match[1]} to 127.0.0.1:{port} stopped" not in server.log():
+        assert time.monotonic() < deadline, "the device kept the stream after rtai sdp ended"
+        time.sleep(0.05)
