@@ -443,14 +443,22 @@ def test_more_entries_than_series_is_refused(harness: Harness) -> None:
     harness.assert_clean()
 
 
-def test_unknown_type_names_the_known_ones(harness: Harness) -> None:
-    harness.draw("u", "base:graph:pie", {}, [[1, 2]])
+def test_unknown_type_names_the_known_ones_and_draws_once_registered(harness: Harness) -> None:
+    harness.draw("u", "demo:late", {"prefix": "late "}, [1, 2])
     banner = harness.banner("u")
     assert banner is not None
     assert banner.startswith(
-        'cannot create this chart (base:graph:pie): unknown handler type "base:graph:pie"; known types: '
+        'waiting for this type (demo:late): unknown handler type "demo:late"; known types: '
     )
     assert "base:spectrogram" in banner
+    assert banner.endswith("Register it (docs/handlers.md) and this tab draws.")
+    harness.page.evaluate(CUSTOM_TYPE.replace("demo:text", "demo:late"))
+    harness.js("() => harness.frames(2)")
+    assert harness.banner("u") is None
+    assert harness.js("() => [...document.querySelectorAll('#u li')].map((li) => li.textContent)") == [
+        "late 1",
+        "late 2",
+    ]
     harness.assert_clean()
 
 

@@ -44,15 +44,20 @@ export function onHandlerTypeRegistered(listener) {
 
 /**
  * The chart of one handler in `container`; `{update(data), resize(), destroy(), stats()}`.
- * An unknown type or bad parameters give a view that shows the problem in words.
+ * Bad parameters give a view that shows the problem in words. A type not
+ * registered yet gives a view that says so, keeps the data, and draws as soon
+ * as the type is registered.
  */
 export function createHandlerView(container, handlerType, parameters = {}) {
-  const factory =
-    types.get(handlerType) ??
-    (() => {
-      throw new Error(`unknown handler type "${handlerType}"; known types: ${handlerTypes().join(", ")}`);
+  const factory = types.get(handlerType) ?? null;
+  const waitForType = (type, start) =>
+    onHandlerTypeRegistered((registered) => {
+      if (registered === type) start(types.get(type));
     });
-  return new HandlerView(container, handlerType, parameters, factory);
+  waitForType.message =
+    `unknown handler type "${handlerType}"; known types: ${handlerTypes().join(", ")}. ` +
+    "Register it (docs/handlers.md) and this tab draws.";
+  return new HandlerView(container, handlerType, parameters, factory, waitForType);
 }
 
 /**

@@ -15,8 +15,13 @@ const BANNER_STYLE =
   "background:#fdecea;color:#611a15;border:1px solid #f5c2c0;border-radius:4px;font:13px system-ui,sans-serif;";
 
 export class HandlerView {
-  constructor(container, handlerType, parameters, factory) {
+  /**
+   * `factory` null means the type is not registered yet: the view keeps the
+   * data, says so, and starts when `waitForType(type, callback)` calls back.
+   */
+  constructor(container, handlerType, parameters, factory, waitForType) {
     this.type = handlerType;
+    this.parameters = parameters ?? {};
     this.counts = { received: 0, drawn: 0, coalesced: 0, dropped: 0, errors: 0, lastError: null };
     this.pending = [];
     this.needsResize = false;
@@ -32,15 +37,38 @@ export class HandlerView {
     this.root.append(this.plot, this.banner);
     container.append(this.root);
     this.impl = null;
-    try {
-      this.impl = factory(this.plot, parameters ?? {});
-      if (!this.impl || typeof this.impl !== "object") throw new DataError(`the factory of ${handlerType} returned no view`);
-    } catch (error) {
-      this.impl = null;
-      this.#fail(error, "cannot create this chart");
-    }
+    this.waiting = factory === null;
+    this.stopWaiting = null;
+    if (this.waiting) {
+      this.#fail(new Error(waitForType.message), "waiting for this type");
+      this.stopWaiting = waitForType(handlerType, (registered) => this.#start(registered));
+    } else this.#start(factory);
     this.observer = new ResizeObserver(() => this.resize());
     this.observer.observe(this.root);
+  }
+
+  #start(factory) {
+    if (this.destroyed) return;
+    this.stopWaiting?.();
+    this.stopWaiting = null;
+    if (this.waiting) {
+      this.waiting = false;
+      this.banner.style.display = "none";
+      this.counts.errors = 0;
+      this.counts.lastError = null;
+    }
+    try {
+      this.impl = factory(this.plot, this.parameters);
+      if (!this.impl || typeof this.impl !== "object") throw new DataError(`the factory of ${this.type} returned no view`);
+    } catch (error) {
+      this.impl = null;
+      this.pending = [];
+      this.#fail(error, "cannot create this chart");
+      return;
+    }
+    this.stale = true;
+    this.needsResize = true;
+    schedule(this);
   }
 
   /** Queue one `send_data` message; it is drawn in the next animation frame. */
@@ -48,7 +76,7 @@ export class HandlerView {
     if (this.destroyed) return;
     this.counts.received++;
     totals.received++;
-    if (!this.impl) return;
+    if (!this.impl && !this.waiting) return;
     this.pending.push(data);
     if (this.pending.length > MAX_PENDING) {
       this.pending.shift();
@@ -74,6 +102,7 @@ export class HandlerView {
     if (this.destroyed) return;
     this.destroyed = true;
     unschedule(this);
+    this.stopWaiting?.();
     this.observer.disconnect();
     this.pending = [];
     try {
