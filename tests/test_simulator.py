@@ -197,3 +197,15 @@ def test_disappear_and_reappear(sim: SimulatedArray) -> None:
     sim.probe()
     sim.open(AudioConfig(rate=16000, channels=2, buffer_frames=160))
     assert sim.read().shape == (160, 2)
+
+
+def test_small_buffers_are_one_continuous_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    fix_azimuth(monkeypatch, 30.0)
+    big, small = SimulatedArray("respeaker-4mic"), SimulatedArray("respeaker-4mic")
+    big.open(AudioConfig(rate=48000, channels=4, buffer_frames=simulator.RENDER_FRAMES))
+    small.open(AudioConfig(rate=48000, channels=4, buffer_frames=256))
+    whole = big.read()
+    pieces = np.concatenate([small.read() for _ in range(simulator.RENDER_FRAMES // 256)])
+    big.close()
+    small.close()
+    assert np.array_equal(pieces, whole)
