@@ -6,6 +6,9 @@ python-zeroconf and the device's own responder answers it.
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
 from zeroconf import IPVersion, Zeroconf
 from zeroconf._services.info import AddressResolverIPv4  # public as zeroconf.AddressResolverIPv4
 from zeroconf.asyncio import AsyncZeroconf
@@ -36,8 +39,22 @@ def _not_found(host: str, timeout_s: float) -> LocalNameNotFound:
 
 
 def resolve_local(host: str, timeout_s: float | None = None) -> str:
-    """The IPv4 address that answers for ``host`` (``name.local``); blocking."""
+    """The IPv4 address that answers for ``host`` (``name.local``); blocking.
+
+    Works from plain code and from inside a running event loop (``appliance
+    run``): zeroconf's blocking request refuses to run on a loop's thread, so
+    there it runs on a short-lived thread of its own.
+    """
     timeout = RESOLVE_TIMEOUT_S if timeout_s is None else timeout_s
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _resolve_blocking(host, timeout)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdns-resolve") as pool:
+        return pool.submit(_resolve_blocking, host, timeout).result()
+
+
+def _resolve_blocking(host: str, timeout: float) -> str:
     resolver = AddressResolverIPv4(_fqdn(host))
     zc = Zeroconf(ip_version=IPVersion.V4Only)
     try:

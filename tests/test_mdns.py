@@ -149,6 +149,19 @@ def test_laptop_discovers_and_resolves_the_device(pair: tuple[Host, Host]) -> No
         "a = resolve_device('micarray.local:8080'); print(a.host, a.port, a.name)"
     )
     assert laptop.run([PY, "-c", code]).split() == ["10.231.0.1", "8080", "micarray.local"]
+    # Also from inside a running event loop (as `appliance run --device` does), and async.
+    code = (
+        "import asyncio\n"
+        "from browserinterface.device import resolve_device\n"
+        "from browserinterface.localname import async_resolve_local\n"
+        "async def main():\n"
+        "    print(resolve_device('micarray.local').host, await async_resolve_local('MicArray.local.'))\n"
+        "asyncio.run(main())\n"
+    )
+    assert laptop.run([PY, "-c", code]).split() == ["10.231.0.1", "10.231.0.1"]
+    # rtai's resolver gives UDP an address.
+    code = "from rtai.resolve import resolve_ip; print(resolve_ip('micarray.local'))"
+    assert laptop.run([PY, "-c", code]).strip() == "10.231.0.1"
 
     # The table a person reads.
     table = laptop.run([PY, "-m", "rtai.discover", "--timeout", "2"])
