@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from appliance.capture import Capture
 from appliance.config import AudioConfig
+from appliance.errors import ConfigError
+from appliance.sources.factory import make_source
 from appliance.sources.simulator import SimulatedArray
+from appliance.sources.wavfile import WavSource
 from tests.capture_support import Recorder, running
 
 SMALL = AudioConfig(rate=16000, channels=4, buffer_frames=160, volume=80)  # 10 ms blocks
@@ -131,3 +137,47 @@ def test_start_twice_is_refused() -> None:
     rec = Recorder()
     with running(SimulatedArray(), rec) as capture, pytest.raises(RuntimeError, match="already"):
         capture.start()
+
+
+def test_make_source_understands_every_spec(tmp_path: Path) -> None:
+    sim = make_source("sim")
+    assert isinstance(sim, SimulatedArray) and sim.info.spec == "sim:respeaker-6mic"
+    assert make_source("sim:pyramic").info.model == "Pyramic 48-channel array (simulated)"
+    path = tmp_path / "a.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(bytes(64))
+    assert isinstance(make_source(f"wav:{path}"), WavSource)
+    alsaaudio = pytest.importorskip("alsaaudio")
+    assert alsaaudio is not None
+    assert make_source("alsa:hw:CARD=Array,DEV=0").info.spec == "alsa:hw:CARD=Array,DEV=0"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("sim:nope", "array preset 'nope' is unknown; presets are respeaker-4mic, respeaker-6mic"),
+        ("alsa:", "source 'alsa:' needs a device: use alsa:DEVICE"),
+        ("wav:", "source 'wav:' needs a path: use wav:PATH"),
+        ("mic", "source 'mic' is not understood; use auto, alsa:DEVICE, sim, sim:PRESET or wav:PATH"),
+        ("auto:x", "source 'auto:x' is not understood"),
+    ],
+)
+def test_make_source_explains_a_bad_spec(spec: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_source(spec)
+
+
+def test_auto_says_once_what_it_picked(caplog: pytest.LogCaptureFixture) -> None:
+    alsaaudio = pytest.importorskip("alsaaudio")
+    if alsaaudio.cards():
+        pytest.skip("this machine has a sound card")
+    with caplog.at_level(logging.DEBUG, logger="appliance.sources"):
+        source = make_source("auto")
+    assert isinstance(source, SimulatedArray)
+    infos = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert [r.getMessage() for r in infos] == [
+        "source auto: no ALSA capture device found; using the simulator (sim:respeaker-6mic)"
+    ]
