@@ -727,3 +727,17 @@ def test_live_player_plays_fed_frames_and_stays_live(harness: Harness) -> None:
     assert stats["queuedSeconds"] <= 0.4 + 256 / rate
     harness.js("() => { unsubscribe(); return player.stop(); }")
     harness.assert_clean()
+
+
+def test_pure_logic_passes_nodes_test_runner() -> None:
+    """The data models, frame header and WAV writer under node --test (web/frontend/test/unit)."""
+    result = subprocess.run(
+        ["node", "--test", "test/unit/"],
+        cwd=FRONTEND,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "# fail 0" in result.stdout

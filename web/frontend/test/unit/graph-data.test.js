@@ -1,0 +1,57 @@
+// The x/y data model: every message form, the limits, and all-or-nothing errors.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { SeriesStore } from "../../src/charts/graph-data.js";
+
+test("one point per series is appended", () => {
+  const store = new SeriesStore(2);
+  store.ingest([{ x: 1, y: 2 }, { x: 1, y: 3 }]);
+  store.ingest([{ x: 2, y: 4 }]);
+  assert.deepEqual(store.series, [[[1, 2], [2, 4]], [[1, 3]]]);
+});
+
+test("add appends lists or single points per series", () => {
+  const store = new SeriesStore(2);
+  store.ingest({ add: [{ x: [1, 2], y: [5, 6] }, { x: 7, y: 8 }] });
+  assert.deepEqual(store.series, [[[1, 5], [2, 6]], [[7, 8]]]);
+});
+
+test("replace accepts x/y lists, point lists and bare y lists", () => {
+  const store = new SeriesStore(3);
+  store.ingest([{ x: 9, y: 9 }, { x: 9, y: 9 }, { x: 9, y: 9 }]);
+  store.ingest({ replace: [{ x: [0, 1], y: [1, 2] }, [{ x: 5, y: 6 }], [7, 8]] });
+  assert.deepEqual(store.series, [[[0, 1], [1, 2]], [[5, 6]], [[0, 7], [1, 8]]]);
+});
+
+test("x with y lists redraws every series; a flat y is the first series", () => {
+  const store = new SeriesStore(2);
+  store.ingest({ x: [0, 1], y: [[1, 2], [3, 4]] });
+  assert.deepEqual(store.series, [[[0, 1], [1, 2]], [[0, 3], [1, 4]]]);
+  store.ingest({ x: [5], y: [6] });
+  assert.deepEqual(store.series, [[[5, 6]], []]);
+});
+
+test("xLimitNb keeps the last points and xLimitDistance an x span", () => {
+  const store = new SeriesStore(1, { limitNb: 3 });
+  for (let i = 0; i < 10; i++) store.ingest([{ x: i, y: i }]);
+  assert.deepEqual(store.series[0].map((p) => p[0]), [7, 8, 9]);
+  const span = new SeriesStore(1, { limitDistance: 2 });
+  span.ingest({ add: [{ x: [0, 1, 2, 3, 4], y: [0, 0, 0, 0, 0] }] });
+  assert.deepEqual(span.series[0].map((p) => p[0]), [2, 3, 4]);
+});
+
+test("string x values make the axis categorical", () => {
+  const store = new SeriesStore(1);
+  store.ingest([{ x: "mon", y: 1 }]);
+  assert.equal(store.categorical, true);
+});
+
+test("a bad message changes nothing and names the bad value", () => {
+  const store = new SeriesStore(2);
+  store.ingest([{ x: 1, y: 1 }, { x: 1, y: 1 }]);
+  assert.throws(() => store.ingest([{ x: 2, y: 2 }, { x: 2, y: null }]), { message: "data[1].y is null; expected a finite number" });
+  assert.throws(() => store.ingest({ x: [1, 2], y: [[1]] }), { message: "y[0]: 1 y values for 2 x values; the lists must be the same length" });
+  assert.throws(() => store.ingest([{}, {}, {}]), { message: "data has 3 entries but the chart has 2 series" });
+  assert.throws(() => store.ingest(42), /data 42 is not understood/);
+  assert.deepEqual(store.sizes(), [1, 1]);
+});

@@ -1,0 +1,41 @@
+// The polar and spectrogram data models.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { PolarStore } from "../../src/charts/polar-data.js";
+import { ColumnRing } from "../../src/charts/spectrogram-data.js";
+
+test("legend gives the angles; append rolls, replace sets", () => {
+  const store = new PolarStore(1, { legend: { from: 0, to: 360, step: 90 } });
+  assert.equal(store.size(), 4);
+  store.ingest([{ append: [1, 2, 3, 4, 5] }]);
+  assert.deepEqual(store.values[0], [2, 3, 4, 5]);
+  assert.deepEqual(store.points(0), [[2, 0], [3, 90], [4, 180], [5, 270], [2, 360]]);
+  store.ingest([{ replace: [9, 8] }]);
+  assert.deepEqual(store.values[0], [9, 8]);
+});
+
+test("numPoints spreads over a full turn; without either the data sets the count", () => {
+  assert.equal(new PolarStore(1, { numPoints: 8 }).angle(2), 90);
+  const free = new PolarStore(1, {});
+  free.ingest([{ replace: [1, 2, 3] }]);
+  assert.equal(free.size(), 3);
+  assert.equal(free.angle(1), 120);
+});
+
+test("bad polar input is named", () => {
+  assert.throws(() => new PolarStore(1, { legend: { from: 10, to: 0, step: 5 } }), /does not give angles/);
+  const store = new PolarStore(2, { numPoints: 2 });
+  assert.throws(() => store.ingest([{ append: 1 }, { push: 2 }]), { message: 'data[1] has keys ["push"]; expected "append" or "replace"' });
+  assert.deepEqual(store.values, [[], []]);
+});
+
+test("the spectrogram ring keeps the last width columns, oldest first", () => {
+  const ring = new ColumnRing(3, 2);
+  for (let i = 0; i < 5; i++) ring.ingest([i, -i]);
+  ring.ingest([[5, -5], [6, -6]]);
+  const seen = [];
+  ring.forEach((column, x) => seen.push([x, ...column]));
+  assert.deepEqual(seen, [[0, 4, -4], [1, 5, -5], [2, 6, -6]]);
+  assert.equal(ring.total, 7);
+  assert.throws(() => ring.ingest([1, 2, 3]), { message: "data has 3 values; this spectrogram's height is 2 bins" });
+});
