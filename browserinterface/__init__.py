@@ -96,6 +96,8 @@ board_ip: str | None = None
 
 Buffer = NDArray[np.int16]
 CONFIG_TIMEOUT_S = 10.0
+#: How long start() waits for the device's first configuration.
+START_TIMEOUT_S = 10.0
 
 
 class ConfigError(ValueError):
@@ -231,8 +233,9 @@ def send_audio(buffer: Buffer) -> None:
 def start() -> None:
     """Connect to the device and start delivering callbacks.
 
-    Returns at once; the script keeps running after its last line until
-    stopped (Ctrl-C, or Stop in the web app).
+    Returns once the device's configuration has arrived (or after
+    START_TIMEOUT_S, going on trying in the background); the script keeps
+    running after its last line until stopped (Ctrl-C, or Stop in the web app).
     """
     global _connection
     with _lock:
@@ -247,12 +250,21 @@ def start() -> None:
         conn.add_handler(remote)
     _early_handlers.clear()
     conn.start()
+    conn.settled.wait(START_TIMEOUT_S)
+    if conn.refusal is not None:
+        raise SetupError(conn.refusal)
+    if not conn.connected.is_set():
+        print(
+            f"browserinterface: no answer from {target.address.netloc} yet; still trying",
+            file=sys.stderr,
+            flush=True,
+        )
     _dispatcher.run_in_background()
     if _pending_config:
         _dispatcher.call_soon(_send_pending_config)
     if inform_browser:
         _forward_output(conn)
-    atexit.register(_keep_running)
+    _at_main_exit(_keep_running)
 
 
 def _send_pending_config() -> None:
@@ -283,6 +295,17 @@ def stop() -> None:
     _dispatcher.stop()
     if _connection is not None:
         _connection.close()
+
+
+def _at_main_exit(fn: Callable[[], None]) -> None:
+    # threading's exit hooks run when the main module is done but before the
+    # interpreter shuts executors down, which the connection still needs (name
+    # lookups); plain atexit runs too late for that.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(fn)
+    else:
+        atexit.register(fn)
 
 
 def _keep_running() -> None:

@@ -62,6 +62,9 @@ class Connection:
         self._want_audio = False
         self._closing = False
         self.connected = threading.Event()
+        self.settled = threading.Event()
+        """Set once connected, or once the device refused the script for good."""
+        self.refusal: str | None = None
         self._thread = threading.Thread(target=self._run, name="browserinterface-connection", daemon=True)
 
     def start(self) -> None:
@@ -96,6 +99,8 @@ class Connection:
                 await self._session()
                 failures = 0
             except DeviceRefused as exc:
+                self.refusal = str(exc)
+                self.settled.set()
                 self._emit(("fatal", str(exc)))
                 return
             except (TimeoutError, OSError, HTTPClientError, WebSocketClosedError) as exc:
@@ -185,12 +190,14 @@ class Connection:
             self._emit(("stop", "stopped from the browser"))
 
     async def _on_welcome(self, msg: dict[str, Any]) -> None:
-        self.connected.set()
         self._emit(("config", msg))
+        self.connected.set()
+        self.settled.set()
         if self._want_audio:
             await self._send({"type": "audio", "on": True})
         for handler in self._handlers:
-            await self._register(handler)
+            # Not awaited here: the reply arrives through this very read loop.
+            self._loop.create_task(self._register(handler))
 
     # -- requests -----------------------------------------------------------------
     async def _send(self, msg: dict[str, Any] | bytes) -> None:

@@ -64,6 +64,10 @@ class Dispatcher:
         if event[0] == "block" and self._queue.qsize() >= QUEUE_EVENTS:
             self._dropped += 1
             return
+        if event[0] == "config":
+            # The module's variables change as soon as the device says so, so
+            # they are current when change_config() or start() returns.
+            self._apply_config(event[1])
         self._queue.put(event)
 
     # -- consumer side ----------------------------------------------------------
@@ -131,7 +135,6 @@ class Dispatcher:
             self._warned, self._dropped = now, 0
 
     def _on_config(self, msg: dict[str, Any]) -> None:
-        self._apply_config(msg)
         config = msg["config"]
         self.rate, self.channels = config["rate"], config["channels"]
         for rec in self.recordings:  # recordings in progress restart with the new shape

@@ -80,6 +80,8 @@ class Script:
                 self.proc.kill()
                 self.proc.wait()
             self._reader.join(timeout=5)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
         return code
 
     def output(self) -> str:

@@ -7,45 +7,14 @@ import base64
 import json
 import os
 import socket
-from typing import Any
 
 import pytest
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import WebSocketClientConnection, websocket_connect
+from tornado.httpclient import HTTPClientError
 
 from browserinterface import protocol as P
 from tests.browser_login import login
 from tests.server import ApplianceProcess
-
-
-async def connect(
-    server: ApplianceProcess, token: str | None = None, headers: dict[str, str] | None = None
-) -> WebSocketClientConnection:
-    all_headers = dict(headers or {})
-    if token is not None:
-        all_headers["Authorization"] = f"Bearer {token}"
-    request = HTTPRequest(f"ws://{server.device}{P.WS_PATH}", headers=all_headers)
-    return await websocket_connect(request, max_message_size=16 << 20)
-
-
-async def receive(ws: WebSocketClientConnection, kind: str, timeout: float = 10.0) -> dict[str, Any]:
-    """The next text message of type ``kind`` (others are skipped)."""
-
-    async def find() -> dict[str, Any]:
-        while True:
-            msg = await ws.read_message()
-            assert msg is not None, "connection closed"
-            if isinstance(msg, str):
-                parsed: dict[str, Any] = json.loads(msg)
-                if parsed["type"] == kind:
-                    return parsed
-
-    return await asyncio.wait_for(find(), timeout)
-
-
-async def hello(ws: WebSocketClientConnection, role: str = "script", **extra: Any) -> dict[str, Any]:
-    await ws.write_message(json.dumps({"type": "hello", "protocol": 1, "role": role, **extra}))
-    return await receive(ws, "welcome")
+from tests.wsclient import connect, hello, receive
 
 
 async def test_without_a_valid_token_there_is_no_socket(appliance: ApplianceProcess) -> None:
@@ -90,7 +59,7 @@ async def test_bad_messages_get_errors_and_the_device_goes_on(appliance: Applian
         error = await receive(ws, "error")
         assert error["code"] == code, (bad[:80], error)
         assert error["message"]
-    await ws.write_message(b"\x01\x02")
+    await ws.write_message(b"\x01\x02", binary=True)
     assert (await receive(ws, "error"))["code"] == "bad_frame"
     await ws.write_message('{"type": "change_config", "id": 7, "rate": 12345}')
     error = await receive(ws, "error")

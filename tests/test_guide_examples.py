@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.guide import Script, guide_examples
 from tests.server import ApplianceProcess
+from tests.wsclient import browser, receive
 
 EXAMPLES = guide_examples()
 
@@ -66,8 +68,25 @@ def test_record_audio_is_at_least_as_long_as_asked(run_example) -> None:  # type
     assert script.wait() == 0, script.output()
 
 
-def test_add_handler_sends_data(run_example, appliance: ApplianceProcess) -> None:  # type: ignore[no-untyped-def]
+async def test_add_handler_data_reaches_a_browser_opened_later(
+    run_example,
+    appliance: ApplianceProcess,  # type: ignore[no-untyped-def]
+) -> None:
     script = run_example("add_handler")
-    script.expect(r"^sent 10$")
-    script.expect(r"^sent 20$")
+    await asyncio.to_thread(script.expect, r"^sent 20$")
+    ws, welcome = await browser(appliance)
+    tabs = [h for h in welcome["handlers"] if h["name"] == "Level"]
+    assert len(tabs) == 1, welcome["handlers"]
+    tab = tabs[0]
+    assert tab["handler_type"] == "base:graph:line"
+    assert tab["parameters"]["series"] == ["rms"] and tab["parameters"]["min"] == 0
+    assert tab["owner"]["kind"] == "script" and tab["owner"]["name"] == "add_handler.py"
+    assert len(tab["history"]) >= 20  # sent before any browser was open, and kept
+    first = tab["history"][0]
+    assert first[0]["x"] == 1 and first[0]["y"] > 0
+    live = await receive(ws, "handler_data")
+    assert live["handler"] == tab["id"] and live["data"][0]["x"] > 20
+    assert any(r["name"] == "add_handler.py" and r.get("remote") for r in welcome["runs"])
+    ws.close()
     assert script.interrupt() in (0, 130)
+    await asyncio.to_thread(script.wait)

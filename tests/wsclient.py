@@ -1,0 +1,51 @@
+"""A protocol client for tests: connect, say hello, wait for a message type."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from browserinterface import protocol as P
+from tests.browser_login import login
+from tests.server import ApplianceProcess
+
+
+async def connect(
+    server: ApplianceProcess, token: str | None = None, headers: dict[str, str] | None = None
+) -> WebSocketClientConnection:
+    all_headers = dict(headers or {})
+    if token is not None:
+        all_headers["Authorization"] = f"Bearer {token}"
+    request = HTTPRequest(f"ws://{server.device}{P.WS_PATH}", headers=all_headers)
+    return await websocket_connect(request, max_message_size=16 << 20)
+
+
+async def receive(ws: WebSocketClientConnection, kind: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The next text message of type ``kind`` (others are skipped)."""
+
+    async def find() -> dict[str, Any]:
+        while True:
+            msg = await ws.read_message()
+            assert msg is not None, "connection closed"
+            if isinstance(msg, str):
+                parsed: dict[str, Any] = json.loads(msg)
+                if parsed["type"] == kind:
+                    return parsed
+
+    return await asyncio.wait_for(find(), timeout)
+
+
+async def hello(ws: WebSocketClientConnection, role: str = "script", **extra: Any) -> dict[str, Any]:
+    await ws.write_message(json.dumps({"type": "hello", "protocol": 1, "role": role, **extra}))
+    return await receive(ws, "welcome")
+
+
+async def browser(server: ApplianceProcess) -> tuple[WebSocketClientConnection, dict[str, Any]]:
+    """Signed in as the admin from the device's own origin; the socket and its welcome."""
+    cookie = login(server.port, server.data_dir)
+    ws = await connect(server, headers={"Cookie": cookie, "Origin": f"http://{server.device}"})
+    return ws, await hello(ws, "browser")
