@@ -50,6 +50,9 @@ BASE_ENV = {
     # `import numpy` far below the address-space limit on a 4-core Pi.
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
+    # glibc reserves 64 MiB of address space per thread arena: without a cap
+    # a script with a dozen threads cannot start them under a 256 MiB limit.
+    "MALLOC_ARENA_MAX": "2",
 }
 
 

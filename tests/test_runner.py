@@ -263,6 +263,29 @@ def test_death_by_signal_is_told_in_words(run_root: Path) -> None:
     scenario(run_root, body)
 
 
+def test_a_dozen_threads_start_under_the_limit(run_root: Path) -> None:
+    src = """
+    import threading
+    done = threading.Event()
+    def work():
+        junk = [bytearray(1000) for _ in range(1000)]
+        done.wait()
+    threads = [threading.Thread(target=work) for _ in range(12)]
+    for t in threads:
+        t.start()
+    done.set()
+    for t in threads:
+        t.join()
+    print("all started")
+    """
+
+    async def body(manager: RunManager, events: Events) -> None:
+        info = await manager.wait((await manager.start("threads", code(src))).id)
+        assert events.texts(info.id, "stdout") == ["all started"], events.texts(info.id, "stderr")
+
+    scenario(run_root, body)
+
+
 def test_traceback_lines_point_at_the_editor_lines(run_root: Path) -> None:
     src = """
     import json
