@@ -76,7 +76,7 @@ def test_blocks_come_no_faster_than_real_time(sim: SimulatedArray) -> None:
     while time.monotonic() - start < 0.4:
         sim.read()
         count += 1
-    assert 2 <= count <= 10  # 8 in 0.4 s of audio, plus the one that ends the window
+    assert count <= 10  # 8 in 0.4 s of audio, plus the one that ends the window
 
 
 def test_loopback_channels_are_silent(sim: SimulatedArray) -> None:
