@@ -94,6 +94,8 @@ class BootConfig:
     """Accepted ``SSH_AUTHORIZED_KEY`` lines, in file order."""
     problems: list[Problem] = field(default_factory=list)
     """Lines that were rejected."""
+    superseded: set[int] = field(default_factory=set)
+    """Lines of a key that a later line sets again (only the last one counts)."""
 
     def get(self, key: str) -> str | None:
         """The accepted value of ``key``, or None."""
@@ -258,6 +260,7 @@ def _parse_line(config: BootConfig, number: int, line: str) -> None:
         config.problems.append(
             Problem(earlier.line, key, f"{key} is set again on line {number}; line {number} is used")
         )
+        config.superseded.add(earlier.line)
     config.settings[key] = Setting(key, value, number)
 
 
@@ -271,14 +274,16 @@ def _check_wifi(config: BootConfig) -> None:
             config.problems.append(Problem(setting.line, key, f"{key} is only used together with WIFI_SSID"))
 
 
-def rewrite(text: str, applied_lines: Iterable[int], stamp: str) -> str:
+def rewrite(text: str, applied_lines: Iterable[int], stamp: str, superseded: Iterable[int] = ()) -> str:
     """The file as it should stay on the card after the device has read it.
 
     Applied lines become comments (so a later boot does not apply them again
-    and the user sees what was done); secret lines are removed whatever
-    happened to them, leaving a note; every other line is kept as written.
+    and the user sees what was done), and so do lines a later line replaced;
+    secret lines are removed whatever happened to them, leaving a note; every
+    other line is kept as written.
     """
     applied = set(applied_lines)
+    replaced = set(superseded)
     out: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
         try:
@@ -294,6 +299,9 @@ def rewrite(text: str, applied_lines: Iterable[int], stamp: str) -> str:
             out.append(f"# {key} {verb} on {stamp} and removed from this file")
         elif number in applied:
             out.append(f"# applied on {stamp}:")
+            out.append(f"#{line.strip()}")
+        elif number in replaced:
+            out.append(f"# replaced by a later line, {stamp}:")
             out.append(f"#{line.strip()}")
         else:
             out.append(line)

@@ -289,8 +289,9 @@ def process_boot_file(root: Path, boot_dir: Path, data_dir: Path, live: bool) ->
     report.time = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     for problem in report.problems:
         log.warning("%s", problem)
-    if report.applied_lines or bootconfig.has_secrets(text):
-        _write_fat(path, bootconfig.rewrite(text, report.applied_lines, report.time))
+    if report.applied_lines or config.superseded or bootconfig.has_secrets(text):
+        rewritten = bootconfig.rewrite(text, report.applied_lines, report.time, config.superseded)
+        _write_fat(path, rewritten)
     write_report(root, data_dir, report)
     log.info("applied %s from %s", ", ".join(report.applied) or "nothing", path)
     return report

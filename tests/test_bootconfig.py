@@ -125,6 +125,10 @@ def test_a_key_set_twice_uses_the_last_line_and_says_so() -> None:
     assert [str(p) for p in config.problems] == [
         "micarray.txt line 1: HOSTNAME is set again on line 2; line 2 is used"
     ]
+    # Once line 2 is applied, line 1 must not come back at the next boot.
+    out = bootconfig.rewrite("HOSTNAME=one\nHOSTNAME=two\n", {2}, "today", config.superseded)
+    assert out == ("# replaced by a later line, today:\n#HOSTNAME=one\n# applied on today:\n#HOSTNAME=two\n")
+    assert bootconfig.parse(out).is_empty()
 
 
 def test_check_functions_raise_the_one_error_type() -> None:
