@@ -166,7 +166,10 @@ class Capture:
         finally:
             self.source.close()
             self._config = None
-            self._report("stopped", reason)
+            try:
+                self._report("stopped", reason)
+            except Exception:  # e.g. the loop it posts to is already closed
+                log.exception("reporting the end of capture failed")
 
     def _open(self) -> bool:
         with self._lock:
