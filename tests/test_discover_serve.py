@@ -6,15 +6,14 @@ reaches it by ``lab.local`` alone. Every packet stays on the veth pair.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import wave
 from pathlib import Path
-
-import pytest
 
 from tests.netns import requires_netns, veth_pair, wait_for_line
 
@@ -22,16 +21,7 @@ BIN = Path(sys.executable).parent
 PORT = 8080
 
 
-def _have_serve() -> bool:
-    # Until capture lands, `appliance serve` cannot start; then this always runs.
-    names = ("appliance.capture", "appliance.daemon", "appliance.sources.simulator")
-    return all(importlib.util.find_spec(name) is not None for name in names)
-
-
-pytestmark = [
-    requires_netns,
-    pytest.mark.skipif(not _have_serve(), reason="appliance serve is not complete yet"),
-]
+pytestmark = requires_netns
 
 SCRIPT = """
 import browserinterface
@@ -49,10 +39,7 @@ browserinterface.loop_callbacks()
 
 
 def _rtai(*args: str) -> list[str]:
-    rtai = BIN / "rtai"
-    if importlib.util.find_spec("rtai.cli") is not None and rtai.exists():
-        return [str(rtai), *args]
-    return [sys.executable, "-m", f"rtai.{args[0]}", *args[1:]]
+    return [str(BIN / "rtai"), *args]
 
 
 def test_laptop_finds_the_device_and_runs_a_script_by_name(tmp_path: Path) -> None:
@@ -97,3 +84,26 @@ def test_laptop_finds_the_device_and_runs_a_script_by_name(tmp_path: Path) -> No
         assert words[0] == "recorded" and words[2] == str(rec["channels"]), out
         assert words[3] == "int16"
         assert int(words[1]) >= rec["rate"] * 3 // 10
+
+        # rtai listens to it by name: RTP over the veth pair into a WAV file.
+        wav = tmp_path / "lab.wav"
+        laptop.run(
+            _rtai("listen", f"lab.local:{PORT}", "--token", token, "--duration", "1", "--out", str(wav)),
+            timeout=60,
+        )
+        with wave.open(str(wav)) as w:
+            assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (
+                rec["channels"],
+                rec["rate"],
+                2,
+            )
+            assert w.getnframes() >= rec["rate"] * 9 // 10
+        # rtai sdp by name: the SDP for other tools, streaming until Ctrl-C.
+        sdp = laptop.spawn(_rtai("sdp", f"lab.local:{PORT}", "--token", token, "--port", "5004"))
+        wait_for_line(sdp, "streaming", deadline_s=30)
+        os.killpg(sdp.pid, signal.SIGINT)
+        assert sdp.stdout is not None
+        text = sdp.stdout.read()
+        assert sdp.wait(30) == 0
+        assert "c=IN IP4 10.231.0.2" in text
+        assert f"L16/{rec['rate']}/{rec['channels']}" in text

@@ -8,7 +8,6 @@ handle on it).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -35,15 +34,6 @@ signal.signal(signal.SIGUSR1, lambda *_: sim.stall())
 from appliance.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-
-
-def _have_serve() -> bool:
-    # Until capture lands, `appliance serve` cannot start; then this always runs.
-    names = ("appliance.capture", "appliance.daemon", "appliance.sources.simulator")
-    return all(importlib.util.find_spec(name) is not None for name in names)
-
-
-pytestmark = pytest.mark.skipif(not _have_serve(), reason="appliance serve is not complete yet")
 
 
 class NotifyInbox:
