@@ -743,3 +743,9 @@ def test_pure_logic_passes_nodes_test_runner() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "# fail 0" in result.stdout
+
+
+def test_a_single_point_is_visible(harness: Harness) -> None:
+    harness.draw("g", "base:graph:line", {"series": [{"name": "a", "color": RED}]}, [[{"x": 1, "y": 1}]])
+    assert harness.pixels("g", [RED])["near"][0] > 10
+    harness.assert_clean()

@@ -33,7 +33,9 @@ class GraphView extends EChartsView {
   render() {
     const { chart, fresh } = this.ensureChart();
     const axisType = this.store.categorical || this.kind === "bar" ? "category" : "value";
-    const data = this.store.series.map((points) => ({ data: points }));
+    // Lines draw no symbols (cheaper), except for a series of one point, which would be invisible.
+    const line = KINDS[this.kind].type === "line";
+    const data = this.store.series.map((points) => (line ? { data: points, showSymbol: points.length === 1 } : { data: points }));
     if (fresh || axisType !== this.axisType) {
       this.axisType = axisType;
       chart.setOption(this.#fullOption(axisType, data), { notMerge: true });
@@ -44,6 +46,7 @@ class GraphView extends EChartsView {
 
   #fullOption(axisType, data) {
     const style = KINDS[this.kind];
+    const line = style.type === "line";
     const named = this.series.some((s) => s.name);
     const xAxis =
       axisType === "category"
@@ -59,7 +62,7 @@ class GraphView extends EChartsView {
       series: this.series.map((s, i) => ({
         ...style,
         name: s.name,
-        showSymbol: false,
+        ...(line ? { showSymbol: data[i].showSymbol } : {}),
         ...(s.color ? { itemStyle: { color: s.color }, lineStyle: { color: s.color } } : {}),
         ...(s.color && style.areaStyle ? { areaStyle: { ...style.areaStyle, color: s.color } } : {}),
         data: data[i].data,

@@ -26,5 +26,12 @@ function runFrame() {
   scheduled = false;
   const views = [...dirty];
   dirty.clear();
-  for (const view of views) view.flush();
+  for (const view of views) {
+    // One view's failure must neither escape nor stop the others from drawing.
+    try {
+      view.flush();
+    } catch (error) {
+      view.reportError(error);
+    }
+  }
 }

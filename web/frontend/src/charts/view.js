@@ -112,6 +112,11 @@ export class HandlerView {
     }
   }
 
+  /** Show an unexpected failure in the tab (the scheduler calls this). */
+  reportError(error) {
+    this.#fail(error, "cannot draw");
+  }
+
   /** Called by the scheduler once per animation frame. */
   flush() {
     if (this.destroyed || !this.impl) return;
