@@ -16,13 +16,11 @@ Prints figures only; never passes or fails on a time.
 from __future__ import annotations
 
 import statistics
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-from tests.conftest_web import CHROMIUM, CHROMIUM_ARGS, Http, Server, login
+from tests.conftest_web import CHROMIUM, CHROMIUM_ARGS, login, running_server
 
 EXECUTE_RUNS = 5
 FEED_SECONDS = 6.0
@@ -129,21 +127,14 @@ def _sustained(page: Any, tabs: int) -> dict[str, float]:
 
 def main() -> None:
     """Print the figures."""
-    with tempfile.TemporaryDirectory() as tmp:
-        server = Server(Path(tmp) / "data")
-        server.start()
-        try:
-            assert Http(server.url).setup() == 302
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                login(page, server.url)
-                times = _execute_latency(page)
-                one = _sustained(page, 1)
-                four = _sustained(page, 4)
-                browser.close()
-        finally:
-            server.stop()
+    with running_server(password=True) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+        login(page, server.url)
+        times = _execute_latency(page)
+        one = _sustained(page, 1)
+        four = _sustained(page, 4)
+        browser.close()
     print(
         f"Execute click to first chart update: median {statistics.median(times):.0f} ms, "
         f"min {min(times):.0f} ms, max {max(times):.0f} ms over {len(times)} runs"

@@ -6,14 +6,17 @@ Imported by tests/test_web_*.py (pytest does not load this file by itself).
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -78,6 +81,7 @@ class Server:
     def start(self) -> None:
         """Start the process and wait until HTTP answers."""
         self.log_path = self.data_dir.parent / f"serve-{self.port}.log"
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         cmd = [
             str(Path(sys.executable).parent / "appliance"),
@@ -130,15 +134,36 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    """A fresh device with no password, for one test."""
-    srv = Server(tmp_path / "data")
-    srv.start()
+@contextlib.contextmanager
+def device_dir() -> Iterator[Path]:
+    """A data dir whose parents the unprivileged run user can traverse (pytest's are 0700)."""
+    top = Path(tempfile.mkdtemp(prefix="web-test-"))
+    top.chmod(0o711)
     try:
-        yield srv
+        yield top / "data"
     finally:
-        srv.stop()
+        shutil.rmtree(top)
+
+
+@contextlib.contextmanager
+def running_server(password: bool) -> Iterator[Server]:
+    """A started `appliance serve`, with the admin password set when asked; always stopped."""
+    with device_dir() as data:
+        srv = Server(data)
+        try:
+            srv.start()
+            if password:
+                assert Http(srv.url).setup() == 302
+            yield srv
+        finally:
+            srv.stop()
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """A fresh device with no password, for one test."""
+    with running_server(password=False) as srv:
+        yield srv
 
 
 class Http:
@@ -189,9 +214,10 @@ class Http:
     def xsrf(self) -> str:
         """The _xsrf cookie, fetching the login page first if there is none yet."""
         token = self.cookie("_xsrf")
-        if token is None:
-            self.request("GET", "/login")
-            token = self.cookie("_xsrf")
+        for page in ("/login", "/setup"):
+            if token is None:
+                self.request("GET", page)
+                token = self.cookie("_xsrf")
         assert token, "the server set no _xsrf cookie"
         return token
 
@@ -216,15 +242,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 @pytest.fixture(scope="module")
-def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def device() -> Iterator[Server]:
     """A device with the admin password set, shared by one test module."""
-    srv = Server(tmp_path_factory.mktemp("device") / "data")
-    srv.start()
-    try:
-        assert Http(srv.url).setup() == 302
+    with running_server(password=True) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 # -- the browser ---------------------------------------------------------------
@@ -264,7 +285,8 @@ class PageErrors:
 @pytest.fixture
 def page(browser: Any, device: Server) -> Iterator[Any]:
     """A signed-in page of the app; the test fails on any JavaScript error."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    # The app's CSP forbids eval; Playwright's wait_for_function needs it in the test only.
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
     pg = context.new_page()
     errors = PageErrors(pg)
     pg.errors = errors

@@ -77,13 +77,18 @@ def wait_console(pg: Any, pattern: str) -> None:
 
 
 def wait_drawn(pg: Any, tab: Any, minimum: int = 50) -> int:
-    """Open a handler tab and wait until its chart has coloured pixels; returns their count."""
+    """Open a handler tab and wait until its chart has coloured pixels; returns their count.
+
+    Fails when the chart shows a data error instead.
+    """
     tab.click()
     hid = tab.get_attribute("data-tab")
     pane = pg.locator(f'[data-pane="{hid}"]')
+    banner = pane.locator(".micarray-handler-error")
     pg.wait_for_function(
         f"(pane) => ({COLOURED_PIXELS_JS})(pane) >= {minimum}", arg=pane.element_handle(), timeout=WAIT_MS
     )
+    assert banner.is_hidden(), banner.text_content()
     return int(pg.evaluate(COLOURED_PIXELS_JS, pane.element_handle()))
 
 
@@ -165,7 +170,7 @@ for kind in ("line", "area", "bar", "plot"):
             h.send_data(m)
 for kind in ("line", "area"):
     h = bi.add_handler(f"polar {kind} append", f"base:polar:{kind}",
-                       {"title": "t", "series": ["s"], "legend": {"from": 0, "to": 350, "step": 10}})
+                       {"title": "t", "series": ["s"], "legend": {"from": 0, "to": 360, "step": 10}})
     for i in range(36):
         h.send_data([{"append": 1 + (i % 4)}])
     h = bi.add_handler(f"polar {kind} replace", f"base:polar:{kind}",
@@ -199,6 +204,8 @@ def test_every_handler_type_and_format_draws(page: Any) -> None:
         hid = tab.get_attribute("data-tab")
         notice = page.locator(f'[data-pane="{hid}"] .chart-notice')
         assert notice.is_hidden(), f"{name}: {notice.text_content()}"
+        banner = page.locator(f'[data-pane="{hid}"] .micarray-handler-error')
+        assert banner.is_hidden(), f"{name}: {banner.text_content()}"
     stop(page)
 
 
@@ -230,7 +237,7 @@ def test_rate_change_in_panel_reaches_a_running_script(page: Any) -> None:
     page.fill("#cfg-buffer", "0")
     page.click("#cfg-apply")
     page.wait_for_function("document.querySelector('#config-error').textContent.length > 10", timeout=WAIT_MS)
-    assert "0" in page.text_content("#config-error")
+    assert "buffer_frames 0 is out of range" in page.text_content("#config-error")
     page.select_option("#cfg-rate", current)
     page.fill("#cfg-buffer", page.evaluate("String(window.micarray.device.config.buffer_frames)"))
     page.click("#cfg-apply")
@@ -274,13 +281,18 @@ def test_reload_and_second_window_keep_run_console_and_tabs(page: Any, device: S
 
 
 def test_main_screen_screenshot(page: Any) -> None:
+    # Close the tabs earlier tests left, with their close buttons.
+    while page.locator(".handler-tab .tab-close").count():
+        page.locator(".handler-tab .tab-close").first.click()
     page.select_option("#examples", "direction_of_arrival.py")
     page.wait_for_function("window.micarray.editor.getCode().includes('SRP-PHAT')")
     execute(page)
     wait_console(page, "loudest direction")
-    tab = page.locator('.handler-tab[data-type="base:polar:area"]')
+    tab = page.locator(".handler-tab", has_text="Direction of arrival")
     assert wait_drawn(page, tab) >= 50
+    page.click('[data-tab="device"]')
     page.wait_for_function("document.querySelectorAll('#meters .meter').length > 0", timeout=WAIT_MS)
+    tab.click()
     page.screenshot(path=str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
     stop(page)

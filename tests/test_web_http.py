@@ -47,8 +47,10 @@ def test_nothing_but_login_without_a_session(device: Server) -> None:
         assert json.loads(body) == {"error": "sign in first"}
     assert anon.request("GET", "/static/dist/main.js")[0] == 403
     assert anon.request("GET", "/static/pages.css")[0] == 200
-    status, _, body = anon.request("GET", "/login")
+    status, headers, body = anon.request("GET", "/login")
     assert status == 200 and b"Sign in" in body
+    assert headers["Content-Security-Policy"].startswith("default-src 'self';")
+    assert headers["X-Frame-Options"] == "DENY"
 
 
 def test_login_logout_and_wrong_password(device: Server) -> None:
@@ -174,6 +176,7 @@ async def _ws(url: str, cookie: str, origin: str) -> int:
     except HTTPClientError as err:
         return err.code
     try:
+        await conn.write_message(json.dumps({"type": "hello", "protocol": 1, "role": "browser"}))
         msg = await asyncio.wait_for(conn.read_message(), 10)
         assert msg is not None and json.loads(msg)["type"] == "welcome"
         return 101

@@ -18,7 +18,7 @@ polar = bi.add_handler(
     {
         "title": "SRP-PHAT power",
         "series": ["power"],
-        "legend": {"from": 0, "to": 360 - STEP_DEG, "step": STEP_DEG},
+        "legend": {"from": 0, "to": 360, "step": STEP_DEG},
         "rmin": 0,
         "rmax": 1,
     },
