@@ -39,7 +39,7 @@ async def run_file(path: Path, device: str | None = None) -> int:
     stopper = loop.create_task(stop_requested.wait())
     try:
         while True:
-            reader = loop.create_task(ws.read_message())
+            reader: asyncio.Future[str | bytes | None] = asyncio.ensure_future(ws.read_message())
             done, _ = await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if stopper in done and run_id is not None:
                 await ws.write_message(P.encode_message({"type": "run_stop", "id": 2, "run": run_id}))

@@ -7,6 +7,8 @@ import logging
 import os
 import secrets
 import signal
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +62,25 @@ def device_id(data_dir: Path) -> str:
         return ident
 
 
+def run_root() -> Path:
+    """Where script runs get their directories.
+
+    The unprivileged run user must be able to enter it, which a data directory
+    under a private home (``/root`` is 0700) does not allow; so: the runtime
+    directory under systemd, else a directory of ours in the temporary folder.
+    """
+    runtime = os.environ.get("RUNTIME_DIRECTORY")
+    if runtime:
+        return Path(runtime.split(":")[0]) / "runs"
+    path = Path(tempfile.gettempdir()) / f"micarray-runs-{os.geteuid()}"
+    path.mkdir(mode=0o711, exist_ok=True)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise OSError(f"{path} is not a directory owned by this user; remove it and start again")
+    path.chmod(0o711)
+    return path
+
+
 def _runtime_local_file() -> tuple[Path, ...]:
     runtime = os.environ.get("RUNTIME_DIRECTORY")
     return (Path(runtime.split(":")[0]) / "local.json",) if runtime else ()
@@ -72,9 +93,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     service = Service(
         source, opts.data_dir, http_port=opts.http_port, hostname=opts.hostname, log_tail=log_tail
     )
-    service.runs = RunManager(
-        opts.data_dir / "runs", default_launcher(), service.env_for_run, service.on_run_event
-    )
+    service.runs = RunManager(run_root(), default_launcher(), service.env_for_run, service.on_run_event)
     _attach_streams(service)
     await service.start()
     server = HTTPServer(make_app(service), xheaders=False)

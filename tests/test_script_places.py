@@ -1,0 +1,119 @@
+"""A script works wherever it runs: by the device, over ssh, from a laptop; and survives a restart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.guide import Script
+from tests.server import BIN, ApplianceProcess
+
+SHOW_CONFIG = """
+import browserinterface
+{setup}
+def new_config(buffer_frames, rate, channels, volume):
+    print("config", buffer_frames, rate, channels, volume, flush=True)
+
+browserinterface.register_when_new_config(new_config)
+browserinterface.start()
+"""
+
+
+def _script(tmp_path: Path, name: str, setup: str, env: dict[str, str]) -> Script:
+    path = tmp_path / name
+    path.write_text(SHOW_CONFIG.format(setup=setup))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BI_")}
+    clean.update(env)
+    return Script(path, {**clean, "PATH": os.environ["PATH"]})
+
+
+def test_over_ssh_on_the_device_it_needs_nothing(appliance: ApplianceProcess, tmp_path: Path) -> None:
+    # The local token file stands where the service wrote it; no device, no token given.
+    script = _script(tmp_path, "local.py", "", {"BI_LOCAL_FILE": str(appliance.data_dir / "local.json")})
+    try:
+        script.expect(r"^config \d+ \d+ \d+ \d+$")
+    finally:
+        script.proc.kill()
+        script.wait()
+
+
+def test_from_a_laptop_with_board_ip(appliance: ApplianceProcess, tmp_path: Path) -> None:
+    token = appliance.token("laptop")
+    for variable in ("bi_board_ip", "board_ip"):
+        script = _script(
+            tmp_path,
+            f"{variable}.py",
+            f"browserinterface.{variable} = {appliance.device!r}",
+            {"BI_TOKEN": token},
+        )
+        try:
+            script.expect(r"^config \d+ \d+ \d+ \d+$")
+        finally:
+            script.proc.kill()
+            script.wait()
+
+
+def test_a_refused_token_is_a_clear_error(appliance: ApplianceProcess, tmp_path: Path) -> None:
+    script = _script(tmp_path, "bad.py", "", {"BI_DEVICE": appliance.device, "BI_TOKEN": "wrong"})
+    assert script.wait(20) != 0
+    out = script.output()
+    assert "refused the token (HTTP 401)" in out, out
+
+
+def test_the_script_reconnects_after_a_restart(appliance: ApplianceProcess, tmp_path: Path) -> None:
+    token = appliance.token("restart")
+    script = _script(tmp_path, "survivor.py", "", {"BI_DEVICE": appliance.device, "BI_TOKEN": token})
+    try:
+        script.expect(r"^config ")
+        appliance.stop()
+        appliance.start()
+        script.expect(r"^config ", timeout=30)  # the configuration again, from the new daemon
+        assert script.proc.poll() is None
+    finally:
+        script.interrupt()
+
+
+def test_appliance_run_follows_a_script_started_by_the_device(
+    appliance: ApplianceProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "hello_run.py"
+    path.write_text(
+        "import os, sys\n"
+        "import browserinterface\n"
+        "browserinterface.start()\n"
+        "print('rate', browserinterface.rate, 'uid', os.getuid())\n"
+        "print('to stderr', file=sys.stderr)\n"
+        "browserinterface.stop()\n"
+        "sys.exit(3)\n"
+    )
+    env = {**os.environ, "BI_LOCAL_FILE": str(appliance.data_dir / "local.json")}
+    env.pop("BI_DEVICE", None)
+    out = subprocess.run(
+        [str(BIN / "appliance"), "run", str(path)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 3, (out.stdout, out.stderr)
+    rate, uid = out.stdout.split()[1], out.stdout.split()[3]
+    assert int(rate) > 0
+    if os.geteuid() == 0:
+        assert int(uid) != 0, "a script run by the device must not run as root"
+    assert "to stderr" in out.stderr
+    assert "exited with status 3" in out.stderr
+
+
+def test_no_device_and_no_local_service_is_explained(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BI_")}
+    env["BI_LOCAL_FILE"] = str(tmp_path / "missing.json")
+    env["XDG_DATA_HOME"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", "import browserinterface; browserinterface.start()"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert out.returncode != 0
+    if not Path("/run/micarray/local.json").exists() and not Path("/var/lib/micarray/local.json").exists():
+        assert "no device given and no appliance service runs on this machine" in out.stderr
