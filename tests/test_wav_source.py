@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import struct
+import subprocess
 import wave
 from pathlib import Path
 
@@ -98,3 +101,62 @@ def test_volume_zero_mutes(tmp_path: Path) -> None:
         source.close()
     with pytest.raises(SourceUnavailable, match="closed"):
         source.read()
+
+
+def write_extensible(path: Path, values: np.ndarray, rate: int, width: int) -> Path:
+    """A WAVE_FORMAT_EXTENSIBLE file of integer PCM, as sox and ffmpeg write them."""
+    channels = values.shape[1]
+    data = values.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :width].tobytes()
+    pcm_guid = struct.pack("<H", 1) + bytes.fromhex("000000001000800000aa00389b71")
+    fmt = (
+        struct.pack(
+            "<HHIIHHHHI",
+            0xFFFE,
+            channels,
+            rate,
+            rate * channels * width,
+            channels * width,
+            8 * width,
+            22,
+            8 * width,
+            0,
+        )
+        + pcm_guid
+    )
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"LIST" + struct.pack("<I", 4) + b"INFO"  # a chunk to skip
+    body += b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+@pytest.mark.parametrize("width", [2, 3])
+def test_extensible_header_is_read(tmp_path: Path, width: int) -> None:
+    rng = np.random.default_rng(20 + width)
+    bits = 8 * width
+    values = rng.integers(-(2 ** (bits - 1)), 2 ** (bits - 1), size=(300, 6))
+    path = write_extensible(tmp_path / "ext.wav", values, 16000, width)
+    with pytest.raises(wave.Error, match="unknown format: 65534"):
+        wave.open(str(path), "rb").close()  # what the standard library says on 3.11
+    source = WavSource(path)
+    assert source.probe().channels == (1, 2, 3, 4, 5, 6)
+    got = read_blocks(source, AudioConfig(16000, 6, 100, 80), 4)  # loops once
+    expected = (values >> (bits - 16)).astype(np.int16)
+    assert np.array_equal(got, np.concatenate([expected, expected])[:400])
+
+
+def test_ffmpeg_multichannel_wav_is_read(tmp_path: Path) -> None:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("ffmpeg is not installed")
+    samples = np.random.default_rng(5).integers(-32768, 32768, size=(480, 8), dtype=np.int16)
+    raw = tmp_path / "in.raw"
+    samples.tofile(raw)
+    out = tmp_path / "ff.wav"
+    subprocess.run(
+        [ffmpeg, "-loglevel", "error", "-f", "s16le", "-ar", "48000", "-ac", "8", "-i", str(raw),
+         "-c:a", "pcm_s32le", str(out)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    got = read_blocks(WavSource(out), AudioConfig(48000, 8, 240, 80), 2)
+    assert np.array_equal(got, samples)

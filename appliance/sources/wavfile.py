@@ -3,9 +3,9 @@
 The file is read with the standard library's ``wave`` module: 8, 16, 24 and
 32-bit integer PCM (24 and 32-bit samples keep their top 16 bits, 8-bit is
 widened).  Python 3.11's ``wave`` does not read WAVE_FORMAT_EXTENSIBLE
-headers, which some tools write for more than two channels; convert such a
-file with ``sox in.wav -e signed -b 16 out.wav`` or ``ffmpeg -i in.wav
--c:a pcm_s16le -rf64 never out.wav``.
+headers, which sox and ffmpeg write for more than two channels or more than
+16 bits; such files with integer PCM samples are read by a small RIFF reader
+here instead.
 
 Buffers are paced in real time and the file **loops**: at its end, reading
 goes on from its first frame, so a short file makes an endless source.  The
@@ -15,9 +15,11 @@ may be captured (the first N channels).
 
 from __future__ import annotations
 
+import struct
 import threading
 import wave
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +29,19 @@ from appliance.errors import ConfigError, SourceUnavailable
 from appliance.sources.base import SourceInfo, apply_gain, software_gain
 from appliance.sources.pacing import Pacer
 
+#: The format tag of WAVE_FORMAT_EXTENSIBLE, and of integer PCM.
+EXTENSIBLE = 0xFFFE
+PCM = 1
+
+
+class _Frames(Protocol):
+    """What the source needs of an open WAV file (``wave.Wave_read`` has it)."""
+
+    def readframes(self, n: int) -> bytes: ...
+    def rewind(self) -> None: ...
+    def getnframes(self) -> int: ...
+    def close(self) -> None: ...
+
 
 class WavSource:
     """A :class:`~appliance.sources.base.CaptureSource` reading a WAV file."""
@@ -35,7 +50,7 @@ class WavSource:
         self.path = Path(path)
         self.rate, self.file_channels, self.width = _header(self.path)
         self._cond = threading.Condition()
-        self._wav: wave.Wave_read | None = None
+        self._wav: _Frames | None = None
         self._pacer: Pacer | None = None
         self._config: AudioConfig | None = None
         self._gain = 1.0
@@ -66,8 +81,8 @@ class WavSource:
                 f"channels {config.channels} is not supported; this file has 1 to {self.file_channels}"
             )
         try:
-            wav = wave.open(str(self.path), "rb")  # noqa: SIM115 (kept open until close)
-        except (OSError, wave.Error, EOFError) as exc:
+            wav = _open(self.path)
+        except (OSError, wave.Error, EOFError, ValueError) as exc:
             raise SourceUnavailable(f"cannot open WAV file {self.path}: {exc}") from exc
         with self._cond:
             self._close_file()
@@ -112,7 +127,7 @@ class WavSource:
             self._wav.close()
             self._wav = None
 
-    def _frames(self, wav: wave.Wave_read, count: int) -> bytes:
+    def _frames(self, wav: _Frames, count: int) -> bytes:
         """``count`` frames from the file, going back to its start as often as needed."""
         chunks: list[bytes] = []
         frame_bytes = self.width * self.file_channels
@@ -135,18 +150,83 @@ class WavSource:
 def _header(path: Path) -> tuple[int, int, int]:
     """(rate, channels, bytes per sample) of a readable PCM WAV file, or ConfigError."""
     try:
-        with wave.open(str(path), "rb") as wav:
-            rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
+        wav = _open(path)
     except FileNotFoundError:
         raise ConfigError(f"WAV file {path} does not exist") from None
-    except (OSError, wave.Error, EOFError) as exc:
+    except (OSError, wave.Error, EOFError, ValueError) as exc:
         raise ConfigError(
-            f"{path} is not a WAV file this device reads ({exc}); use 8, 16, 24 or 32-bit "
-            "integer PCM with a plain (not extensible) header"
+            f"{path} is not a WAV file this device reads ({exc}); use 8, 16, 24 or 32-bit integer PCM"
         ) from exc
-    if width not in (1, 2, 3, 4):
-        raise ConfigError(f"{path} has {8 * width}-bit samples; use 8, 16, 24 or 32-bit PCM")
-    return rate, channels, width
+    info = (wav.getframerate(), wav.getnchannels(), wav.getsampwidth())
+    wav.close()
+    if info[2] not in (1, 2, 3, 4):
+        raise ConfigError(f"{path} has {8 * info[2]}-bit samples; use 8, 16, 24 or 32-bit PCM")
+    return info
+
+
+def _open(path: Path) -> wave.Wave_read | _ExtensibleWav:
+    """``wave`` for plain PCM files, the RIFF reader for WAVE_FORMAT_EXTENSIBLE ones."""
+    try:
+        return wave.open(str(path), "rb")
+    except wave.Error as exc:
+        if f"unknown format: {EXTENSIBLE}" not in str(exc):
+            raise
+    return _ExtensibleWav(path)
+
+
+class _ExtensibleWav:
+    """Integer PCM in a WAVE_FORMAT_EXTENSIBLE file, read like ``wave.Wave_read``."""
+
+    def __init__(self, path: Path) -> None:
+        self._file: BinaryIO = path.open("rb")
+        try:
+            self._parse()
+        except (OSError, struct.error, ValueError):
+            self._file.close()
+            raise
+
+    def _parse(self) -> None:
+        riff, _, kind = struct.unpack("<4sI4s", self._file.read(12))
+        if riff != b"RIFF" or kind != b"WAVE":
+            raise ValueError("not a RIFF WAVE file")
+        fmt: tuple[int, ...] | None = None
+        while True:
+            chunk, size = struct.unpack("<4sI", self._file.read(8))
+            if chunk == b"fmt ":
+                body = self._file.read(size + (size & 1))
+                fmt = struct.unpack_from("<HHIIHHHHIH", body)
+            elif chunk == b"data":
+                break
+            else:
+                self._file.seek(size + (size & 1), 1)
+        if fmt is None or fmt[0] != EXTENSIBLE or fmt[9] != PCM:
+            raise ValueError("only integer PCM samples are supported")
+        self._channels, self._rate, self._width = int(fmt[1]), int(fmt[2]), int(fmt[5]) // 8
+        self._start = self._file.tell()
+        self._nframes = int(size) // (self._width * self._channels)
+
+    def getframerate(self) -> int:
+        return self._rate
+
+    def getnchannels(self) -> int:
+        return self._channels
+
+    def getsampwidth(self) -> int:
+        return self._width
+
+    def getnframes(self) -> int:
+        return self._nframes
+
+    def readframes(self, n: int) -> bytes:
+        frame = self._width * self._channels
+        left = self._start + self._nframes * frame - self._file.tell()
+        return self._file.read(max(0, min(n * frame, left)))
+
+    def rewind(self) -> None:
+        self._file.seek(self._start)
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _to_int16(raw: bytes, width: int) -> NDArray[np.int16]:
