@@ -1,0 +1,215 @@
+"""RTP streaming: our sender against ffmpeg's, the added latency, the receiver's CPU.
+
+    .venv/bin/python -m bench.rtai_stream            (or: python -m bench rtai_stream)
+
+1. Sender CPU seconds per second of audio, same WAV input, 48 kHz, 8 and 48
+   channels, real-time pace, 1472-byte datagrams to a loopback port: ours (a
+   real Bus and StreamManager fed 4096-frame blocks as the capture thread
+   would) against ``ffmpeg -re -i in.wav -f rtp``.  Each runs 5 s and 1 s;
+   the difference divided by 4 s removes both programs' start-up costs.
+2. Added latency on loopback: from the moment a block is handed to the bus
+   (its capture finished) to the moment the listener's ``Receiver``, in its
+   own process, yields its last frame; p50 and p99.
+3. The receiver's CPU seconds per second of audio (measured inside it).
+
+Prints figures and ratios; never fails on a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+RATE = 48000
+SECONDS = 5.0
+SHORT_SECONDS = 1.0
+BLOCK = 4096
+SMALL_BLOCK = 512
+LATENCY_MS = 20.0
+REPO = Path(__file__).resolve().parent.parent
+SELF = [sys.executable, "-m", "bench.rtai_stream"]
+
+
+def _write_wav(path: Path, channels: int, seconds: float) -> None:
+    rng = np.random.default_rng(channels)
+    data = rng.integers(-8000, 8000, (int(RATE * seconds), channels)).astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+        wav.writeframes(data.tobytes())
+
+
+def _cpu_of(cmd: list[str], **kwargs: object) -> float:
+    """Run ``cmd`` to its end; its user + system CPU seconds."""
+    proc = subprocess.Popen(cmd, **kwargs)  # type: ignore[call-overload]
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{cmd[:4]} exited with {proc.returncode}")
+    return float(usage.ru_utime + usage.ru_stime)
+
+
+def _free_pair() -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a:
+            a.bind(("127.0.0.1", 0))
+            port = int(a.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                try:
+                    b.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            return port
+    raise OSError("no free port pair")
+
+
+# -- child processes -------------------------------------------------------
+
+
+def child_sender(wav_path: str, port: int, stamps_path: str, block: int) -> None:
+    """Our sender: WAV blocks -> Bus -> StreamManager -> UDP, at real-time pace."""
+    from appliance.block import Block  # noqa: PLC0415
+    from appliance.bus import Bus  # noqa: PLC0415
+    from appliance.config import AudioConfig  # noqa: PLC0415
+    from appliance.streaming import StreamManager  # noqa: PLC0415
+
+    with wave.open(wav_path, "rb") as wav:
+        channels = wav.getnchannels()
+        raw = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
+    data = raw.astype(np.int16).reshape(-1, channels)
+    config = AudioConfig(rate=RATE, channels=channels, buffer_frames=block)
+    stamps: list[float] = []
+
+    async def main() -> None:
+        bus = Bus()
+        manager = StreamManager(bus, lambda: config)
+        await manager.start()
+        manager.subscribe("bench", "127.0.0.1", port)
+        start = time.monotonic()
+        for seq, i in enumerate(range(0, data.shape[0] - block + 1, block)):
+            due = start + (i + block) / RATE
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            now = time.time()
+            stamps.append(now)
+            bus.publish(Block.frozen(seq, now, data[i : i + block].copy()))
+        await manager.close()
+
+    asyncio.run(main())
+    if stamps_path != "-":
+        Path(stamps_path).write_text(json.dumps(stamps))
+
+
+def child_receiver(port: int, channels: int, frames: int, out_path: str) -> None:
+    """Our receiver: records (offset of each yield's last frame, wall time) and its CPU."""
+    from rtai.receiver import Receiver  # noqa: PLC0415
+
+    marks: list[tuple[int, float]] = []
+    with Receiver(port, rate=RATE, channels=channels, latency_ms=LATENCY_MS) as rx:
+        Path(out_path + ".ready").write_text("")
+        first, got, cpu_start = None, 0, 0.0
+        deadline = time.monotonic() + SECONDS + 10
+        while got < frames and time.monotonic() < deadline:
+            for block in rx.read(0.1):
+                now = time.time()
+                if first is None:
+                    first, cpu_start = block.timestamp, time.process_time()
+                got = block.timestamp + block.frames - first
+                marks.append((got - 1, now))
+        cpu = time.process_time() - cpu_start
+        result = {"marks": marks, "lost": rx.stats.lost, "cpu": cpu, "seconds": got / RATE}
+    Path(out_path).write_text(json.dumps(result))
+
+
+# -- the runs ---------------------------------------------------------------
+
+
+def _sender_cpu(tmp: Path, channels: int) -> dict[str, float]:
+    """CPU per second of audio: the slope between a long and a short run of each sender."""
+    port = _free_pair()
+    runs: dict[str, dict[float, float]] = {"ours": {}, "ffmpeg": {}}
+    for seconds in (SECONDS, SHORT_SECONDS):
+        wav = tmp / f"in{channels}-{seconds:g}.wav"
+        _write_wav(wav, channels, seconds)
+        runs["ours"][seconds] = _cpu_of([*SELF, "sender", str(wav), str(port), "-", str(BLOCK)], cwd=REPO)
+        runs["ffmpeg"][seconds] = _cpu_of(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-i", str(wav), "-c:a", "pcm_s16be",
+             "-payload_type", "96", "-f", "rtp", f"rtp://127.0.0.1:{port}?pkt_size=1472"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    return {
+        name: (cpu[SECONDS] - cpu[SHORT_SECONDS]) / (SECONDS - SHORT_SECONDS) for name, cpu in runs.items()
+    }
+
+
+def _latency(wav: Path, channels: int, tmp: Path, block: int) -> dict[str, float]:
+    port = _free_pair()
+    out = tmp / f"rx{channels}-{block}.json"
+    stamps = tmp / f"tx{channels}-{block}.json"
+    frames = (int(RATE * SECONDS) // block) * block
+    rx = subprocess.Popen([*SELF, "receiver", str(port), str(channels), str(frames), str(out)], cwd=REPO)
+    deadline = time.monotonic() + 20
+    while not Path(str(out) + ".ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _cpu_of([*SELF, "sender", str(wav), str(port), str(stamps), str(block)], cwd=REPO)
+    rx.wait()
+    result = json.loads(out.read_text())
+    sent = json.loads(stamps.read_text())
+    added = [
+        1000.0 * (when - sent[last // block]) for last, when in result["marks"] if last // block < len(sent)
+    ]
+    arr = np.array(added)
+    return {
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p99_ms": float(np.percentile(arr, 99)),
+        "max_ms": float(arr.max()),
+        "lost": float(result["lost"]),
+        "receiver_cpu": result["cpu"] / max(result["seconds"], 1e-9),
+    }
+
+
+def main() -> None:
+    """Run every figure and print them."""
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for channels in (8, 48):
+            cpu = _sender_cpu(tmp, channels)
+            print(
+                f"sender {channels:2d} ch 48 kHz, {BLOCK}-frame blocks: ours "
+                f"{cpu['ours'] * 1000:6.2f} ms CPU per s of audio, ffmpeg "
+                f"{cpu['ffmpeg'] * 1000:6.2f} ms; ours/ffmpeg {cpu['ours'] / cpu['ffmpeg']:.2f}",
+                flush=True,
+            )
+            wav = tmp / f"in{channels}-{SECONDS:g}.wav"
+            for block in (BLOCK, SMALL_BLOCK):
+                lat = _latency(wav, channels, tmp, block)
+                print(
+                    f"latency {channels:2d} ch, {block:4d}-frame blocks, bus -> Receiver yield: "
+                    f"p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms, "
+                    f"max {lat['max_ms']:.2f} ms, lost {lat['lost']:.0f}; receiver CPU "
+                    f"{lat['receiver_cpu'] * 1000:.1f} ms per s of audio",
+                    flush=True,
+                )
+    print(
+        f"(jitter buffer target {LATENCY_MS:g} ms: it holds back only frames whose packet is "
+        "missing; --play adds the same amount as the sound card's queue)"
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "sender":
+        child_sender(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "receiver":
+        child_receiver(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+    else:
+        main()
