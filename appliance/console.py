@@ -36,11 +36,12 @@ async def run_file(path: Path, device: str | None = None) -> int:
     loop.add_signal_handler(signal.SIGINT, stop_requested.set)
     run_id: str | None = None
     early: list[dict[str, Any]] = []
-    stopper = loop.create_task(stop_requested.wait())
+    stopper: asyncio.Future[object] = loop.create_task(stop_requested.wait())
     try:
         while True:
             reader: asyncio.Future[str | bytes | None] = asyncio.ensure_future(ws.read_message())
-            done, _ = await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {reader, stopper}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if stopper in done and run_id is not None:
                 await ws.write_message(P.encode_message({"type": "run_stop", "id": 2, "run": run_id}))
                 stopper = loop.create_task(asyncio.Event().wait())

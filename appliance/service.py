@@ -113,12 +113,14 @@ class Service:
     async def start(self) -> None:
         """Start capture and the periodic tasks; returns at once."""
         loop = asyncio.get_running_loop()
-        self.capture = Capture(
-            self.source,
-            deliver=lambda block: loop.call_soon_threadsafe(self.bus.publish, block),
-            on_status=lambda status: loop.call_soon_threadsafe(self._on_status, status),
-            desired=self._config,
-        )
+
+        def deliver(block: Block) -> None:  # on the capture thread
+            loop.call_soon_threadsafe(self.bus.publish, block)
+
+        def on_status(status: CaptureStatus) -> None:  # on the capture thread
+            loop.call_soon_threadsafe(self._on_status, status)
+
+        self.capture = Capture(self.source, deliver=deliver, on_status=on_status, desired=self._config)
         self.capture.start()
         self._tasks.append(loop.create_task(self._every(STATS_INTERVAL_S, self._send_stats)))
         self._tasks.append(loop.create_task(self._every(LEVELS_INTERVAL_S, self._send_levels)))
