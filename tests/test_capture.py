@@ -181,3 +181,21 @@ def test_auto_says_once_what_it_picked(caplog: pytest.LogCaptureFixture) -> None
     assert [r.getMessage() for r in infos] == [
         "source auto: no ALSA capture device found; using the simulator (sim:respeaker-6mic)"
     ]
+
+
+def test_a_failing_consumer_stops_capture_with_the_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rec = Recorder()
+
+    def deliver(block: object) -> None:
+        raise RuntimeError("event loop is closed")
+
+    capture = Capture(SimulatedArray("usb-stereo"), deliver, rec.on_status, SMALL)
+    with caplog.at_level(logging.ERROR, logger="appliance.capture"):
+        capture.start()
+        stopped = rec.wait_state("stopped")
+        capture.stop()
+    assert stopped.message == "capture failed: event loop is closed"
+    assert any(r.getMessage() == "capture thread failed" for r in caplog.records)
+    assert not any(t.name == "capture" for t in threading.enumerate())
