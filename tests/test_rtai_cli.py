@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -15,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from tests.rtai_support import distinct_audio
 from tests.server import BIN, ApplianceProcess, free_port
@@ -237,3 +240,29 @@ def test_sdp_prints_the_description_and_streams_until_interrupted(
     while f"stream {match[1]} to 127.0.0.1:{port} stopped" not in server.log():
         assert time.monotonic() < deadline, "the device kept the stream after rtai sdp ended"
         time.sleep(0.05)
+
+
+def test_the_device_streams_only_to_the_authenticated_peer(server: ApplianceProcess, token: str) -> None:
+    """Fields naming another address are ignored: the stream goes to the TCP peer."""
+
+    async def main() -> dict[str, object]:
+        request = HTTPRequest(f"ws://{server.device}/api/v1/ws", headers={"Authorization": f"Bearer {token}"})
+        conn = await websocket_connect(request)
+        try:
+            await conn.write_message(json.dumps({"type": "hello", "protocol": 1, "role": "listener"}))
+            start = {"type": "stream_start", "id": 7, "port": 5004, "address": "192.0.2.1",
+                     "host": "192.0.2.1", "peer": "192.0.2.1"}  # fmt: skip
+            await conn.write_message(json.dumps(start))
+            while True:
+                msg = json.loads(await conn.read_message())  # type: ignore[arg-type]
+                if msg.get("id") == 7:
+                    return dict(msg)
+        finally:
+            conn.close()
+
+    reply = asyncio.run(main())
+    assert reply["type"] == "ack", reply
+    stream = reply["stream"]
+    assert isinstance(stream, dict)
+    assert stream["address"] == "127.0.0.1"
+    assert "c=IN IP4 127.0.0.1" in str(stream["sdp"])
