@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import io
 import math
+import os
+import shutil
 import subprocess
 import threading
 import wave
@@ -748,4 +750,40 @@ def test_pure_logic_passes_nodes_test_runner() -> None:
 def test_a_single_point_is_visible(harness: Harness) -> None:
     harness.draw("g", "base:graph:line", {"series": [{"name": "a", "color": RED}]}, [[{"x": 1, "y": 1}]])
     assert harness.pixels("g", [RED])["near"][0] > 10
+    harness.assert_clean()
+
+
+GALLERY: list[tuple[str, dict[str, Any], list[Any]]] = [
+    ("base:graph:line", {"xName": "time", "series": TWO_SERIES}, GRAPH_FORMATS["x and y columns"]),
+    ("base:graph:area", {"xName": "time", "series": TWO_SERIES}, GRAPH_FORMATS["add per series"]),
+    ("base:graph:bar", {"xName": "band", "series": TWO_SERIES, "min": 0}, GRAPH_FORMATS["x and y columns"]),
+    ("base:graph:plot", {"xName": "time", "series": TWO_SERIES},
+     GRAPH_FORMATS["append one point per series"]),
+    ("base:polar:line", {"title": "direction", "series": TWO_SERIES, "numPoints": ANGLES},
+     POLAR_FORMATS["replace per series"]),
+    ("base:polar:area", {"title": "direction", "series": TWO_SERIES, **POLAR_SCALES["legend"]},
+     POLAR_FORMATS["append one value per series"]),
+    ("base:heatmap", {"min": 0, "max": 1},
+     [[[(math.sin(r / 4) * math.cos(c / 5) + 1) / 2 for c in range(40)] for r in range(24)]]),
+    ("base:spectrogram", {"width": 120, "height": 64, "min": -1, "max": 1, "delta_freq": 125},
+     [[math.sin(b / 6 + i / 9) * math.cos(i / 23) for b in range(64)] for i in range(120)]),
+]  # fmt: skip
+
+
+def test_every_type_side_by_side(harness: Harness, tmp_path: Path) -> None:
+    """All types on one page draw; the picture is docs/handler-types.png (UPDATE_DOCS=1 refreshes it)."""
+    harness.js("() => { document.body.style.cssText = 'margin:0;display:flex;flex-wrap:wrap;'; }")
+    for index, (handler_type, parameters, messages) in enumerate(GALLERY):
+        harness.draw(f"v{index}", handler_type, parameters, messages, width=440, height=260)
+    for index, (handler_type, _, _) in enumerate(GALLERY):
+        assert harness.banner(f"v{index}") is None
+        assert harness.pixels(f"v{index}")["painted"] > 5000, handler_type
+    harness.page.set_viewport_size({"width": 1320, "height": 780})
+    harness.js("() => harness.frames(3)")
+    shot = tmp_path / "handler-types.png"
+    harness.page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1320, "height": 780})
+    if os.environ.get("UPDATE_DOCS") == "1":
+        shutil.copyfile(shot, ROOT / "docs" / "handler-types.png")
+    harness.page.set_viewport_size({"width": 900, "height": 700})
+    harness.js("() => { document.body.style.cssText = ''; }")
     harness.assert_clean()

@@ -45,7 +45,7 @@ class HeatmapView extends RasterView {
     // Axes in cell units; the rows count down so row 0 is at the top.
     const axes = reshaped
       ? {
-          xAxis: { type: "value", min: 0, max: columns, splitLine: { show: false } },
+          xAxis: { type: "value", min: 0, max: columns, axisLine: { onZero: false }, splitLine: { show: false } },
           yAxis: { type: "value", min: 0, max: rows, inverse: true, splitLine: { show: false } },
         }
       : null;
