@@ -199,3 +199,36 @@ def test_a_failing_consumer_stops_capture_with_the_reason(
     assert stopped.message == "capture failed: event loop is closed"
     assert any(r.getMessage() == "capture thread failed" for r in caplog.records)
     assert not any(t.name == "capture" for t in threading.enumerate())
+
+
+def srp_azimuth(block: np.ndarray, geometry: np.ndarray, rate: int) -> float:
+    """Direction of arrival (degrees) by steered response power over pairwise lags."""
+    mics = block.astype(np.float64)
+    mics -= mics.mean(axis=0)
+    n = len(mics)
+    spectra = np.fft.rfft(mics, 2 * n, axis=0)
+    angles = np.radians(np.arange(0, 360, 1.0))
+    units = np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], axis=1)
+    power = np.zeros(len(angles))
+    count = geometry.shape[0]
+    for i in range(count):
+        for j in range(i + 1, count):
+            xc = np.fft.irfft(spectra[:, i] * np.conj(spectra[:, j]), 2 * n)
+            # xc[k] = sum x_i[n + k] x_j[n]; a far source in direction u reaches
+            # mic m (p . u) / c early, so xc peaks at k = (p_j - p_i) . u * rate / c.
+            lags = np.rint((geometry[j] - geometry[i]) @ units.T / 343.0 * rate).astype(int)
+            power += xc[lags]
+    return float(np.degrees(angles[int(np.argmax(power))]))
+
+
+def test_a_direction_estimate_follows_the_simulated_source() -> None:
+    rec = Recorder()
+    config = AudioConfig(rate=48000, channels=6, buffer_frames=4096, volume=80)
+    with running(SimulatedArray("respeaker-6mic"), rec, config) as capture:
+        rec.wait_blocks(3)
+        geometry = np.array(capture.source.info.geometry)
+    for block in rec.blocks:
+        truth = SimulatedArray.azimuth_at(block.time)
+        estimate = srp_azimuth(np.asarray(block.data), geometry, 48000)
+        error = (estimate - truth + 180) % 360 - 180
+        assert abs(error) < 10, (estimate, truth)
