@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Mapping
 
 import ifaddr
@@ -57,6 +58,8 @@ HOSTNAME_PROBE_MS = 1500
 """How long another device gets to answer for a host name before we take it."""
 MAX_RENAMES = 50
 """Give up after ``name-2`` .. ``name-50`` are all taken."""
+RETRY_AFTER_FAILURE_S = 60.0
+"""Seconds before announcing again after a failure with unchanged addresses."""
 
 _NOT_IN_LABEL = re.compile(r"[^a-z0-9-]+")
 
@@ -134,6 +137,8 @@ class Announcer:
         self._infos: list[AsyncServiceInfo] = []
         self._addresses: tuple[str, ...] = ()
         self._poller: asyncio.Task[None] | None = None
+        self._seen: tuple[str, ...] = ()
+        self._retry_at: float | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -147,9 +152,13 @@ class Announcer:
         return [info.name for info in self._infos]
 
     async def start(self) -> None:
-        """Announce now if the device has an address, and keep watching the interfaces."""
-        await self._sync(current_addresses())
-        if not self._addresses:
+        """Announce now if the device has an address, and keep watching the interfaces.
+
+        Never raises for network trouble: a device that cannot announce is
+        still usable by address, so failures are logged and retried.
+        """
+        await self._try_sync(current_addresses())
+        if not self._seen:
             log.info("no network address yet; will announce %s.local when one arrives", self.hostname)
         self._poller = asyncio.get_running_loop().create_task(self._poll())
 
@@ -178,18 +187,31 @@ class Announcer:
         while True:
             await asyncio.sleep(INTERFACE_POLL_S)
             addresses = current_addresses()
-            if addresses != self._addresses:
+            if addresses != self._seen:
                 log.info(
                     "network addresses changed from %s to %s; announcing again",
-                    ", ".join(self._addresses) or "none",
+                    ", ".join(self._seen) or "none",
                     ", ".join(addresses) or "none",
                 )
-                try:
-                    await self._sync(addresses)
-                except (OSError, AnnounceError, ZeroconfError) as exc:
-                    # Keep polling: the next change (or this one, retried) may work.
-                    log.warning("announcing on %s failed: %s", ", ".join(addresses), exc)
-                    self._addresses = ()
+                await self._try_sync(addresses)
+            elif self._retry_at is not None and time.monotonic() >= self._retry_at:
+                await self._try_sync(addresses)
+
+    async def _try_sync(self, addresses: tuple[str, ...]) -> None:
+        self._seen = addresses
+        try:
+            await self._sync(addresses)
+        except (OSError, AnnounceError, ZeroconfError) as exc:
+            self._retry_at = time.monotonic() + RETRY_AFTER_FAILURE_S
+            log.warning(
+                "announcing %s.local on %s failed (%s); trying again in %.0f s",
+                self.hostname,
+                ", ".join(addresses),
+                exc,
+                RETRY_AFTER_FAILURE_S,
+            )
+        else:
+            self._retry_at = None
 
     async def _sync(self, addresses: tuple[str, ...]) -> None:
         async with self._lock:

@@ -26,6 +26,9 @@ from appliance.logsetup import setup_logging
 setup_logging("INFO", target="stderr")
 mdns.INTERFACE_POLL_S = 0.3
 mdns.HOSTNAME_PROBE_MS = 1000
+mdns.RETRY_AFTER_FAILURE_S = 0.5
+if len(sys.argv) > 2:
+    mdns.MAX_RENAMES = int(sys.argv[2])
 txt = mdns.device_txt(device_id="dev-" + sys.argv[1], model="ReSpeaker 4-mic (simulated)",
     channels=4, rate=16000, rates=[16000, 48000], api_port=8080, ws_path="/api/ws",
     version="0.1.0", protocol="1")
@@ -69,11 +72,11 @@ asyncio.run(main())
 """
 
 
-def start_device(host: Host, name: str) -> subprocess.Popen[str]:
-    return host.spawn([PY, "-c", DEVICE, name], stdin=subprocess.PIPE)
+def start_device(host: Host, name: str, max_renames: int = 50) -> subprocess.Popen[str]:
+    return host.spawn([PY, "-c", DEVICE, name, str(max_renames)], stdin=subprocess.PIPE)
 
 
-def discover_json(host: Host, timeout: float = 3.0) -> list[dict[str, object]]:
+def discover_json(host: Host, timeout: float = 2.0) -> list[dict[str, object]]:
     out = host.run([PY, "-m", "rtai.discover", "--timeout", str(timeout), "--json"])
     records: list[dict[str, object]] = json.loads(out)
     return records
@@ -198,6 +201,26 @@ def test_second_device_with_the_same_name_is_renamed() -> None:
             ("micarray", "micarray.local", ["10.231.0.1"]),
             ("micarray-2", "micarray-2.local", ["10.231.0.2"]),
         ]
+
+
+@requires_netns
+def test_every_name_taken_is_retried_not_fatal() -> None:
+    with lan(3) as (first, second, laptop):
+        one = start_device(first, "micarray")
+        wait_for_line(one, "announced micarray.local (10.231.0.1)")
+        two = start_device(second, "micarray", max_renames=1)
+        failed = wait_for_line(two, "failed")
+        assert (
+            "announcing micarray.local on 10.231.0.2 failed (host names micarray.local to "
+            "micarray-1.local are all taken on this network); trying again in 0 s"
+        ) in failed
+        # The first device leaves (goodbye): the second takes the name on a retry.
+        assert one.stdin is not None
+        one.stdin.write("quit\n")
+        one.stdin.flush()
+        wait_for_line(one, "goodbye sent")
+        wait_for_line(two, "announced micarray.local (10.231.0.2)")
+        assert [r["addresses"] for r in discover_json(laptop)] == [["10.231.0.2"]]
 
 
 @requires_netns
