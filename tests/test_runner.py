@@ -270,7 +270,7 @@ def test_a_dozen_threads_start_under_the_limit(run_root: Path) -> None:
     def work():
         junk = [bytearray(1000) for _ in range(1000)]
         done.wait()
-    threads = [threading.Thread(target=work) for _ in range(12)]
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(12)]
     for t in threads:
         t.start()
     done.set()
