@@ -32,6 +32,7 @@ T = TypeVar("T")
 AS_ROOT = os.geteuid() == 0
 MEMORY = 256 * MIB
 WAIT_S = 20.0
+SCENARIO_S = 60.0
 
 
 class Events:
@@ -93,7 +94,8 @@ def scenario(run_root: Path, body: Scenario[T], memory: int = MEMORY) -> T:
             events,
         )
         try:
-            return await body(manager, events)
+            # A hung run fails the test here, and the finally still stops it.
+            return await asyncio.wait_for(body(manager, events), SCENARIO_S)
         finally:
             await manager.stop_all()
             for info in manager.list():
