@@ -221,23 +221,33 @@ def run_listen(args: argparse.Namespace) -> int:
 
     lost = threading.Event()
     recording = Recording(args.out, args.play, args.latency, args.output_device)
+    on_stats = show if args.stats else None
     # The format is known only from the device's answer; follow() sets it before reading.
-    with Receiver(
-        args.port, rate=48000, channels=1, latency_ms=args.latency,
-        on_stats=show if args.stats else None,
-    ) as rx:  # fmt: skip
-        stream = DeviceStream(
-            device, token, rx.port, channels=channels, on_change=rx.follow,
-            name=f"rtai listen on {socket.gethostname()}", on_lost=lambda _reason: lost.set(),
-        )  # fmt: skip
-        rx.follow(stream.open(), source=stream.peer_ip)
-        try:
-            _receive(rx, recording, args.duration, lost)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            stream.close()
-            recording.close()
+    receivers = [Receiver(args.port, rate=48000, channels=1, latency_ms=args.latency, on_stats=on_stats)]
+    stream = DeviceStream(
+        device, token, receivers[0].port, channels=channels,
+        on_change=lambda desc: receivers[-1].follow(desc),  # noqa: PLW0108  (the last one, later)
+        name=f"rtai listen on {socket.gethostname()}", on_lost=lambda _reason: lost.set(),
+    )  # fmt: skip
+    try:
+        desc = stream.open()
+        if desc.multicast:
+            # The admin configured a group: its stream arrives on the group's port.
+            receivers.append(
+                Receiver.from_description(
+                    desc, latency_ms=args.latency, on_stats=on_stats, source=stream.peer_ip
+                )
+            )
+        else:
+            receivers[0].follow(desc, source=stream.peer_ip)
+        _receive(receivers[-1], recording, args.duration, lost)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stream.close()
+        recording.close()
+        for rx in receivers:
+            rx.close()
     for path in recording.files:
         print(f"rtai listen: wrote {path} ({recording.seconds:.2f} s)", file=sys.stderr)
     if lost.is_set():
