@@ -26,7 +26,7 @@ from appliance.config import AudioConfig, Capabilities, apply_change, load_confi
 from appliance.errors import ConfigError
 from appliance.handlers import HandlerRegistry
 from appliance.session import ClientSession
-from appliance.sources.base import CaptureSource
+from appliance.sources.base import CaptureSource, SourceInfo
 from appliance.stats import CpuMeter, Levels, disk_free_bytes, temperature_c
 from browserinterface import protocol as P
 
@@ -68,6 +68,17 @@ class LogTail(logging.Handler):
         self.lines.append(line)
         if self.listener is not None:
             self.listener(line)
+
+
+def channel_geometry(info: SourceInfo) -> list[list[float] | None] | None:
+    """Microphone position per channel (None for a processed or loopback channel), or None if unknown."""
+    if not info.geometry:
+        return None
+    channels = info.mic_channels or tuple(range(len(info.geometry)))
+    out: list[list[float] | None] = [None] * (max(channels) + 1)
+    for channel, position in zip(channels, info.geometry, strict=True):
+        out[channel] = list(position)
+    return out
 
 
 class Service:
@@ -294,7 +305,7 @@ class Service:
                 "model": info.model,
                 "source": info.spec,
                 "version": __version__,
-                "geometry": [list(p) for p in info.geometry] or None,
+                "geometry": channel_geometry(info),
             },
         }
         if session.role == "browser":

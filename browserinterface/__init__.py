@@ -88,8 +88,10 @@ buffer_frames: int | None = None
 volume: int | None = None
 valid_rates: list[int] | None = None
 valid_num_channels: list[int] | None = None
-geometry: list[list[float]] | None = None
-"""Microphone positions in metres, ``[[x, y, z], ...]``, when the device knows its array."""
+geometry: list[list[float] | None] | None = None
+"""Microphone position of each channel in metres, ``[[x, y, z], ...]``, when the device knows
+its array; an entry is None for a channel that is not a raw microphone (a processed mix,
+a playback loopback)."""
 inform_browser: bool = False
 bi_board_ip: str | None = None
 board_ip: str | None = None
