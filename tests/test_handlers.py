@@ -1,0 +1,68 @@
+"""Chart tabs: retained data is bounded, ownership is enforced, finished tabs are replaced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from appliance import handlers as H
+from appliance.handlers import HandlerError, HandlerRegistry, Owner
+
+RUN = Owner("run", "r1", "doa.py", "device", run="r1")
+LAPTOP = Owner("script", "s7", "mine.py", "laptop")
+
+
+def registry() -> tuple[HandlerRegistry, list[dict[str, Any]]]:
+    events: list[dict[str, Any]] = []
+    return HandlerRegistry(events.append), events
+
+
+def test_history_is_bounded_and_keeps_the_newest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(H, "HISTORY_MESSAGES", 5)
+    reg, events = registry()
+    tab = reg.add("Level", "base:graph:line", {"series": ["a"]}, RUN, visible=True)
+    for i in range(12):
+        reg.data(tab.id, [{"x": i, "y": 0}], "r1")
+    [shown] = reg.visible()
+    assert [d[0]["x"] for d in shown["history"]] == [7, 8, 9, 10, 11]
+    assert [e["type"] for e in events].count("handler_data") == 12
+
+
+def test_history_is_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(H, "HISTORY_BYTES", 1000)
+    reg, _ = registry()
+    tab = reg.add("Heat", "base:heatmap", {}, RUN, visible=True)
+    for _ in range(10):
+        reg.data(tab.id, [[0.5] * 60], "r1")
+    assert 0 < tab.history_bytes <= 1000
+
+
+def test_only_the_owner_may_send_and_bad_data_is_refused() -> None:
+    reg, _ = registry()
+    tab = reg.add("Level", "base:graph:line", None, RUN, visible=True)
+    with pytest.raises(HandlerError, match="does not exist or is not yours"):
+        reg.data(tab.id, 1, "s7")
+    with pytest.raises(HandlerError, match="without NaN"):
+        reg.data(tab.id, float("nan"), "r1")
+    with pytest.raises(HandlerError, match="parameters must be an object"):
+        reg.add("x", "base:heatmap", [1], RUN, visible=True)
+
+
+def test_invisible_tabs_tell_browsers_nothing() -> None:
+    reg, events = registry()
+    tab = reg.add("Quiet", "base:graph:bar", {}, LAPTOP, visible=False)
+    reg.data(tab.id, [{"x": 1, "y": 1}], "s7")
+    assert events == [] and reg.visible() == []
+
+
+def test_a_new_run_replaces_its_finished_tab_of_the_same_name() -> None:
+    reg, events = registry()
+    old = reg.add("Level", "base:graph:line", {}, RUN, visible=True)
+    reg.end_owner("r1")
+    assert reg.visible()[0]["ended"]
+    new = reg.add(
+        "Level", "base:graph:line", {}, Owner("run", "r2", "doa.py", "device", run="r2"), visible=True
+    )
+    assert [h["id"] for h in reg.visible()] == [new.id]
+    assert {"type": "handler_removed", "handler": old.id} in events
