@@ -1,196 +1,38 @@
 """Every handler type with every data format, drawn by the real bundle in Debian's chromium.
 
-The test page is the charts and audio modules (web/frontend/test/harness.js,
-bundled with the project's esbuild) served by a local http.server; the checks
-read the canvases' pixels, so a chart that "exists" but drew nothing fails.
+The checks read the canvases' pixels (tests/chart_harness.py), so a chart that
+"exists" but drew nothing fails; any console error or uncaught exception fails.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 import os
 import shutil
 import subprocess
-import threading
-import wave
-from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from browserinterface.protocol import KIND_CAPTURE, KIND_PLAYBACK, encode_audio
+from tests import chart_harness
+from tests.chart_harness import CUSTOM_TYPE, FRONTEND, ROOT, Harness
+
+# The harness's fixtures, used here by name.
+browser = chart_harness.browser
+server = chart_harness.server
+harness_dir = chart_harness.harness_dir
+shared_harness = chart_harness.shared_harness
+harness = chart_harness.harness
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
-FRONTEND = ROOT / "web" / "frontend"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><link rel="icon" href="favicon.svg"><title>handler types</title></head>
-<body><script type="module" src="harness.js"></script></body></html>
-"""
-
-CSP = "default-src 'self'"  # what the device sends (web/base.py)
-FAVICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><rect width="1" height="1"/></svg>'
 RED, BLUE, GREEN = "#ff0000", "#0000ff", "#00a000"
 FIRST_PALETTE = "#5470c6"  # ECharts' colour for a series without one of its own
 HEAT_LOW, HEAT_HIGH = "#000004", "#fcfdbf"
 TWO_SERIES = [{"name": "left", "color": RED}, {"name": "right", "color": BLUE}]
 GRAPH_TYPES = ["base:graph:line", "base:graph:area", "base:graph:bar", "base:graph:plot"]
 POLAR_TYPES = ["base:polar:line", "base:polar:area"]
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    """Serves the harness with the device's security policy, without a log line per request."""
-
-    def end_headers(self) -> None:
-        self.send_header("Content-Security-Policy", CSP)
-        super().end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@pytest.fixture(scope="module")
-def harness_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The harness bundle and its page, built with the project's esbuild."""
-    out = tmp_path_factory.mktemp("harness")
-    esbuild = FRONTEND / "node_modules" / ".bin" / "esbuild"
-    if not esbuild.exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=FRONTEND, check=True)
-    subprocess.run(
-        [
-            str(esbuild),
-            "test/harness.js",
-            "--bundle",
-            "--format=esm",
-            "--target=es2022",
-            f"--outfile={out / 'harness.js'}",
-            "--log-level=warning",
-        ],
-        cwd=FRONTEND,
-        check=True,
-    )
-    (out / "index.html").write_text(PAGE)
-    (out / "demo-type.js").write_text(CUSTOM_TYPE.replace("demo:text", "demo:file"))
-    (out / "favicon.svg").write_text(FAVICON)
-    return out
-
-
-@pytest.fixture(scope="module")
-def server(harness_dir: Path) -> Iterator[str]:
-    """A static server on 127.0.0.1, stopped and joined afterwards."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(harness_dir)))
-    thread = threading.Thread(target=httpd.serve_forever, name="harness-http")
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's chromium, headless."""
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-class Harness:
-    """One page of the harness, recording every console error and page error."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.errors: list[str] = []
-        page.on("console", self._console)
-        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.errors.append(f"console.error: {message.text}")
-
-    def js(self, expression: str, arg: Any = None) -> Any:
-        """Evaluate `expression` (a function of one argument) in the page."""
-        return self.page.evaluate(expression, arg)
-
-    def draw(
-        self,
-        view: str,
-        handler_type: str,
-        parameters: dict[str, Any],
-        messages: list[Any],
-        **box: Any,
-    ) -> None:
-        """Create a view, feed it every message, and wait until it has drawn."""
-        self.js(
-            "([id, type, params, box]) => harness.create(id, type, params, box)",
-            [view, handler_type, parameters, box],
-        )
-        self.feed(view, messages)
-
-    def feed(self, view: str, messages: list[Any]) -> None:
-        """Feed messages and wait two animation frames (the view draws in the first)."""
-        self.js("([id, messages]) => harness.feed(id, messages)", [view, messages])
-        self.js("() => harness.frames(2)")
-
-    def pixels(self, view: str, colors: list[str] | None = None) -> dict[str, Any]:
-        """Counts of painted pixels and of pixels near each colour."""
-        result: dict[str, Any] = self.js("([id, colors]) => harness.pixels(id, colors)", [view, colors or []])
-        return result
-
-    def banner(self, view: str) -> str | None:
-        """The problem shown in the tab, if any."""
-        text: str | None = self.js("(id) => harness.banner(id)", view)
-        return text
-
-    def assert_clean(self) -> None:
-        """No console error and no uncaught exception so far."""
-        assert self.errors == []
-
-
-@pytest.fixture(scope="module")
-def shared_harness(browser: Browser, server: str) -> Iterator[Harness]:
-    """One harness page for the module (loading the bundle is most of a test's time)."""
-    page = browser.new_page(viewport={"width": 900, "height": 700})
-    try:
-        h = Harness(page)
-        page.goto(f"{server}/index.html")
-        page.wait_for_function("() => window.harness !== undefined")
-        yield h
-    finally:
-        page.close()
-
-
-@pytest.fixture
-def harness(shared_harness: Harness) -> Iterator[Harness]:
-    """The harness page emptied of views; fails the test on any JavaScript error."""
-    shared_harness.errors.clear()
-    shared_harness.page.mouse.move(0, 0)
-    shared_harness.js("() => harness.reset()")
-    yield shared_harness
-    shared_harness.assert_clean()
 
 
 # ---- x/y charts ----------------------------------------------------------------
@@ -473,23 +315,6 @@ def test_bad_parameter_is_named(harness: Harness) -> None:
     harness.assert_clean()
 
 
-CUSTOM_TYPE = """
-window.micarray.registerHandlerType("demo:text", (container, parameters) => {
-  const list = document.createElement("ol");
-  list.id = "demo-list";
-  container.append(list);
-  return {
-    newData(data) {
-      if (data === "boom") throw new Error("demo cannot show boom");
-      const item = document.createElement("li");
-      item.textContent = parameters.prefix + JSON.stringify(data);
-      list.append(item);
-    },
-  };
-});
-"""
-
-
 def test_custom_type_registered_from_a_pasted_script(harness: Harness) -> None:
     harness.page.evaluate(CUSTOM_TYPE)  # as typed into the browser's console
     assert "demo:text" in harness.js("() => window.micarray.handlerTypes()")
@@ -573,186 +398,6 @@ def test_destroy_removes_the_view(harness: Harness) -> None:
     harness.assert_clean()
 
 
-# ---- audio: frame header, WAV recording, live player ---------------------------
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def test_frame_header_parses_what_the_device_encodes(harness: Harness) -> None:
-    samples = np.arange(-7, 8, dtype=np.int16).reshape(5, 3) * 1000
-    frame = encode_audio(KIND_PLAYBACK, 2**40 + 3, 1234.5, samples)
-    parsed = harness.js(
-        """(text) => {
-            const f = harness.audio.parseFrame(harness.bytesFromBase64(text));
-            return {...f, samples: [...f.samples]};
-        }""",
-        b64(frame),
-    )
-    assert parsed == {
-        "kind": KIND_PLAYBACK,
-        "version": 1,
-        "channels": 3,
-        "frames": 5,
-        "seq": 2**40 + 3,
-        "time": 1234.5,
-        "samples": samples.reshape(-1).tolist(),
-    }
-    harness.assert_clean()
-
-
-@pytest.mark.parametrize(
-    ("frame", "message"),
-    [
-        (b"\x01\x01", "binary frame of 2 bytes is shorter than its 24-byte header"),
-        (b"\x01\x02" + bytes(22), "binary frame version 2; expected 1"),
-        (b"\x07\x01\x01\x00" + bytes(20), "binary frame kind 7 is unknown; expected 1 or 2"),
-        (
-            encode_audio(KIND_CAPTURE, 0, 0.0, np.zeros((4, 2), np.int16))[:-2],
-            "binary frame has 38 bytes; 4 frames x 2 channels need 40",
-        ),
-    ],
-)
-def test_bad_frames_are_refused_by_name(harness: Harness, frame: bytes, message: str) -> None:
-    error = harness.js(
-        """(text) => {
-            try { harness.audio.parseFrame(harness.bytesFromBase64(text)); return null; }
-            catch (e) { return [e.name, e.message]; }
-        }""",
-        b64(frame),
-    )
-    assert error == ["FrameError", message]
-    harness.assert_clean()
-
-
-RECORD = """async ([frames, rate, seconds]) => {
-    const progress = [];
-    const done = harness.audio.recordWav({rate, seconds, onProgress: (f) => progress.push(f)});
-    for (const text of frames) harness.audio.audioFrames.handleBinary(harness.bytesFromBase64(text));
-    const blob = await done;
-    return {type: blob.type, wav: await harness.blobBase64(blob), progress};
-}"""
-
-
-def test_wav_recorded_from_frames_holds_the_samples(harness: Harness) -> None:
-    rate, seconds = 16000, 0.1
-    rng = np.random.default_rng(7)
-    blocks = [rng.integers(-32768, 32767, size=(256, 2), dtype=np.int16) for _ in range(7)]
-    frames = []
-    for seq, block in enumerate(blocks):
-        frames.append(b64(encode_audio(KIND_CAPTURE, seq, seq * 0.016, block)))
-        # Audio a script sends is a different stream: it must not end up in the recording.
-        frames.append(b64(encode_audio(KIND_PLAYBACK, seq, 0.0, np.full((64, 1), 99, np.int16))))
-    result = harness.js(RECORD, [frames, rate, seconds])
-    assert result["type"] == "audio/wav"
-    assert result["progress"][-1] == 1
-    with wave.open(io.BytesIO(base64.b64decode(result["wav"]))) as wav:
-        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (2, 2, rate)
-        assert wav.getnframes() == 1600
-        recorded = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").reshape(-1, 2)
-    np.testing.assert_array_equal(recorded, np.concatenate(blocks)[:1600])
-    harness.assert_clean()
-
-
-def test_recording_stops_when_the_channel_count_changes(harness: Harness) -> None:
-    frames = [
-        b64(encode_audio(KIND_CAPTURE, 0, 0.0, np.zeros((100, 2), np.int16))),
-        b64(encode_audio(KIND_CAPTURE, 1, 0.0, np.zeros((100, 4), np.int16))),
-    ]
-    error = harness.js(
-        """async ([frames]) => {
-            const done = harness.audio.recordWav({rate: 16000, seconds: 1});
-            for (const text of frames) harness.audio.audioFrames.handleBinary(harness.bytesFromBase64(text));
-            try { await done; return null; } catch (e) { return e.message; }
-        }""",
-        [frames],
-    )
-    assert error == "the stream changed from 2 to 4 channels during the recording; record again"
-    harness.assert_clean()
-
-
-def test_recording_refuses_a_bad_rate(harness: Harness) -> None:
-    error = harness.js(
-        """async () => {
-            try { await harness.audio.recordWav({rate: 12.5, seconds: 1}); }
-            catch (e) { return e.message; }
-        }"""
-    )
-    assert error == "rate 12.5 is not a sample rate; expected a whole number of Hz, 1000 to 768000"
-    harness.assert_clean()
-
-
-def test_mix_to_stereo_follows_the_selection(harness: Harness) -> None:
-    mixed = harness.js(
-        """() => {
-            const s = new Int16Array([100, 200, 300, 400, 500, 600]);  // 2 frames x 3 channels
-            const run = (chosen) => {
-                const l = new Float32Array(2), r = new Float32Array(2);
-                harness.audio.mixToStereo(s, 3, chosen, l, r);
-                return [[...l].map((v) => Math.round(v * 32768)), [...r].map((v) => Math.round(v * 32768))];
-            };
-            return [run([2]), run([0, 1]), run([0, 1, 2])];
-        }"""
-    )
-    assert mixed == [
-        [[300, 600], [300, 600]],
-        [[100, 400], [200, 500]],
-        [[200, 500], [200, 500]],
-    ]
-    harness.assert_clean()
-
-
-def test_live_player_plays_fed_frames_and_stays_live(harness: Harness) -> None:
-    rate = 16000
-    t = np.arange(rate) / rate
-    tone = (np.sin(2 * np.pi * 440 * t) * 16000).astype(np.int16)
-    block = np.stack([tone, np.zeros_like(tone)], axis=1)  # left has the tone, right is silent
-    frames = [b64(encode_audio(KIND_PLAYBACK, i, 0.0, block[i * 256 : (i + 1) * 256])) for i in range(60)]
-    feed = """async (frames) => {
-        for (const text of frames) harness.audio.audioFrames.handleBinary(harness.bytesFromBase64(text));
-    }"""
-    harness.js(
-        """async (rate) => {
-            const a = harness.audio;
-            window.player = new a.LivePlayer({select: [0]});
-            await player.start();
-            window.unsubscribe = a.audioFrames.subscribe(player.listener(() => rate, a.KIND_PLAYBACK));
-        }""",
-        rate,
-    )
-    harness.js(feed, frames[:15])  # 0.24 s: within the player's 0.4 s queue
-    harness.page.wait_for_function("() => player.outputPeak() > 0.2", timeout=5000)
-    stats = harness.js("() => player.stats()")
-    assert stats["playedFrames"] == 15 * 256 and stats["droppedFrames"] == 0
-    harness.js(feed, frames[15:])  # 0.72 s at once: what does not fit is dropped, not delayed
-    stats = harness.js("() => player.stats()")
-    assert stats["droppedFrames"] > 0
-    assert stats["queuedSeconds"] <= 0.4 + 256 / rate
-    harness.js("() => { unsubscribe(); return player.stop(); }")
-    harness.assert_clean()
-
-
-def test_pure_logic_passes_nodes_test_runner() -> None:
-    """The data models, frame header and WAV writer under node --test (web/frontend/test/unit)."""
-    result = subprocess.run(
-        ["node", "--test", "test/unit/"],
-        cwd=FRONTEND,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "# fail 0" in result.stdout
-
-
-def test_a_single_point_is_visible(harness: Harness) -> None:
-    harness.draw("g", "base:graph:line", {"series": [{"name": "a", "color": RED}]}, [[{"x": 1, "y": 1}]])
-    assert harness.pixels("g", [RED])["near"][0] > 10
-    harness.assert_clean()
-
-
 GALLERY: list[tuple[str, dict[str, Any], list[Any]]] = [
     ("base:graph:line", {"xName": "time", "series": TWO_SERIES}, GRAPH_FORMATS["x and y columns"]),
     ("base:graph:area", {"xName": "time", "series": TWO_SERIES}, GRAPH_FORMATS["add per series"]),
@@ -786,4 +431,24 @@ def test_every_type_side_by_side(harness: Harness, tmp_path: Path) -> None:
         shutil.copyfile(shot, ROOT / "docs" / "handler-types.png")
     harness.page.set_viewport_size({"width": 900, "height": 700})
     harness.js("() => { document.body.style.cssText = ''; }")
+    harness.assert_clean()
+
+
+def test_pure_logic_passes_nodes_test_runner() -> None:
+    """The data models, frame header and WAV writer under node --test (web/frontend/test/unit)."""
+    result = subprocess.run(
+        ["node", "--test", "test/unit/"],
+        cwd=FRONTEND,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "# fail 0" in result.stdout
+
+
+def test_a_single_point_is_visible(harness: Harness) -> None:
+    harness.draw("g", "base:graph:line", {"series": [{"name": "a", "color": RED}]}, [[{"x": 1, "y": 1}]])
+    assert harness.pixels("g", [RED])["near"][0] > 10
     harness.assert_clean()
