@@ -375,3 +375,30 @@ def test_all_assets_come_from_the_device(page: Any, device: Server) -> None:
     outside = [u for u in urls if not re.match(rf"^(ws|http)://127\.0\.0\.1:{device.port}/", u)]
     assert not [u for u in outside if not u.startswith(("data:", "blob:"))], outside
     assert Path(ROOT / "web" / "static" / "dist" / "main.js").exists()
+
+
+EXAMPLE_TABS = {
+    "level_meter.py": "Levels",
+    "spectrum.py": "Spectrum",
+    "spectrogram.py": "Spectrogram",
+    "heatmap.py": "Channel x band energy",
+    "direction_of_arrival.py": "Direction of arrival",
+    "beamforming.py": "Beam direction",
+    "record_wav.py": "Recording",
+}
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLE_TABS))
+def test_every_example_runs_against_the_simulator(page: Any, example: str) -> None:
+    while page.locator(".handler-tab .tab-close").count():
+        page.locator(".handler-tab .tab-close").first.click()
+    page.select_option("#examples", example)
+    page.wait_for_function("(n) => document.querySelector('#script-name').value === n", arg=example)
+    execute(page)
+    tab = page.locator(".handler-tab", has_text=EXAMPLE_TABS[example])
+    tab.wait_for(timeout=WAIT_MS)
+    assert wait_drawn(page, tab, minimum=20) >= 20
+    assert page.locator("#console .line.stderr").count() == 0, page.text_content("#console")
+    if example == "record_wav.py":
+        wait_console(page, r"saved 5\.\d\d s of 6 channels to .*recording-.*\.wav")
+    stop(page)

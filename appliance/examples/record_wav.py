@@ -40,8 +40,7 @@ def done(buffer):
         }
     )
     bi.send_audio(np.ascontiguousarray(buffer[:, :1]))
-    print("played back channel 0 in the browser (Audio tab); done")
-    bi.stop()
+    print("played back channel 0 in the browser (Audio tab); done, press Stop to end")
 
 
 def new_config(buffer_frames, rate, channels, volume):

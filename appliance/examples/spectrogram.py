@@ -9,10 +9,13 @@ import browserinterface as bi
 BINS = 128  # rows of the spectrogram
 COLUMNS = 200  # columns kept on screen
 MAX_FREQ_HZ = 8000  # top of the picture
-state = {"chart": None}
+state = {"chart": None, "rate": None}
 
 
 def new_config(buffer_frames, rate, channels, volume):
+    if rate == state["rate"]:
+        return
+    state["rate"] = rate
     top = min(MAX_FREQ_HZ, rate / 2)
     # A new tab whenever the rate changes, so its frequency axis stays true.
     state["chart"] = bi.add_handler(

@@ -158,6 +158,6 @@ export function describeEnd(info) {
   const parts = [info.state];
   if (info.signal) parts.push(`by signal ${info.signal}`);
   else if (info.exit_code !== null && info.exit_code !== undefined) parts.push(`exit code ${info.exit_code}`);
-  if (info.reason) parts.push(`(${info.reason})`);
+  if (info.reason && !/^exited with status/.test(info.reason)) parts.push(`(${info.reason})`);
   return parts.join(", ");
 }
