@@ -1,6 +1,8 @@
 // The data model behind base:polar:line and base:polar:area: one value per
-// angle per series. The angles come from `legend: {from, to, step}` (degrees),
-// or `numPoints` spread over a full turn, or else follow the data's length.
+// angle per series. The angles come from `legend: {from, to, step}` (from and
+// to are the values at the start and the end of one full turn, usually 0 and
+// 360 degrees), or `numPoints` spread over a full turn, or else follow the
+// data's length.
 import { DataError, describe, isPlainObject, optionalCount, optionalNumber, toNumber } from "./params.js";
 
 export class PolarStore {
@@ -58,11 +60,14 @@ export class PolarStore {
     });
   }
 
-  /** ECharts points [r, angle] for series `i`, closed into a loop when the angles cover a full turn. */
+  /**
+   * ECharts points [r, angle] for series `i`. `from` to `to` is one full turn
+   * (as in the original handler), so a series with a value at every angle is
+   * closed into a loop.
+   */
   points(i) {
     const points = this.values[i].map((r, k) => [r, this.angle(k)]);
-    const fullTurn = Math.abs(this.to - this.from - 360) < 1e-9;
-    if (fullTurn && points.length === this.size() && points.length > 1) points.push([points[0][0], this.to]);
+    if (points.length === this.size() && points.length > 1) points.push([points[0][0], this.to]);
     return points;
   }
 }

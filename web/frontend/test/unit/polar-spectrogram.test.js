@@ -14,6 +14,12 @@ test("legend gives the angles; append rolls, replace sets", () => {
   assert.deepEqual(store.values[0], [9, 8]);
 });
 
+test("from..to is one full turn, so a half range closes too", () => {
+  const store = new PolarStore(1, { legend: { from: 0, to: 180, step: 60 } });
+  store.ingest([{ replace: [1, 2, 3] }]);
+  assert.deepEqual(store.points(0), [[1, 0], [2, 60], [3, 120], [1, 180]]);
+});
+
 test("numPoints spreads over a full turn; without either the data sets the count", () => {
   assert.equal(new PolarStore(1, { numPoints: 8 }).angle(2), 90);
   const free = new PolarStore(1, {});
