@@ -4,6 +4,9 @@
 // runner can check it.
 import { DataError, describe, isPlainObject, toNumber, toX } from "./params.js";
 
+/** Points a series keeps when xLimitNb is not given, so a long run cannot exhaust the page. */
+export const DEFAULT_MAX_POINTS = 100_000;
+
 export class SeriesStore {
   /**
    * @param {number} count number of series (fixed by the `series` parameter)
@@ -11,7 +14,7 @@ export class SeriesStore {
    */
   constructor(count, limits = {}) {
     this.series = Array.from({ length: count }, () => []);
-    this.limitNb = limits.limitNb;
+    this.limitNb = limits.limitNb ?? DEFAULT_MAX_POINTS;
     this.limitDistance = limits.limitDistance;
     this.categorical = false;
   }
@@ -94,7 +97,7 @@ export class SeriesStore {
         if (drop > 0) list.splice(0, drop);
       }
     }
-    if (this.limitNb !== undefined && list.length > this.limitNb) list.splice(0, list.length - this.limitNb);
+    if (list.length > this.limitNb) list.splice(0, list.length - this.limitNb);
   }
 }
 

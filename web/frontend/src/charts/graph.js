@@ -4,9 +4,10 @@ import { BASE_OPTION, tooltip } from "./echarts.js";
 import { SeriesStore } from "./graph-data.js";
 import { optionalCount, optionalNumber, seriesList } from "./params.js";
 
+// Lines are thinned to the screen's resolution (largest-triangle sampling) when long.
 const KINDS = {
-  line: { type: "line" },
-  area: { type: "line", areaStyle: { opacity: 0.35 } },
+  line: { type: "line", sampling: "lttb" },
+  area: { type: "line", sampling: "lttb", areaStyle: { opacity: 0.35 } },
   bar: { type: "bar" },
   plot: { type: "scatter", symbolSize: 6 },
 };

@@ -1,7 +1,7 @@
 // The x/y data model: every message form, the limits, and all-or-nothing errors.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SeriesStore } from "../../src/charts/graph-data.js";
+import { DEFAULT_MAX_POINTS, SeriesStore } from "../../src/charts/graph-data.js";
 
 test("one point per series is appended", () => {
   const store = new SeriesStore(2);
@@ -38,6 +38,14 @@ test("xLimitNb keeps the last points and xLimitDistance an x span", () => {
   const span = new SeriesStore(1, { limitDistance: 2 });
   span.ingest({ add: [{ x: [0, 1, 2, 3, 4], y: [0, 0, 0, 0, 0] }] });
   assert.deepEqual(span.series[0].map((p) => p[0]), [2, 3, 4]);
+});
+
+test("without xLimitNb a series still stops growing at DEFAULT_MAX_POINTS", () => {
+  const store = new SeriesStore(1);
+  const n = DEFAULT_MAX_POINTS + 10;
+  store.ingest({ add: [{ x: Array.from({ length: n }, (_, i) => i), y: new Array(n).fill(0) }] });
+  assert.equal(store.series[0].length, DEFAULT_MAX_POINTS);
+  assert.equal(store.series[0][0][0], 10);
 });
 
 test("string x values make the axis categorical", () => {
