@@ -61,8 +61,12 @@ class Launcher(Protocol):
         """Make ``spec.run_dir`` usable by the run user (blocking file I/O)."""
         ...
 
-    async def spawn(self, spec: LaunchSpec) -> asyncio.subprocess.Process:
-        """Start the run with stdin from /dev/null and stdout/stderr as pipes."""
+    async def spawn(self, spec: LaunchSpec, stdout: int, stderr: int) -> asyncio.subprocess.Process:
+        """Start the run with stdin from /dev/null and the given output pipes.
+
+        The caller owns both ends of the pipes, so it can let go of them even
+        when a process that escaped the run still holds the write ends.
+        """
         ...
 
     async def signal(self, spec: LaunchSpec, proc: asyncio.subprocess.Process, sig: int) -> None:
@@ -146,7 +150,7 @@ class RlimitLauncher:
             check_reachable(spec.run_dir, self.user)
             os.chown(spec.run_dir, self.user.uid, self.user.gid)
 
-    async def spawn(self, spec: LaunchSpec) -> asyncio.subprocess.Process:
+    async def spawn(self, spec: LaunchSpec, stdout: int, stderr: int) -> asyncio.subprocess.Process:
         """Start ``interpreter -u script`` in a new session with the limits applied."""
         user = self.user
         nproc = self.limits.max_processes if user is not None else None
@@ -157,8 +161,8 @@ class RlimitLauncher:
             cwd=spec.run_dir,
             env=spec.env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=stdout,
+            stderr=stderr,
             start_new_session=True,
             preexec_fn=partial(_limit_child, self.limits.memory_bytes, self.limits.nice, nproc),
             user=user.uid if user else None,
@@ -259,14 +263,14 @@ class SystemdRunLauncher:
         with os.fdopen(fd, "w") as f:
             f.write(env_file_text(spec.env))
 
-    async def spawn(self, spec: LaunchSpec) -> asyncio.subprocess.Process:
+    async def spawn(self, spec: LaunchSpec, stdout: int, stderr: int) -> asyncio.subprocess.Process:
         """Start ``systemd-run --wait --pipe``; it lives as long as the unit."""
         argv = systemd_run_argv(spec, self.limits, self.user, self.interpreter, self._env_file(spec))
         return await asyncio.create_subprocess_exec(
             *argv,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=stdout,
+            stderr=stderr,
             start_new_session=True,
         )
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import re
 import signal
 import time
@@ -78,6 +79,23 @@ class RunInfo:
         return dataclasses.asdict(self)
 
 
+#: A run's output pipes by stream name: the reader and the transport to close.
+RunOutputs = dict[str, tuple[asyncio.StreamReader, asyncio.BaseTransport]]
+
+
+async def open_output(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    """Read the pipe ``fd`` (which is taken over) on the loop."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=READ_CHUNK)
+    pipe = os.fdopen(fd, "rb", buffering=0)
+    try:
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    except BaseException:
+        pipe.close()
+        raise
+    return reader, transport
+
+
 class Run:
     """One running or ended script: its process, console and end."""
 
@@ -86,12 +104,15 @@ class Run:
         info: RunInfo,
         spec: LaunchSpec,
         proc: asyncio.subprocess.Process,
+        outputs: RunOutputs,
+        *,
         launcher: Launcher,
         emit: Callable[[dict[str, Any]], None],
     ) -> None:
         self.spec = spec
         self._info = info
         self._proc = proc
+        self._outputs = outputs
         self._launcher = launcher
         self._emit = emit
         self._lines = UserFileLines(spec.run_dir, spec.script)
@@ -157,9 +178,8 @@ class Run:
 
     # -- output ---------------------------------------------------------------
 
-    async def _pump(self, reader: asyncio.StreamReader | None, stream: str) -> None:
-        if reader is None:
-            return
+    async def _pump(self, stream: str) -> None:
+        reader = self._outputs[stream][0]
         splitter = runoutput.LineSplitter(runoutput.MAX_LINE_BYTES)
         while data := await reader.read(READ_CHUNK):
             if self._throttled and not self._budget.has_room():
@@ -226,7 +246,7 @@ class Run:
     async def supervise(self, after_end: Callable[[Run], Awaitable[None]]) -> None:
         """Read output until the run ends, clean up, send ``run_ended``."""
         proc = self._proc
-        pumps = asyncio.gather(self._pump(proc.stdout, "stdout"), self._pump(proc.stderr, "stderr"))
+        pumps = asyncio.gather(*(self._pump(stream) for stream in self._outputs))
         exited = asyncio.ensure_future(proc.wait())
         try:
             while proc.returncode is None:
@@ -242,6 +262,8 @@ class Run:
             self._end(returncode, reason)
         finally:
             exited.cancel()
+            for _, transport in self._outputs.values():
+                transport.close()
             if not self.ended:
                 self._end(proc.returncode if proc.returncode is not None else -9, None)
             await after_end(self)

@@ -222,6 +222,36 @@ def test_child_left_behind_by_an_ending_script_is_ended_too(run_root: Path) -> N
     scenario(run_root, body)
 
 
+def test_run_ends_even_if_an_escaped_process_holds_its_output(
+    run_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Without systemd a process that calls setsid() leaves the group: the
+    # known gap.  The run must still end, and its pipes must be let go.
+    monkeypatch.setattr(run, "DRAIN_S", 0.3)
+    src = """
+    import os, time
+    if os.fork() == 0:
+        os.setsid()
+        print("escaped", os.getpid(), flush=True)
+        time.sleep(60)
+    """
+    escaped: list[int] = []
+
+    async def body(manager: RunManager, events: Events) -> None:
+        info = await manager.start("escape", code(src))
+        await events.until(lambda: bool(events.texts(info.id, "stdout")))
+        escaped.append(int(events.texts(info.id, "stdout")[0].split()[1]))
+        ended = await manager.wait(info.id)
+        assert ended.state == "finished"
+        assert "output still open after the run ended" in caplog.text
+
+    try:
+        scenario(run_root, body)
+    finally:
+        for pid in escaped:
+            os.kill(pid, 9)
+
+
 def test_memory_hog_is_stopped_by_the_limit_and_the_reason_says_so(run_root: Path) -> None:
     src = """
     hoard = []
