@@ -452,3 +452,21 @@ def test_a_single_point_is_visible(harness: Harness) -> None:
     harness.draw("g", "base:graph:line", {"series": [{"name": "a", "color": RED}]}, [[{"x": 1, "y": 1}]])
     assert harness.pixels("g", [RED])["near"][0] > 10
     harness.assert_clean()
+
+
+def test_raster_readout_names_the_value_under_the_pointer(harness: Harness) -> None:
+    harness.draw("h", "base:heatmap", {"min": 0, "max": 9}, [[[0, 1, 2], [3, 4, 5]]])
+    harness.draw("s", "base:spectrogram", {"width": 4, "height": 2, "delta_freq": 100}, [[1, 2], [3, 4]])
+    heat = harness.js("() => harness.view('h').impl.describeCell(2, 1)")
+    assert heat == "row 1, column 2: 5"
+    # The newest column is at the right (x 3), its top bin (y 0) is bin 1.
+    assert harness.js("() => harness.view('s').impl.describeCell(3, 0)") == "100 Hz, newest column: 4"
+    assert harness.js("() => harness.view('s').impl.describeCell(2, 1)") == "0 Hz, 1 column ago: 1"
+    assert harness.js("() => harness.view('s').impl.describeCell(0, 1)") is None  # not filled yet
+    box = harness.page.locator("#h").bounding_box()
+    assert box is not None
+    harness.page.mouse.move(box["x"] + 64 + 5, box["y"] + 14 + 5)  # inside row 0, column 0
+    harness.page.wait_for_function(
+        "() => document.querySelector('#h .micarray-raster-readout').textContent === 'row 0, column 0: 0'"
+    )
+    harness.assert_clean()

@@ -34,6 +34,11 @@ class HeatmapView extends RasterView {
     this.grid = heatmapGrid(data);
   }
 
+  describeCell(column, row) {
+    if (!this.grid || row >= this.grid.rows || column >= this.grid.columns) return null;
+    return `row ${row}, column ${column}: ${formatValue(this.grid.values[row * this.grid.columns + column])}`;
+  }
+
   render() {
     if (!this.grid) return;
     const { rows, columns, values, low, high } = this.grid;
@@ -51,6 +56,11 @@ class HeatmapView extends RasterView {
       : null;
     this.show(range, axes);
   }
+}
+
+/** A value for a readout: 4 significant digits. */
+export function formatValue(value) {
+  return Number.isInteger(value) ? String(value) : value.toPrecision(4);
 }
 
 export function heatmapType() {

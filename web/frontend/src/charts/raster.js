@@ -25,6 +25,41 @@ export class RasterView extends EChartsView {
     this.screen.style.cssText = `position:absolute;left:${GRID.left}px;top:${GRID.top}px;`;
     this.range = null;
     this.axes = null;
+    // The value under the pointer, in words (a DOM label: the page's policy allows no HTML tooltips).
+    this.readout = document.createElement("div");
+    this.readout.className = "micarray-raster-readout";
+    this.readout.style.cssText =
+      "position:absolute;z-index:1;display:none;pointer-events:none;padding:2px 6px;border-radius:3px;" +
+      "background:rgba(0,0,0,0.75);color:#fff;font:12px system-ui,sans-serif;white-space:nowrap;";
+    this.onPointer = (event) => this.#pointer(event);
+    this.onLeave = () => {
+      this.readout.style.display = "none";
+    };
+    element.addEventListener("mousemove", this.onPointer);
+    element.addEventListener("mouseleave", this.onLeave);
+  }
+
+  /** Words for raster cell (column, row), or null; the subclass knows what a cell means. */
+  describeCell(column, row) {
+    return null;
+  }
+
+  #pointer(event) {
+    const rect = this.screen.getBoundingClientRect();
+    const fx = (event.clientX - rect.left) / rect.width;
+    const fy = (event.clientY - rect.top) / rect.height;
+    const text = this.image && fx >= 0 && fx < 1 && fy >= 0 && fy < 1
+      ? this.describeCell(Math.floor(fx * this.image.width), Math.floor(fy * this.image.height))
+      : null;
+    if (text === null) {
+      this.readout.style.display = "none";
+      return;
+    }
+    this.readout.textContent = text;
+    const box = this.element.getBoundingClientRect();
+    this.readout.style.left = `${event.clientX - box.left + 12}px`;
+    this.readout.style.top = `${event.clientY - box.top + 12}px`;
+    this.readout.style.display = "block";
   }
 
   /** Make the raster `columns` x `rows` pixels (cleared); true when the shape changed. */
@@ -59,7 +94,10 @@ export class RasterView extends EChartsView {
   show(range, axes) {
     const { chart, fresh } = this.ensureChart();
     // ECharts empties its container when it starts, so the raster goes in after, below its canvas.
-    if (!this.screen.isConnected) this.element.prepend(this.screen);
+    if (!this.screen.isConnected) {
+      this.element.prepend(this.screen);
+      this.element.append(this.readout);
+    }
     this.context.putImageData(this.image, 0, 0);
     this.#blit();
     if (axes) this.axes = axes;
@@ -74,8 +112,11 @@ export class RasterView extends EChartsView {
   }
 
   destroy() {
+    this.element.removeEventListener("mousemove", this.onPointer);
+    this.element.removeEventListener("mouseleave", this.onLeave);
     super.destroy();
     this.screen.remove();
+    this.readout.remove();
   }
 
   #blit() {

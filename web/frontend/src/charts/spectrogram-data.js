@@ -31,6 +31,12 @@ export class ColumnRing {
     }
   }
 
+  /** The column `index` places after the oldest kept one (0 = oldest). */
+  at(index) {
+    const slot = (this.next - this.filled + index + this.width) % this.width;
+    return this.values.subarray(slot * this.height, (slot + 1) * this.height);
+  }
+
   #column(column, where) {
     if (!Array.isArray(column) || column.length !== this.height) {
       const got = Array.isArray(column) ? `${column.length} values` : describe(column);

@@ -1,5 +1,6 @@
 // base:spectrogram: the newest column at the right, scrolling left, low
 // frequencies at the bottom; one raster pixel per value.
+import { formatValue } from "./heatmap.js";
 import { RasterView } from "./raster.js";
 import { ColumnRing } from "./spectrogram-data.js";
 import { DataError, optionalCount, optionalNumber } from "./params.js";
@@ -31,6 +32,16 @@ class SpectrogramView extends RasterView {
       for (let bin = 0; bin < height; bin++) this.paint(offset + x, height - 1 - bin, column[bin], range);
     });
     this.show(range, fresh ? this.#axes() : null);
+  }
+
+  describeCell(x, y) {
+    const { width, height } = this.ring;
+    const age = width - 1 - x; // columns before the newest
+    if (age >= this.ring.filled) return null;
+    const bin = height - 1 - y;
+    const value = this.ring.at(this.ring.filled - 1 - age)[bin];
+    const where = this.deltaFreq === undefined ? `bin ${bin}` : `${formatValue(bin * this.deltaFreq)} Hz`;
+    return `${where}, ${age === 0 ? "newest column" : `${age} column${age === 1 ? "" : "s"} ago`}: ${formatValue(value)}`;
   }
 
   #range() {
