@@ -79,6 +79,13 @@ class Host:
         _ip("-n", self.ns, "addr", "add", f"{self.address}/{PREFIX_LEN}", "dev", "eth0")
         _ip("-n", self.ns, "route", "add", "224.0.0.0/4", "dev", "eth0")
 
+    def change_address(self, new: str) -> None:
+        """Move ``eth0`` to another address (a new DHCP lease: the old one goes first)."""
+        _ip("-n", self.ns, "addr", "del", f"{self.address}/{PREFIX_LEN}", "dev", "eth0")
+        self.address = new
+        _ip("-n", self.ns, "addr", "add", f"{new}/{PREFIX_LEN}", "dev", "eth0")
+        _ip("-n", self.ns, "route", "replace", "224.0.0.0/4", "dev", "eth0")
+
     def stop_all(self) -> None:
         """Interrupt, then kill, every process spawned here."""
         for proc in self.procs:

@@ -224,13 +224,18 @@ def test_every_name_taken_is_retried_not_fatal() -> None:
 
 
 @requires_netns
-def test_address_that_arrives_late_is_announced() -> None:
+def test_address_that_arrives_late_or_changes_is_announced() -> None:
     with lan(2, address_now=[False, True]) as (device, laptop):
         proc = start_device(device, "late")
         wait_for_line(proc, "no network address yet")
         device.add_address()
         wait_for_line(proc, "announced late.local (10.231.0.1)")
         assert [r["hostname"] for r in discover_json(laptop)] == ["late.local"]
+        # A new lease: the device says goodbye for the old address and announces the new one.
+        device.change_address("10.231.0.11")
+        wait_for_line(proc, "announced late.local (10.231.0.11)")
+        code = "from rtai.resolve import resolve_ip; print(resolve_ip('late.local'))"
+        assert laptop.run([PY, "-c", code]).strip() == "10.231.0.11"
 
 
 @requires_netns
