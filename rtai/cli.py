@@ -223,7 +223,10 @@ def run_listen(args: argparse.Namespace) -> int:
     recording = Recording(args.out, args.play, args.latency, args.output_device)
     on_stats = show if args.stats else None
     # The format is known only from the device's answer; follow() sets it before reading.
-    receivers = [Receiver(args.port, rate=48000, channels=1, latency_ms=args.latency, on_stats=on_stats)]
+    host = "::" if ":" in device.host else "0.0.0.0"  # the family the device is reached by
+    receivers = [
+        Receiver(args.port, rate=48000, channels=1, latency_ms=args.latency, on_stats=on_stats, host=host)
+    ]
     stream = DeviceStream(
         device, token, receivers[0].port, channels=channels,
         on_change=lambda desc: receivers[-1].follow(desc),  # noqa: PLW0108  (the last one, later)
