@@ -100,19 +100,24 @@ def test_systemd_analyze_verify(staged: Path, unit: str) -> None:
 
 
 @needs_analyze
-def test_main_unit_exposure(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("unit", ["micarray.service", "micarray-run@.service"])
+def test_exposure(unit: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # security needs an instance name for the template.
+    name = unit.replace("@.service", "@0123456789ab.service")
+    path = tmp_path / name
+    shutil.copy(UNIT_DIR / unit, path)
     proc = subprocess.run(
-        ["systemd-analyze", "security", "--offline=yes", str(UNIT_DIR / "micarray.service")],
+        ["systemd-analyze", "security", "--offline=yes", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    match = re.search(r"Overall exposure level for micarray\.service: (\d+\.\d+)", proc.stdout)
+    match = re.search(rf"Overall exposure level for {re.escape(name)}: (\d+\.\d+)", proc.stdout)
     assert match, proc.stdout + proc.stderr
     exposure = float(match.group(1))
     with capsys.disabled():
-        print(f"\nsystemd-analyze security: micarray.service exposure {exposure} (limit 3.0)")
+        print(f"\nsystemd-analyze security: {name} exposure {exposure} (limit {MAX_EXPOSURE})")
     assert exposure <= MAX_EXPOSURE
 
 
