@@ -12,12 +12,10 @@ MAX_FREQ_HZ = 8000  # top of the picture
 state = {"chart": None, "rate": None}
 
 
-def new_config(buffer_frames, rate, channels, volume):
-    if rate == state["rate"]:
-        return
+def chart_for(rate):
+    """A new tab whenever the rate changes, so its frequency axis stays true."""
     state["rate"] = rate
     top = min(MAX_FREQ_HZ, rate / 2)
-    # A new tab whenever the rate changes, so its frequency axis stays true.
     state["chart"] = bi.add_handler(
         f"Spectrogram {rate} Hz",
         "base:spectrogram",
@@ -28,6 +26,8 @@ def new_config(buffer_frames, rate, channels, volume):
 
 
 def handle(buffer):
+    if bi.rate != state["rate"]:
+        chart_for(bi.rate)
     x = buffer[:, 0].astype(np.float64) / 32768
     window = np.hanning(len(x))
     spectrum = np.abs(np.fft.rfft(x * window)) / (window.sum() / 2)
@@ -39,6 +39,5 @@ def handle(buffer):
     state["chart"].send_data([round(float(v), 1) for v in db])
 
 
-bi.register_when_new_config(new_config)
 bi.register_handle_data(handle)
 bi.start()
