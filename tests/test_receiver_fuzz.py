@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from rtai.receiver import Receiver
 from rtai.rtp import RtpPacket
 from rtai.stats import ReceiverStats
+from tests.rtai_support import no_leaked_threads  # noqa: F401  (autouse)
 
 SSRC = 0x01020304
 

@@ -13,7 +13,15 @@ from appliance.config import AudioConfig
 from rtai.receiver import Receiver
 from rtai.rtp import frames_per_packet, packet_bounds
 from rtai.seqnum import Unwrapper
-from tests.rtai_support import collecting, device, distinct_audio, publish_paced, split_blocks, wait_for
+from tests.rtai_support import (
+    collecting,
+    device,
+    distinct_audio,
+    no_leaked_threads,  # noqa: F401  (autouse)
+    publish_paced,
+    split_blocks,
+    wait_for,
+)
 from tests.udp_proxy import Faults, UdpProxy
 
 RATE, CHANNELS, BLOCK = 48000, 8, 480

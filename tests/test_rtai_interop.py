@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 
 from appliance.config import AudioConfig
-from tests.rtai_support import device, distinct_audio, publish_paced, split_blocks
+from tests.rtai_support import (
+    device,
+    distinct_audio,
+    no_leaked_threads,  # noqa: F401  (autouse)
+    publish_paced,
+    split_blocks,
+)
 from tests.udp_proxy import Faults, UdpProxy
 
 RATE = 48000

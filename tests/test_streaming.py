@@ -19,6 +19,7 @@ from tests.rtai_support import (
     collecting,
     device,
     distinct_audio,
+    no_leaked_threads,  # noqa: F401  (autouse)
     publish_paced,
     split_blocks,
     wait_for,
