@@ -1,28 +1,34 @@
-"""What a script run may use, who it runs as, and what is launched.
+"""The launch seam's shared parts: limits, run user, what to launch, what comes back.
 
-The plain data both launchers share: :class:`RunLimits` (memory, CPU, niceness,
-processes, user), :class:`RunUser`, :class:`LaunchSpec`, and the checks that a
-run user exists, is not root, and can reach the run directory.
+:class:`RunLimits` (memory, CPU, niceness, processes, user), :class:`RunUser`
+and :class:`LaunchSpec` go in; :class:`Launched` (the process and its output
+streams) comes out of a :class:`Launcher`.  Also the checks that a run user
+exists, is not root and can reach the run directory, and the pipe plumbing
+the launchers share.
 """
 
 from __future__ import annotations
 
+import asyncio
 import grp
 import os
 import pwd
 import stat
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from appliance.errors import ApplianceError
 
 #: Users a run switches to when the service runs as root, first that exists wins.
 DEFAULT_RUN_USERS = ("micarray-run", "nobody")
-#: Prefix of the transient systemd unit of a run: ``micarray-run-<id>.service``.
-UNIT_PREFIX = "micarray-run-"
 MIB = 1 << 20
 #: Smallest memory limit accepted: below this the interpreter itself cannot start.
 MIN_MEMORY_BYTES = 64 * MIB
+#: Bytes a run's output reader buffers before it stops reading the pipe.
+READER_LIMIT = 65536
 
 
 class LaunchError(ApplianceError):
@@ -85,11 +91,6 @@ class LaunchSpec:
     run_dir: Path
     env: dict[str, str] = field(repr=False)
 
-    @property
-    def unit(self) -> str:
-        """The transient unit name used by :class:`SystemdRunLauncher`."""
-        return f"{UNIT_PREFIX}{self.run_id}.service"
-
 
 def resolve_run_user(name: str | None) -> RunUser | None:
     """The account to switch to, or None when the service is not root (no switch)."""
@@ -133,3 +134,101 @@ def check_reachable(run_dir: Path, user: RunUser) -> None:
                 f"{parent} has mode {stat.S_IMODE(st.st_mode):04o}; "
                 "make it searchable (chmod o+x) or choose another run root"
             )
+
+
+def own_user_name() -> str:
+    """The name of the account this service runs as (its uid when it has no name)."""
+    # Containers often run as a uid that has no passwd entry.
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+@dataclass
+class RunOutput:
+    """One output stream of a run: where to read it, and how to let go of it."""
+
+    reader: asyncio.StreamReader
+    close: Callable[[], None]
+    """Closes our end even if a process that escaped the run still holds the other."""
+
+
+@dataclass
+class Launched:
+    """A started run: the process we wait for and its ``stdout``/``stderr``."""
+
+    proc: asyncio.subprocess.Process
+    outputs: dict[str, RunOutput]
+
+
+class Launcher(Protocol):
+    """Starts, signals and watches one run's processes."""
+
+    limits: RunLimits
+
+    @property
+    def user_name(self) -> str:
+        """The account runs execute as."""
+        ...
+
+    def prepare(self, spec: LaunchSpec) -> None:
+        """Make ``spec.run_dir`` usable by the run user (blocking file I/O)."""
+        ...
+
+    async def spawn(self, spec: LaunchSpec) -> Launched:
+        """Start the run, stdin from /dev/null, its stdout and stderr readable."""
+        ...
+
+    async def signal(self, spec: LaunchSpec, proc: asyncio.subprocess.Process, sig: int) -> None:
+        """Send ``sig`` to every process of the run."""
+        ...
+
+    def alive(self, spec: LaunchSpec, proc: asyncio.subprocess.Process) -> bool:
+        """Whether any process of the run is still there (zombies do not count)."""
+        ...
+
+    async def finish(self, spec: LaunchSpec, proc: asyncio.subprocess.Process) -> tuple[int, str | None]:
+        """Clean up after the run (``proc`` has exited).
+
+        Returns the script's exit status (negative: the signal that ended it),
+        which differs from ``proc.returncode`` when a helper (systemctl) stood
+        in between, and a reason in words when the launcher knows it (a cgroup
+        OOM kill, a unit that could not start).
+        """
+        ...
+
+
+async def output_from_pipe(fd: int) -> RunOutput:
+    """Read the pipe ``fd`` (which is taken over) on the loop."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=READER_LIMIT)
+    pipe = os.fdopen(fd, "rb", buffering=0)
+    try:
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    except BaseException:
+        pipe.close()
+        raise
+    return RunOutput(reader, transport.close)
+
+
+async def spawn_with_pipes(*argv: str, **options: Any) -> Launched:
+    """``create_subprocess_exec`` with stdout and stderr on pipes we own.
+
+    Not asyncio's own pipes: a process that escaped the run may hold the write
+    ends forever, and then we must be able to close the read ends ourselves.
+    """
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, **options
+        )
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    return Launched(proc, {"stdout": await output_from_pipe(out_r), "stderr": await output_from_pipe(err_r)})

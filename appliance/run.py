@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import re
 import signal
 import time
@@ -21,8 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from appliance import runoutput
-from appliance.launcher import Launcher
-from appliance.runlimits import LaunchSpec
+from appliance.launchbase import Launched, Launcher, LaunchSpec
 from appliance.tracebacks import UserFileLines
 
 log = logging.getLogger(__name__)
@@ -79,23 +77,6 @@ class RunInfo:
         return dataclasses.asdict(self)
 
 
-#: A run's output pipes by stream name: the reader and the transport to close.
-RunOutputs = dict[str, tuple[asyncio.StreamReader, asyncio.BaseTransport]]
-
-
-async def open_output(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
-    """Read the pipe ``fd`` (which is taken over) on the loop."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=READ_CHUNK)
-    pipe = os.fdopen(fd, "rb", buffering=0)
-    try:
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    except BaseException:
-        pipe.close()
-        raise
-    return reader, transport
-
-
 class Run:
     """One running or ended script: its process, console and end."""
 
@@ -103,16 +84,15 @@ class Run:
         self,
         info: RunInfo,
         spec: LaunchSpec,
-        proc: asyncio.subprocess.Process,
-        outputs: RunOutputs,
+        launched: Launched,
         *,
         launcher: Launcher,
         emit: Callable[[dict[str, Any]], None],
     ) -> None:
         self.spec = spec
         self._info = info
-        self._proc = proc
-        self._outputs = outputs
+        self._proc = launched.proc
+        self._outputs = launched.outputs
         self._launcher = launcher
         self._emit = emit
         self._lines = UserFileLines(spec.run_dir, spec.script)
@@ -179,7 +159,7 @@ class Run:
     # -- output ---------------------------------------------------------------
 
     async def _pump(self, stream: str) -> None:
-        reader = self._outputs[stream][0]
+        reader = self._outputs[stream].reader
         splitter = runoutput.LineSplitter(runoutput.MAX_LINE_BYTES)
         while data := await reader.read(READ_CHUNK):
             if self._throttled and not self._budget.has_room():
@@ -258,12 +238,12 @@ class Run:
             elif self._launcher.alive(self.spec, proc):
                 await self._escalate((signal.SIGTERM, signal.SIGKILL))
             await self._drain(pumps)
-            returncode, reason = await self._launcher.finish(self.spec, proc.returncode)
+            returncode, reason = await self._launcher.finish(self.spec, proc)
             self._end(returncode, reason)
         finally:
             exited.cancel()
-            for _, transport in self._outputs.values():
-                transport.close()
+            for output in self._outputs.values():
+                output.close()
             if not self.ended:
                 self._end(proc.returncode if proc.returncode is not None else -9, None)
             await after_end(self)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-import os
 import re
 import secrets
 import shutil
@@ -22,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ApplianceError
-from appliance.launcher import Launcher
-from appliance.run import Run, RunInfo, RunOutputs, open_output
-from appliance.runlimits import LaunchError, LaunchSpec
+from appliance.launchbase import Launcher, LaunchError, LaunchSpec
+from appliance.run import Run, RunInfo
 
 __all__ = ["BASE_ENV", "Run", "RunError", "RunInfo", "RunManager", "script_name"]
 
@@ -133,34 +131,18 @@ class RunManager:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self._make_dir, spec, data)
-            proc, outputs = await self._spawn(spec)
+            launched = await self.launcher.spawn(spec)
         except (OSError, LaunchError) as exc:
             await loop.run_in_executor(None, shutil.rmtree, run_dir, True)
             raise RunError(f"could not start {script}: {exc}") from exc
-        info = RunInfo(run_id, script, "running", self.launcher.user_name, proc.pid, time.time())
-        run = Run(info, spec, proc, outputs, launcher=self.launcher, emit=self._emit)
+        pid = launched.proc.pid
+        info = RunInfo(run_id, script, "running", self.launcher.user_name, pid, time.time())
+        run = Run(info, spec, launched, launcher=self.launcher, emit=self._emit)
         self._runs[run_id] = run
-        log.info("run %s: %s started as %s, pid %d", run_id, script, info.user, proc.pid)
+        log.info("run %s: %s started as %s, pid %d", run_id, script, info.user, pid)
         self._emit({"type": "run_started", "run": info.to_json()})
         run.task = asyncio.create_task(run.supervise(self._after_end), name=f"run-{run_id}")
         return info
-
-    async def _spawn(self, spec: LaunchSpec) -> tuple[asyncio.subprocess.Process, RunOutputs]:
-        # Our own pipes rather than asyncio's: a process that escaped the run
-        # may hold the write ends forever, and then we must be able to close
-        # the read ends ourselves.
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        try:
-            proc = await self.launcher.spawn(spec, out_w, err_w)
-        except BaseException:
-            os.close(out_r)
-            os.close(err_r)
-            raise
-        finally:
-            os.close(out_w)
-            os.close(err_w)
-        return proc, {"stdout": await open_output(out_r), "stderr": await open_output(err_r)}
 
     def _make_dir(self, spec: LaunchSpec, data: bytes) -> None:
         spec.run_dir.mkdir(mode=0o755)

@@ -14,18 +14,16 @@ from typing import Any, TypeVar
 import pytest
 
 from appliance import run, runner, runoutput
-from appliance.launcher import (
-    RlimitLauncher,
+from appliance.launchbase import MIB, LaunchError, LaunchSpec, RunLimits, RunUser
+from appliance.launcher import RlimitLauncher, default_launcher, group_alive
+from appliance.runner import RunError, RunManager, script_name
+from appliance.runoutput import LineSplitter, OutputBudget
+from appliance.systemd_launcher import (
     SystemdRunLauncher,
-    default_launcher,
     env_file_text,
-    group_alive,
     systemd_run_argv,
     unit_end,
 )
-from appliance.runlimits import MIB, LaunchError, LaunchSpec, RunLimits, RunUser
-from appliance.runner import RunError, RunManager, script_name
-from appliance.runoutput import LineSplitter, OutputBudget
 from appliance.tracebacks import UserFileLines
 
 T = TypeVar("T")
@@ -619,6 +617,14 @@ def test_systemd_unit_end_is_read() -> None:
     exited = "Result=exit-code\nExecMainCode=1\nExecMainStatus=3\n"
     assert unit_end(exited, 3, limits) == (3, None)
     assert unit_end("", 255, limits) == (255, None)  # systemctl unreachable
+    never = "Result=resources\nExecMainCode=0\nExecMainStatus=0\n"
+    assert unit_end(never, 1, limits) == (1, "the run could not be started: result 'resources'")
+    denied = "Result=success\nExecMainCode=0\nExecMainStatus=0\n"
+    complaint = "Failed to start micarray-run@x.service: Access denied\n"
+    assert unit_end(denied, 1, limits, complaint) == (
+        1,
+        "the run could not be started: Failed to start micarray-run@x.service: Access denied",
+    )
 
 
 def test_limits_are_checked() -> None:
