@@ -40,6 +40,14 @@ MULTICAST_KEY = "multicast"
 class StreamError(ApplianceError):
     """A stream request the device refuses; the message says why and what is allowed."""
 
+    code = "stream_refused"
+
+
+class StreamNotOpen(StreamError):
+    """A renew or stop names a stream that expired or never existed; subscribe again."""
+
+    code = "stream_not_open"
+
 
 @dataclass(slots=True)
 class _Target:
@@ -327,7 +335,7 @@ class StreamManager:
     def _find(self, owner: str, stream_id: str) -> _Sub:
         sub = self._subs.get(stream_id)
         if sub is None or sub.owner != owner:
-            raise StreamError(f"stream {stream_id!r} is not open (it may have expired)")
+            raise StreamNotOpen(f"stream {stream_id!r} is not open (it may have expired)")
         return sub
 
     def _drop(self, sub: _Sub) -> None:

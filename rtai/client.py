@@ -36,6 +36,9 @@ RENEW_INTERVAL_S = 1.0
 CONNECT_TIMEOUT_S = 5.0
 REPLY_TIMEOUT_S = 5.0
 START_ID = 1
+RESTART_ID = 2
+NOT_OPEN = "stream_not_open"
+"""The device's error code when a renewed stream had expired (e.g. after a network outage)."""
 
 
 class DeviceStream:
@@ -153,17 +156,20 @@ class DeviceStream:
         self.peer_ip = sock.getpeername()[0] if sock is not None else self.device.host
         return conn
 
+    def _start_message(self, request_id: int) -> str:
+        start: dict[str, Any] = {"type": "stream_start", "id": request_id, "port": self.port}
+        if self.channels is not None:
+            start["channels"] = self.channels
+        if self.max_payload is not None:
+            start["max_payload"] = self.max_payload
+        return json.dumps(start)
+
     async def _subscribe(self, conn: WebSocketClientConnection) -> None:
         hello = {"type": "hello", "protocol": PROTOCOL_VERSION, "role": "listener", "name": self._name}
         await conn.write_message(json.dumps(hello))
         welcome = await self._reply(conn, "welcome")
         self.config = dict(welcome.get("config") or {})
-        start: dict[str, Any] = {"type": "stream_start", "id": START_ID, "port": self.port}
-        if self.channels is not None:
-            start["channels"] = self.channels
-        if self.max_payload is not None:
-            start["max_payload"] = self.max_payload
-        await conn.write_message(json.dumps(start))
+        await conn.write_message(self._start_message(START_ID))
         ack = await self._reply(conn, "ack")
         try:
             self.description = StreamDescription.from_json(ack.get("stream"))
@@ -194,9 +200,13 @@ class DeviceStream:
                 continue
             if not isinstance(msg, dict):
                 continue
-            if msg.get("type") == "stream_changed":
+            kind = msg.get("type")
+            if kind == "stream_changed" or (kind == "ack" and msg.get("id") == RESTART_ID):
                 self._changed(msg.get("stream"))
-            elif msg.get("type") == "error":
+            elif kind == "error" and msg.get("code") == NOT_OPEN:
+                log.warning("the device had dropped the stream; subscribing again")
+                await conn.write_message(self._start_message(RESTART_ID))
+            elif kind == "error":
                 log.warning("device: %s", msg.get("message"))
 
     def _changed(self, stream: Any) -> None:

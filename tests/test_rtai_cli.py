@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -19,6 +20,11 @@ from numpy.typing import NDArray
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
+from rtai import client
+from rtai.client import DeviceStream
+from rtai.receiver import Receiver
+from rtai.resolve import resolve_host
+from rtai.sdp import StreamDescription
 from tests.rtai_support import distinct_audio
 from tests.server import BIN, ApplianceProcess, free_port
 
@@ -266,3 +272,27 @@ def test_the_device_streams_only_to_the_authenticated_peer(server: ApplianceProc
     assert isinstance(stream, dict)
     assert stream["address"] == "127.0.0.1"
     assert "c=IN IP4 127.0.0.1" in str(stream["sdp"])
+
+
+def test_client_subscribes_again_when_the_device_dropped_the_stream(
+    server: ApplianceProcess, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Renewing later than the device's 5 s makes it drop the stream, as a
+    # network outage would; the client must notice and subscribe again.
+    monkeypatch.setattr(client, "RENEW_INTERVAL_S", 5.5)
+    changed: list[StreamDescription] = []
+    again = threading.Event()
+
+    def on_change(desc: StreamDescription) -> None:
+        changed.append(desc)
+        again.set()
+
+    with Receiver(rate=RATE, channels=CHANNELS) as rx:
+        port = rx.port
+        stream = DeviceStream(resolve_host(server.device), token, port, on_change=on_change)
+        first = stream.open()
+        try:
+            assert again.wait(20), "no new subscription"
+        finally:
+            stream.close()
+    assert changed[0].id != first.id and changed[0].port == port

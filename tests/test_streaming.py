@@ -113,8 +113,9 @@ def test_traffic_stops_when_renewal_stops() -> None:
                 await wait_for(lambda: not manager.listeners(), timeout=5)
                 await publish_paced(bus, [audio] * 10, 16000)
                 assert _count_datagrams(sock) == 0
-                with pytest.raises(StreamError, match=f"stream '{sid}' is not open"):
+                with pytest.raises(StreamError, match=f"stream '{sid}' is not open") as err:
                     manager.renew("alice", sid)
+                assert err.value.code == "stream_not_open"  # the client subscribes again
 
     asyncio.run(main())
 
