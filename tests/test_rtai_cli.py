@@ -296,3 +296,60 @@ def test_client_subscribes_again_when_the_device_dropped_the_stream(
         finally:
             stream.close()
     assert changed[0].id != first.id and changed[0].port == port
+
+
+def test_listen_follows_a_configuration_change_into_a_new_file(
+    tmp_path: Path, source_audio: NDArray[np.int16]
+) -> None:
+    wav = tmp_path / "array.wav"
+    _write_wav(wav, source_audio, RATE)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    config = {"rate": RATE, "channels": CHANNELS, "buffer_frames": 1024, "volume": 80}
+    (data_dir / "audio.json").write_text(json.dumps(config))
+    server = ApplianceProcess(data_dir, f"wav:{wav}")
+    try:
+        server.start()
+        token = server.token("change")
+        out = tmp_path / "rec.wav"
+        proc = subprocess.Popen(
+            [RTAI, "listen", server.device, "--token", token, "--out", str(out),
+             "--duration", "2", "--latency", "200"],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 20
+            while not (out.exists() and out.stat().st_size > 100_000):
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.02)
+            reply = asyncio.run(_send(server, token, {"type": "change_config", "id": 3, "channels": 4}))
+            assert reply["type"] == "ack", reply
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        server.stop()
+    assert proc.returncode == 0, err
+    first, second = _read_wav(out)[1], _read_wav(tmp_path / "rec-2.wav")[1]
+    assert first.shape[1] == CHANNELS and second.shape[1] == 4
+    assert first.shape[0] + second.shape[0] == 2 * RATE  # the duration asked for, over both files
+    assert _in_loop(source_audio, first)
+    assert _in_loop(source_audio[:, :4], second)
+    assert "now sends 4 channels" in err
+
+
+async def _send(server: ApplianceProcess, token: str, message: dict[str, object]) -> dict[str, object]:
+    """Say hello as a script, send one message, return the reply with its id."""
+    request = HTTPRequest(f"ws://{server.device}/api/v1/ws", headers={"Authorization": f"Bearer {token}"})
+    conn = await websocket_connect(request)
+    try:
+        await conn.write_message(json.dumps({"type": "hello", "protocol": 1, "role": "script"}))
+        await conn.write_message(json.dumps(message))
+        while True:
+            msg = json.loads(await conn.read_message())  # type: ignore[arg-type]
+            if msg.get("id") == message["id"]:
+                return dict(msg)
+    finally:
+        conn.close()
