@@ -143,6 +143,7 @@ class WatchdogFeeder:
         period = interval_s if interval_s is not None else notifier.watchdog_interval()
         self._tick_s = None if period is None else period / PINGS_PER_WATCHDOG_PERIOD
         self._blocks_since_tick = 0
+        self._waiting = False
         self._task: asyncio.Task[None] | None = None
         self.pings = 0
         self.missed_ticks = 0
@@ -156,8 +157,26 @@ class WatchdogFeeder:
         """Record that a block arrived (cheap: called per block on the loop)."""
         self._blocks_since_tick += 1
 
+    def set_capture_waiting(self, waiting: bool) -> None:
+        """Excuse the lack of blocks while the capture reports its device missing.
+
+        A missing or unplugged microphone is a state the capture thread knows
+        about and probes for (shown in the web app); restarting the service
+        would not bring it back. Only a capture that is supposed to run and
+        delivers nothing is a stall.
+        """
+        if waiting != self._waiting:
+            log.info("watchdog: capture %s", "waits for its device" if waiting else "runs again")
+        self._waiting = waiting
+
     def check(self) -> bool:
-        """One tick: ping when blocks arrived since the last tick; True when it pinged."""
+        """One tick: ping when blocks arrived since the last tick (or the capture waits)."""
+        if self._waiting:
+            self._blocks_since_tick = 0
+            self.missed_ticks = 0
+            self.pings += 1
+            self._notifier.watchdog()
+            return True
         if self._blocks_since_tick == 0:
             self.missed_ticks += 1
             if self.missed_ticks == 1:
@@ -206,6 +225,8 @@ class ServiceState:
     runs: int = 0
     listeners: int = 0
     clients: int = 0
+    capture: str = ""
+    """When not capturing: what the capture does instead, e.g. ``waiting for the capture device: ...``."""
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -219,7 +240,7 @@ def describe_status(state: ServiceState) -> str:
         _count(state.listeners, "RTP listener", "RTP listeners"),
         _count(state.clients, "client", "clients"),
     ]
-    head = f"capturing from {state.source} at {state.rate} Hz, " + _count(
-        state.channels, "channel", "channels"
+    head = state.capture or (
+        f"capturing from {state.source} at {state.rate} Hz, " + _count(state.channels, "channel", "channels")
     )
     return head + "; " + ", ".join(parts)

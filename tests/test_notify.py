@@ -216,3 +216,23 @@ def test_status_in_words() -> None:
     assert describe_status(ServiceState("sim", 16000, 1)).startswith(
         "capturing from sim at 16000 Hz, 1 channel;"
     )
+
+
+def test_missing_device_is_not_a_stall(notify_socket: NotifySocket) -> None:
+    """While the capture waits for an unplugged device the service stays up and says so."""
+    feeder = WatchdogFeeder(Notifier(), interval_s=10.0)
+    feeder.set_capture_waiting(True)
+    assert feeder.check()
+    assert feeder.check()
+    feeder.set_capture_waiting(False)  # supposed to run again: blocks are required
+    assert not feeder.check()
+    feeder.note_block()
+    assert feeder.check()
+    assert notify_socket.drain() == ["WATCHDOG=1"] * 3
+
+
+def test_status_while_waiting_for_the_device() -> None:
+    state = ServiceState("alsa:hw:1", 48000, 6, capture="waiting for the capture device: unplugged")
+    assert describe_status(state) == (
+        "waiting for the capture device: unplugged; 0 scripts running, 0 RTP listeners, 0 clients"
+    )

@@ -45,7 +45,7 @@ class NotifyInbox:
         self.sock.bind(str(path))
         self.received: list[str] = []
 
-    def until(self, done: Callable[[list[str]], bool], deadline_s: float = 30.0) -> list[str]:
+    def until(self, done: Callable[[list[str]], bool], deadline_s: float = 90.0) -> list[str]:
         """Receive until ``done(received)`` holds; returns everything so far."""
         end = time.monotonic() + deadline_s
         while not done(self.received):
@@ -106,12 +106,12 @@ def test_ready_status_watchdog_then_stall_then_stopping(
     assert "Hz" in status and "channels" in status
 
     os.kill(proc.pid, signal.SIGUSR1)  # the capture stalls
-    wait_for_line(proc, "no audio block since the last watchdog tick")
+    wait_for_line(proc, "no audio block since the last watchdog tick", deadline_s=90)
     before = len(inbox.drain())
-    wait_for_line(proc, "watchdog tick 4 without audio blocks")
+    wait_for_line(proc, "watchdog tick 4 without audio blocks", deadline_s=90)
     after = inbox.drain()[before:]
     assert "WATCHDOG=1" not in after, after
 
     os.kill(proc.pid, signal.SIGTERM)
     assert inbox.until(lambda r: "STOPPING=1" in r)[-1] == "STOPPING=1"
-    assert proc.wait(30) == 0
+    assert proc.wait(90) == 0
