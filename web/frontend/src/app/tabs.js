@@ -1,10 +1,11 @@
 // The tab strip: fixed panes (Device, Audio) and one tab per add_handler, built with
 // the chart views of ../charts. The welcome message's handlers (with their history)
 // rebuild every tab after a reload or in a second window.
-import { createHandlerView } from "../charts/index.js";
+import { createHandlerView, onHandlerTypeRegistered } from "../charts/index.js";
 import { h, byId } from "./dom.js";
 
 const DROP_CHECK_MS = 1000;
+const REPLAY_KEEP = 2000; // data messages kept per tab to rebuild it when its type is (re)registered
 
 export class Tabs {
   constructor(conn) {
@@ -22,6 +23,7 @@ export class Tabs {
     conn.on("handler_ended", (msg) => this.ended(msg.handler));
     window.addEventListener("resize", () => this.resizeActive());
     setInterval(() => this.reportDrops(), DROP_CHECK_MS);
+    onHandlerTypeRegistered((type) => this.rebuildType(type));
     this.activate(this.bar.querySelector("[data-tab]").dataset.tab);
   }
 
@@ -46,7 +48,7 @@ export class Tabs {
       notice, drops, chart);
     this.bar.append(tab);
     this.panes.append(pane);
-    const entry = { info, tab, pane, view: null, notice, drops, errors: 0 };
+    const entry = { info, tab, pane, chart, view: null, notice, drops, errors: 0, replay: [] };
     this.handlers.set(info.id, entry);
     tab.addEventListener("click", (event) => {
       if (event.target === close) { this.close(info.id); return; }
@@ -55,14 +57,35 @@ export class Tabs {
     // The view measures its container, so make the pane visible while it is built.
     const previous = this.active;
     this.activate(info.id);
-    try {
-      entry.view = createHandlerView(chart, info.handler_type, info.parameters || {});
-    } catch (err) {
-      this.warn(entry, `This tab cannot be drawn: ${err.message}`);
-    }
+    this.build(entry);
     for (const data of info.history || []) this.apply(entry, data);
     if (info.ended) tab.classList.add("ended");
     if (!focus && previous) this.activate(previous);
+  }
+
+  build(entry) {
+    try {
+      entry.view = createHandlerView(entry.chart, entry.info.handler_type, entry.info.parameters || {});
+    } catch (err) {
+      this.warn(entry, `This tab cannot be drawn: ${err.message}`);
+    }
+  }
+
+  /** A custom type registered after its tabs opened: rebuild them from the data kept. */
+  rebuildType(type) {
+    for (const entry of this.handlers.values()) {
+      if (entry.info.handler_type !== type) continue;
+      try { entry.view?.destroy(); } catch (err) { console.warn("destroying a chart failed", err); }
+      entry.chart.textContent = "";
+      entry.notice.hidden = true;
+      const previous = this.active;
+      this.activate(entry.info.id);
+      this.build(entry);
+      const replay = entry.replay;
+      entry.replay = [];
+      for (const data of replay) this.apply(entry, data);
+      this.activate(previous);
+    }
   }
 
   data(id, data) {
@@ -71,6 +94,8 @@ export class Tabs {
   }
 
   apply(entry, data) {
+    entry.replay.push(data);
+    if (entry.replay.length > REPLAY_KEEP) entry.replay.splice(0, entry.replay.length - REPLAY_KEEP);
     if (!entry.view) return;
     try {
       entry.view.update(data);
