@@ -215,16 +215,18 @@ class SystemdUnitLauncher:
         runtime_dir: Path = RUNTIME_DIR,
         command: Sequence[str] = ("systemctl",),
         run_user: str = RUN_USER,
+        run_group: str | None = None,
     ) -> None:
         self.limits = limits or RunLimits()
         self.runtime_dir = runtime_dir
         self.command = tuple(command)
         self._run_user = run_user
+        group = run_group or run_user
         try:
-            self._gid = grp.getgrnam(run_user).gr_gid
+            self._gid = grp.getgrnam(group).gr_gid
         except KeyError:
             raise LaunchError(
-                f"group {run_user!r} does not exist; install systemd/sysusers.d/micarray.conf"
+                f"group {group!r} does not exist; install systemd/sysusers.d/micarray.conf"
             ) from None
 
     @property

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import stat
+import sys
 import tempfile
 import textwrap
 from collections.abc import Awaitable, Callable, Iterator
@@ -14,12 +16,13 @@ from typing import Any, TypeVar
 import pytest
 
 from appliance import run, runner, runoutput
-from appliance.launchbase import MIB, LaunchError, LaunchSpec, RunLimits, RunUser
+from appliance.launchbase import MIB, Launcher, LaunchError, LaunchSpec, RunLimits, RunUser
 from appliance.launcher import RlimitLauncher, default_launcher, group_alive
 from appliance.runner import RunError, RunManager, script_name
 from appliance.runoutput import LineSplitter, OutputBudget
 from appliance.systemd_launcher import (
     SystemdRunLauncher,
+    SystemdUnitLauncher,
     env_file_text,
     systemd_run_argv,
     unit_end,
@@ -80,14 +83,14 @@ def run_root() -> Iterator[Path]:
 Scenario = Callable[[RunManager, Events], Awaitable[T]]
 
 
-def scenario(run_root: Path, body: Scenario[T], memory: int = MEMORY) -> T:
+def scenario(run_root: Path, body: Scenario[T], memory: int = MEMORY, launcher: Launcher | None = None) -> T:
     """Run ``body`` with a fresh manager on a fresh loop; always stop every run."""
 
     async def main() -> T:
         events = Events()
         manager = RunManager(
             run_root,
-            RlimitLauncher(RunLimits(memory_bytes=memory)),
+            launcher or RlimitLauncher(RunLimits(memory_bytes=memory)),
             lambda run_id, name: {"BI_RUN_ID": run_id},
             events,
         )
@@ -525,6 +528,84 @@ def test_environment_of_a_run(run_root: Path) -> None:
         assert events.texts(info.id, "stdout") == [f"{info.id} True True", "[]"]
 
     scenario(run_root, body)
+
+
+# -- template units, with a stand-in for systemctl and PID 1 -----------------------
+
+FAKE_SYSTEMCTL = Path(__file__).with_name("fake_systemctl.py")
+
+
+@pytest.fixture
+def unit_launcher(run_root: Path, monkeypatch: pytest.MonkeyPatch) -> SystemdUnitLauncher:
+    if not AS_ROOT:
+        pytest.skip("the stand-in for PID 1 switches users")
+    state = run_root.parent / "state"
+    state.mkdir()
+    runtime = run_root.parent / "runtime"
+    for name, value in (("RUNS", run_root), ("RUNTIME", runtime), ("STATE", state)):
+        monkeypatch.setenv(f"FAKE_SYSTEMD_{name}", str(value))
+    monkeypatch.setenv("FAKE_SYSTEMD_USER", "nobody")
+    return SystemdUnitLauncher(
+        RunLimits(),
+        runtime_dir=runtime,
+        command=(sys.executable, str(FAKE_SYSTEMCTL)),
+        run_user="nobody",
+        run_group="nogroup",
+    )
+
+
+def test_template_unit_run_streams_output_through_sockets(
+    run_root: Path, unit_launcher: SystemdUnitLauncher
+) -> None:
+    src = """
+    import os, sys
+    print("hello from", os.getuid())
+    print("to stderr", file=sys.stderr)
+    open("written.txt", "w").write("mine")
+    1 / 0
+    """
+
+    async def body(manager: RunManager, events: Events) -> None:
+        info = await manager.wait((await manager.start("unit", code(src))).id)
+        assert events.texts(info.id, "stdout") == ["hello from 65534"]
+        assert events.texts(info.id, "stderr")[0] == "to stderr"
+        assert [e["line"] for e in events.of(info.id) if "line" in e] == [5]
+        assert (info.user, info.state, info.exit_code) == ("nobody", "failed", 1)
+        assert info.reason == "exited with status 1"
+        assert (run_root / info.id / "written.txt").stat().st_uid == 65534
+        assert stat.S_IMODE((run_root / info.id).stat().st_mode) == 0o2770
+        assert list(unit_launcher.runtime_dir.iterdir()) == []  # env file and sockets gone
+
+    scenario(run_root, body, launcher=unit_launcher)
+
+
+def test_template_unit_run_is_stopped_through_systemctl_kill(
+    run_root: Path, unit_launcher: SystemdUnitLauncher
+) -> None:
+    async def body(manager: RunManager, events: Events) -> None:
+        run_id = await start_ready(manager, events, "stubborn", IGNORE_SIGNALS)
+        script_pid = int((run_root.parent / "state" / f"{run_id}.pid").read_text())
+        info = await manager.stop(run_id)
+        assert (info.state, info.signal, info.reason) == ("stopped", "SIGKILL", "stopped by user")
+        assert not group_alive(script_pid)
+
+    scenario(run_root, body, launcher=unit_launcher)
+
+
+def test_template_unit_that_cannot_start_says_why(
+    run_root: Path, unit_launcher: SystemdUnitLauncher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SYSTEMD_DENY", "1")
+
+    async def body(manager: RunManager, events: Events) -> None:
+        info = await manager.wait((await manager.start("denied", "print('never')")).id)
+        assert info.state == "failed"
+        assert info.reason == (
+            f"the run could not be started: Failed to start micarray-run@{info.id}.service: Access denied"
+        )
+        assert events.of(info.id) == []
+
+    scenario(run_root, body, launcher=unit_launcher)
 
 
 # -- pure parts -------------------------------------------------------------------
