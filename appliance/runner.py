@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -99,7 +100,10 @@ class RunManager:
         self._max_running = max_running
         self._runs: dict[str, Run] = {}
         # 0711: the run user may enter its own directory but not list others.
-        run_root.mkdir(mode=0o711, parents=True, exist_ok=True)
+        # Set explicitly: the service's umask (0027 under systemd) would drop o+x.
+        run_root.mkdir(parents=True, exist_ok=True)
+        if run_root.stat().st_uid == os.geteuid():
+            run_root.chmod(0o711)
         self._remove_stale()
 
     def _remove_stale(self) -> None:

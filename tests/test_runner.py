@@ -502,13 +502,14 @@ def test_ended_runs_and_their_directories_are_bounded(
 ) -> None:
     monkeypatch.setattr(runner, "KEEP_ENDED", 2)
     monkeypatch.setattr(runner, "KEEP_DIRS", 1)
-    run_root.mkdir(parents=True)
+    run_root.mkdir(mode=0o700, parents=True)
     (run_root / "0123456789ab").mkdir()  # left by an earlier service
     (run_root / "0123456789ab.env").write_text("")
     (run_root / "not-a-run").mkdir()
 
     async def body(manager: RunManager, events: Events) -> None:
         assert sorted(p.name for p in run_root.iterdir()) == ["not-a-run"]
+        assert stat.S_IMODE(run_root.stat().st_mode) == 0o711
         ids = [(await manager.wait((await manager.start(f"s{i}", "pass")).id)).id for i in range(3)]
         assert [info.id for info in manager.list()] == ids[1:]
         assert sorted(p.name for p in run_root.iterdir()) == sorted(["not-a-run", ids[2]])
