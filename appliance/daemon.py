@@ -23,6 +23,7 @@ from appliance.service import LogTail, Service
 from appliance.sources.factory import make_source
 from appliance.storage import atomic_write_text
 from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH
+from rtai.discover import TXT_CHANNELS, TXT_RATE
 from web.app import make_app
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    status_task = loop.create_task(_report_status(service, notifier))
+    status_task = loop.create_task(_report_status(service, notifier, feeder, announcer))
     await stop.wait()
     log.info("stopping")
     notifier.stopping()
@@ -155,8 +156,16 @@ async def _announce(service: Service, opts: ServeOptions) -> Announcer | None:
     return announcer
 
 
-async def _report_status(service: Service, notifier: Notifier) -> None:
+async def _report_status(
+    service: Service, notifier: Notifier, feeder: WatchdogFeeder, announcer: Announcer | None
+) -> None:
+    # Wiring of issue 5 (systemd and mDNS): STATUS in words, the watchdog excused
+    # while the capture waits for a missing device, TXT kept to the configuration.
+    announced = (service.config.rate, service.config.channels)
     while True:
+        capture = service.status
+        waiting = capture is not None and capture.state == "waiting"
+        feeder.set_capture_waiting(waiting)
         state = ServiceState(
             source=service.source.info.spec,
             rate=service.config.rate,
@@ -164,6 +173,10 @@ async def _report_status(service: Service, notifier: Notifier) -> None:
             runs=sum(1 for r in service.run_list() if r.get("state") == "running"),
             listeners=len(service.streams.listeners()) if service.streams is not None else 0,
             clients=len(service.sessions()),
+            capture=capture.message if waiting and capture is not None else "",
         )
         notifier.status(describe_status(state))
+        if announcer is not None and (state.rate, state.channels) != announced:
+            announced = (state.rate, state.channels)
+            await announcer.update({TXT_RATE: str(state.rate), TXT_CHANNELS: str(state.channels)})
         await asyncio.sleep(STATUS_INTERVAL_S)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import wave
 from pathlib import Path
 
@@ -107,3 +108,11 @@ def test_laptop_finds_the_device_and_runs_a_script_by_name(tmp_path: Path) -> No
         assert sdp.wait(30) == 0
         assert "c=IN IP4 10.231.0.2" in text
         assert f"L16/{rec['rate']}/{rec['channels']}" in text
+
+        # A configuration change reaches the announcement (within the status interval).
+        new_rate = next(r for r in rec["rates"] if r != rec["rate"])
+        change = f"import browserinterface as b; b.start(); b.change_config(rate={new_rate}); b.stop()"
+        laptop.run([sys.executable, "-c", change], env={**env, "BI_DEVICE": f"lab.local:{PORT}"})
+        deadline = time.monotonic() + 60
+        while json.loads(laptop.run(_rtai("discover", "--timeout", "1", "--json")))[0]["rate"] != new_rate:
+            assert time.monotonic() < deadline, "the new rate was not announced"
