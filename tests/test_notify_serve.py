@@ -1,9 +1,9 @@
 """``appliance serve`` under a stand-in systemd: READY, STATUS, WATCHDOG, a stall, STOPPING.
 
 The service runs in a subprocess with a real AF_UNIX datagram socket as
-NOTIFY_SOCKET. Its simulator's fault switch ``stall()`` is thrown by SIGUSR1
-(a few lines of wrapper below hand the simulator to the service and keep a
-handle on it).
+NOTIFY_SOCKET. Its simulator's fault switches are thrown by signals: SIGUSR1
+``stall()``, SIGUSR2 ``disappear()`` (a few lines of wrapper below hand the
+simulator to the service and keep a handle on it).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from appliance.sources.simulator import SimulatedArray
 sim = SimulatedArray()
 daemon.make_source = lambda spec: sim
 signal.signal(signal.SIGUSR1, lambda *_: sim.stall())
+signal.signal(signal.SIGUSR2, lambda *_: sim.disappear())
 from appliance.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -115,3 +116,17 @@ def test_ready_status_watchdog_then_stall_then_stopping(
     os.kill(proc.pid, signal.SIGTERM)
     assert inbox.until(lambda r: "STOPPING=1" in r)[-1] == "STOPPING=1"
     assert proc.wait(90) == 0
+
+
+def test_unplugged_device_keeps_the_watchdog_fed_and_says_so(
+    served: tuple[subprocess.Popen[str], NotifyInbox],
+) -> None:
+    """A missing microphone is reported, not cured by restart loops."""
+    proc, inbox = served
+    inbox.until(lambda r: r.count("WATCHDOG=1") >= 1)
+    os.kill(proc.pid, signal.SIGUSR2)  # the array is unplugged
+    waiting = "STATUS=waiting for the capture device"
+    got = inbox.until(lambda r: any(m.startswith(waiting) for m in r))
+    at = next(i for i, m in enumerate(got) if m.startswith(waiting))
+    inbox.until(lambda r: r[at + 1 :].count("WATCHDOG=1") >= 3)
+    assert "unplugged" in got[at]
