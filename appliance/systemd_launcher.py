@@ -51,6 +51,8 @@ UNIT_DIRS = (
 )
 #: Where env files and output sockets of template runs live (the template names it).
 RUNTIME_DIR = Path("/run/micarray/runs")
+#: The template's ``WorkingDirectory=`` is ``<RUN_ROOT>/<id>``.
+RUN_ROOT = Path("/var/lib/micarray/runs")
 #: The template's ``User=``; its group may be handed run directories.
 RUN_USER = "micarray-run"
 #: Seconds systemctl may take for show, kill, reset-failed before it is given up on.
@@ -212,13 +214,17 @@ class SystemdUnitLauncher:
     def __init__(
         self,
         limits: RunLimits | None = None,
+        *,
         runtime_dir: Path = RUNTIME_DIR,
+        run_root: Path = RUN_ROOT,
         command: Sequence[str] = ("systemctl",),
         run_user: str = RUN_USER,
         run_group: str | None = None,
     ) -> None:
         self.limits = limits or RunLimits()
         self.runtime_dir = runtime_dir
+        self.run_root = run_root
+        """Run directories must be here: the template's WorkingDirectory says so."""
         self.command = tuple(command)
         self._run_user = run_user
         group = run_group or run_user
@@ -243,6 +249,11 @@ class SystemdUnitLauncher:
 
     def prepare(self, spec: LaunchSpec) -> None:
         """Hand the directory to the run group (2770); write the env file."""
+        if spec.run_dir.parent != self.run_root:
+            raise LaunchError(
+                f"run directory {spec.run_dir} is not where the run unit template looks; "
+                f"it runs scripts in {self.run_root}/<id>, so use that as the run root"
+            )
         script = spec.run_dir / spec.script
         for path, mode in ((spec.run_dir, 0o2770), (script, 0o640)):
             os.chown(path, -1, self._gid)

@@ -549,6 +549,7 @@ def unit_launcher(run_root: Path, monkeypatch: pytest.MonkeyPatch) -> SystemdUni
     return SystemdUnitLauncher(
         RunLimits(),
         runtime_dir=runtime,
+        run_root=run_root,
         command=(sys.executable, str(FAKE_SYSTEMCTL)),
         run_user="nobody",
         run_group="nogroup",
@@ -591,6 +592,25 @@ def test_template_unit_run_is_stopped_through_systemctl_kill(
         assert not group_alive(script_pid)
 
     scenario(run_root, body, launcher=unit_launcher)
+
+
+def test_template_unit_needs_the_template_run_root(
+    run_root: Path, unit_launcher: SystemdUnitLauncher
+) -> None:
+    elsewhere = run_root.parent / "elsewhere"
+
+    async def body(manager: RunManager, events: Events) -> None:
+        with pytest.raises(RunError) as err:
+            await manager.start("x", "pass")
+        message = str(err.value)
+        assert message.startswith(f"could not start x.py: run directory {elsewhere}/")
+        assert message.endswith(
+            " is not where the run unit template looks; "
+            f"it runs scripts in {run_root}/<id>, so use that as the run root"
+        )
+        assert list(elsewhere.iterdir()) == []
+
+    scenario(elsewhere, body, launcher=unit_launcher)
 
 
 def test_template_unit_that_cannot_start_says_why(
