@@ -166,6 +166,9 @@ class Launcher(Protocol):
     """Starts, signals and watches one run's processes."""
 
     limits: RunLimits
+    fixed_run_root: Path | None
+    """Where run directories must be when the launcher dictates it (a unit
+    template's WorkingDirectory), else None: the caller chooses."""
 
     @property
     def user_name(self) -> str:

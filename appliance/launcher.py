@@ -91,6 +91,7 @@ class RlimitLauncher:
 
     def __init__(self, limits: RunLimits | None = None, interpreter: str = sys.executable) -> None:
         self.limits = limits or RunLimits()
+        self.fixed_run_root: Path | None = None
         self.interpreter = interpreter
         self.user = resolve_run_user(self.limits.user)
 

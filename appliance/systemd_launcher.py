@@ -223,7 +223,7 @@ class SystemdUnitLauncher:
     ) -> None:
         self.limits = limits or RunLimits()
         self.runtime_dir = runtime_dir
-        self.run_root = run_root
+        self.fixed_run_root: Path | None = run_root
         """Run directories must be here: the template's WorkingDirectory says so."""
         self.command = tuple(command)
         self._run_user = run_user
@@ -249,10 +249,10 @@ class SystemdUnitLauncher:
 
     def prepare(self, spec: LaunchSpec) -> None:
         """Hand the directory to the run group (2770); write the env file."""
-        if spec.run_dir.parent != self.run_root:
+        if spec.run_dir.parent != self.fixed_run_root:
             raise LaunchError(
                 f"run directory {spec.run_dir} is not where the run unit template looks; "
-                f"it runs scripts in {self.run_root}/<id>, so use that as the run root"
+                f"it runs scripts in {self.fixed_run_root}/<id>, so use that as the run root"
             )
         script = spec.run_dir / spec.script
         for path, mode in ((spec.run_dir, 0o2770), (script, 0o640)):
@@ -359,6 +359,7 @@ class SystemdRunLauncher:
 
     def __init__(self, limits: RunLimits | None = None, interpreter: str = sys.executable) -> None:
         self.limits = limits or RunLimits()
+        self.fixed_run_root: Path | None = None
         self.interpreter = interpreter
         self.user = resolve_run_user(self.limits.user)
         self.command = ("systemctl",)
