@@ -14,6 +14,8 @@ export class Tabs {
     this.panes = byId("tabpanes");
     this.handlers = new Map(); // id -> {info, tab, pane, view, notice}
     this.active = null;
+    this.tiled = false;
+    byId("btn-tile").addEventListener("click", () => this.tile(!this.tiled));
     for (const tab of this.bar.querySelectorAll("[data-tab]")) {
       tab.addEventListener("click", () => this.activate(tab.dataset.tab));
     }
@@ -21,7 +23,7 @@ export class Tabs {
     conn.on("handler_added", (msg) => this.add(msg.handler, true));
     conn.on("handler_data", (msg) => this.data(msg.handler, msg.data));
     conn.on("handler_ended", (msg) => this.ended(msg.handler));
-    window.addEventListener("resize", () => this.resizeActive());
+    window.addEventListener("resize", () => (this.tiled ? this.resizeAll() : this.resizeActive()));
     setInterval(() => this.reportDrops(), DROP_CHECK_MS);
     onHandlerTypeRegistered((type) => this.rebuildType(type));
     this.activate(this.bar.querySelector("[data-tab]").dataset.tab);
@@ -46,7 +48,7 @@ export class Tabs {
     const pane = h("div", { class: "pane handler-pane", dataset: { pane: info.id }, hidden: true },
       h("div", { class: "chart-head" }, h("b", {}, info.name), ` ${info.handler_type} · ${where}`, h("span", { class: "ended-mark" }, info.ended ? " · ended" : "")),
       notice, drops, chart);
-    this.bar.append(tab);
+    this.bar.insertBefore(tab, byId("btn-tile"));
     this.panes.append(pane);
     const entry = { info, tab, pane, chart, view: null, notice, drops, errors: 0, replay: [] };
     this.handlers.set(info.id, entry);
@@ -132,7 +134,10 @@ export class Tabs {
   close(id) {
     this.conn.send({ type: "handler_close", handler: id });
     this.remove(id);
-    if (this.active === id) this.activate("device");
+    if (this.active !== id) return;
+    const next = this.handlers.keys().next();
+    if (!next.done) this.activate(next.value);
+    else if (!this.tiled) this.activate("device");
   }
 
   remove(id) {
@@ -144,7 +149,27 @@ export class Tabs {
     this.handlers.delete(id);
   }
 
+  /** Show every chart tab at once in a grid (or go back to one tab at a time). */
+  tile(on) {
+    this.tiled = on;
+    this.panes.classList.toggle("tiled", on);
+    byId("btn-tile").classList.toggle("active", on);
+    byId("btn-tile").setAttribute("aria-pressed", String(on));
+    if (on && !this.handlers.has(this.active)) {
+      const first = this.handlers.keys().next();
+      if (!first.done) this.activate(first.value);
+    }
+    this.resizeAll();
+  }
+
+  resizeAll() {
+    for (const entry of this.handlers.values()) {
+      try { entry.view?.resize(); } catch (err) { console.warn("resizing a chart failed", err); }
+    }
+  }
+
   activate(id) {
+    if (this.tiled && !this.handlers.has(id)) this.tile(false);
     this.active = id;
     for (const tab of this.bar.querySelectorAll("[data-tab]")) tab.classList.toggle("active", tab.dataset.tab === id);
     for (const pane of this.panes.querySelectorAll("[data-pane]")) pane.hidden = pane.dataset.pane !== id;
