@@ -37,8 +37,6 @@ DROP_REPORT_S = 1.0
 #: Pause between reads while a run is over its output budget, so a flood
 #: costs the loop little and the writer blocks on a full pipe instead.
 DROP_PAUSE_S = 0.05
-#: How often a run whose pipes are held open is checked for having exited.
-EXIT_POLL_S = 0.25
 #: Time for output already in the pipes to be read after the run ended.
 DRAIN_S = 1.0
 
@@ -227,11 +225,10 @@ class Run:
         """Read output until the run ends, clean up, send ``run_ended``."""
         proc = self._proc
         pumps = asyncio.gather(*(self._pump(stream) for stream in self._outputs))
-        exited = asyncio.ensure_future(proc.wait())
         try:
-            while proc.returncode is None:
-                waiting: set[asyncio.Future[Any]] = {exited} if pumps.done() else {pumps, exited}
-                await asyncio.wait(waiting, timeout=EXIT_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+            # The output pipes are not asyncio's, so this returns at the exit
+            # even while some other process still holds them.
+            await proc.wait()
             # Nothing of a run outlives it: children left in its group go too.
             if self._stopper is not None:
                 await asyncio.shield(self._stopper)
@@ -241,7 +238,6 @@ class Run:
             returncode, reason = await self._launcher.finish(self.spec, proc)
             self._end(returncode, reason)
         finally:
-            exited.cancel()
             for output in self._outputs.values():
                 output.close()
             if not self.ended:
