@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import select
 import shutil
 import signal
@@ -19,10 +20,13 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 SUBNET = "10.231.0"
+#: Namespaces are named ``mtns-<pid>-<n>-h<i>``: the pid tells whether their owner still runs.
+NS_PREFIX = "mtns-"
 PREFIX_LEN = 24
 _counter = itertools.count()
 
@@ -110,6 +114,16 @@ def stop(proc: subprocess.Popen[str], grace_s: float = 5.0) -> None:
             pipe.close()
 
 
+def sweep_stale() -> None:
+    """Delete test namespaces left by a test process that was killed before its cleanup."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    for line in listing.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        match = re.fullmatch(rf"{NS_PREFIX}(\d+)-\d+-(h\d+|br)", name)
+        if match and not Path(f"/proc/{match.group(1)}").exists():
+            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
 def _host_ns(prefix: str, index: int) -> tuple[str, str]:
     return f"{prefix}-h{index}", f"{SUBNET}.{index + 1}"
 
@@ -129,7 +143,8 @@ def lan(n_hosts: int, address_now: Sequence[bool] | None = None) -> Iterator[lis
     ``address_now[i] = False`` leaves host i without an address until
     ``Host.add_address()`` (a network that comes up late).
     """
-    prefix = f"mt{os.getpid() % 100000}{next(_counter)}"
+    sweep_stale()
+    prefix = f"{NS_PREFIX}{os.getpid()}-{next(_counter)}"
     flags = list(address_now) if address_now is not None else [True] * n_hosts
     hosts: list[Host] = []
     made: list[str] = []

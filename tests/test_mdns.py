@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from appliance.mdns import AnnounceError, device_txt, normalize_hostname
-from tests.netns import Host, lan, requires_netns, veth_pair, wait_for_line
+from tests.netns import NS_PREFIX, Host, lan, requires_netns, sweep_stale, veth_pair, wait_for_line
 
 PY = sys.executable
 
@@ -256,3 +256,15 @@ def test_txt_update_and_goodbye(pair: tuple[Host, Host]) -> None:
     wait_for_line(proc, "goodbye sent")
     # Goodbye packets remove the service at once, not after its TTL (75 min).
     wait_for_line(watcher, '["Removed", "micarray._micarray._tcp.local."]', deadline_s=10)
+
+
+@requires_netns
+def test_namespaces_of_a_killed_test_run_are_swept() -> None:
+    stale = f"{NS_PREFIX}{2**22 + 7}-0-h0"  # above pid_max's default: never a live pid
+    subprocess.run(["ip", "netns", "add", stale], check=True)
+    try:
+        sweep_stale()
+        listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+        assert stale not in listing.stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", stale], check=False, capture_output=True)
