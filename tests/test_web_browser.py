@@ -5,10 +5,12 @@ from __future__ import annotations
 import http.server
 import re
 import threading
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.conftest_web import (
@@ -437,6 +439,50 @@ def test_custom_handler_type_registered_in_the_browser(page: Any) -> None:
     page.wait_for_function(
         "(id) => document.querySelector(`[data-pane='${id}'] .words`)?.textContent === 'heard two'",
         arg=hid,
+        timeout=WAIT_MS,
+    )
+    stop(page)
+
+
+SENDER = """
+import numpy as np
+import browserinterface as bi
+
+def handle(buffer):
+    bi.send_audio(buffer[:, :1] // 2)
+
+bi.register_handle_data(handle)
+print("sending audio", flush=True)
+bi.start()
+"""
+
+
+def test_record_to_wav_and_play_script_audio(page: Any, tmp_path: Path) -> None:
+    page.click('[data-tab="audio"]')
+    page.fill("#record-seconds", "1")
+    page.click("#btn-record")
+    page.wait_for_selector("#record-download:not([hidden])", timeout=WAIT_MS)
+    assert page.evaluate("document.querySelector('#record-progress').value") == 1
+    with page.expect_download() as info:
+        page.click("#record-download")
+    path = tmp_path / "rec.wav"
+    info.value.save_as(path)
+    with wave.open(str(path)) as w:
+        assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (6, 48000, 2)
+        assert w.getnframes() == 48000
+        samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    assert np.abs(samples).max() > 0  # the simulator's sound, not silence
+    assert "1.00 s, 6 channels" in page.text_content("#record-status")
+    # Listening: the chosen channel's blocks are scheduled for playback in the page.
+    page.check("#listen-on")
+    page.wait_for_function("window.micarray.audio.listener.nextTime > 0.5", timeout=WAIT_MS)
+    page.uncheck("#listen-on")
+    # Audio a script sends with send_audio arrives in the page.
+    set_code(page, SENDER, "sender.py")
+    execute(page)
+    page.click('[data-tab="audio"]')
+    page.wait_for_function(
+        "parseFloat(document.querySelector('#playback-status').textContent) > 0.5",
         timeout=WAIT_MS,
     )
     stop(page)

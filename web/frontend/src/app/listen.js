@@ -6,6 +6,7 @@ import { h, byId, toast } from "./dom.js";
 import { StreamPlayer } from "./player.js";
 
 const MAX_LISTEN_CHANNELS = 2;
+const MAX_RECORD_CHANNELS = 16; // what the device sends a browser at most
 
 export class AudioPane {
   constructor(conn) {
@@ -63,8 +64,8 @@ export class AudioPane {
     let channels = null;
     if (this.recording) channels = this.recording.channels;
     else if (listening && this.listenChannels.length) channels = this.listenChannels;
-    if (channels) this.conn.send({ type: "audio", on: true, channels });
-    else this.conn.send({ type: "audio", on: false });
+    const msg = channels ? { type: "audio", on: true, channels } : { type: "audio", on: false };
+    this.conn.request(msg).catch((err) => toast(`Audio from the device: ${err.message}`, "error"));
   }
 
   frame(data) {
@@ -92,12 +93,13 @@ export class AudioPane {
     if (!this.config) { toast("Not connected to the device yet", "error"); return; }
     const seconds = Number(byId("record-seconds").value);
     if (!(seconds > 0 && seconds <= 600)) { toast(`record length ${byId("record-seconds").value} is not allowed; choose 1 to 600 seconds`, "error"); return; }
-    const channels = Array.from({ length: this.config.channels }, (_, i) => i);
+    const channels = Array.from({ length: Math.min(this.config.channels, MAX_RECORD_CHANNELS) }, (_, i) => i);
     this.recording = { chunks: [], frames: 0, target: Math.round(seconds * this.config.rate), channels, rate: this.config.rate };
     byId("btn-record").textContent = "■ Stop recording";
     byId("record-download").hidden = true;
     byId("record-progress").value = 0;
-    byId("record-status").textContent = `Recording ${seconds} s of ${channels.length} channels at ${this.config.rate} Hz…`;
+    const some = channels.length < this.config.channels ? ` (the first ${channels.length} of ${this.config.channels})` : "";
+    byId("record-status").textContent = `Recording ${seconds} s of ${channels.length} channels${some} at ${this.config.rate} Hz…`;
     this.subscribe();
   }
 
