@@ -84,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("device", help="host, name.local or host:port of the device's web port")
-    parser.add_argument("--token", help=f"API token made on the device (or set {TOKEN_ENV})")
+    parser.add_argument(
+        "--token",
+        help=f"API token made on the device; write --token=T when it begins with '-' (or set {TOKEN_ENV})",
+    )
     parser.add_argument("--channels", help="channels to receive, counted from 1, e.g. 1,3 (default all)")
     parser.add_argument(
         "--latency", type=float, default=DEFAULT_LATENCY_MS, metavar="MS",

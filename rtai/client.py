@@ -35,10 +35,28 @@ RENEW_INTERVAL_S = 1.0
 """Seconds between renewals (the device drops a stream after a few seconds without)."""
 CONNECT_TIMEOUT_S = 5.0
 REPLY_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 1.0
+"""How long the device may take to answer a closing handshake."""
 START_ID = 1
 RESTART_ID = 2
 NOT_OPEN = "stream_not_open"
 """The device's error code when a renewed stream had expired (e.g. after a network outage)."""
+
+
+async def close_connection(conn: WebSocketClientConnection) -> None:
+    """Close a WebSocket and its socket before the event loop ends.
+
+    Tornado waits for the peer's closing frame with a timer; an event loop
+    that ends first would leave the socket open.
+    """
+    conn.close()
+    stream = conn.stream
+    deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT_S
+    while stream is not None and not stream.closed():
+        if asyncio.get_running_loop().time() > deadline:
+            stream.close()
+            break
+        await asyncio.sleep(0.01)
 
 
 class DeviceStream:
@@ -126,7 +144,7 @@ class DeviceStream:
             reader = asyncio.create_task(self._read(conn))
             await self._renew_until_stopped(conn, reader)
         finally:
-            conn.close()
+            await close_connection(conn)
 
     async def _connect(self) -> WebSocketClientConnection:
         url = f"ws://{self.device.netloc}{WS_PATH}"

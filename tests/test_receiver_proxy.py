@@ -29,7 +29,7 @@ RATE, CHANNELS, BLOCK = 48000, 8, 480
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    with Receiver(rate=RATE, channels=CHANNELS, latency_ms=150) as rx:
+    with Receiver(rate=RATE, channels=CHANNELS, latency_ms=500) as rx:
         yield rx
 
 

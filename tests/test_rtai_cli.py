@@ -21,7 +21,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from rtai import client
-from rtai.client import DeviceStream
+from rtai.client import DeviceStream, close_connection
 from rtai.receiver import Receiver
 from rtai.resolve import resolve_host
 from rtai.sdp import StreamDescription
@@ -94,15 +94,14 @@ def test_listen_records_what_the_device_captured_bit_for_bit(
     run = _rtai(
         "listen",
         server.device,
-        "--token",
-        token,
+        f"--token={token}",
         "--out",
         str(out),
         "--duration",
         "2",
         "--stats",
         "--latency",
-        "200",
+        "2000",
     )
     assert run.returncode == 0, run.stderr
     rate, got = _read_wav(out)
@@ -119,8 +118,7 @@ def test_listen_picks_channels_counted_from_one(
     run = _rtai(
         "listen",
         server.device,
-        "--token",
-        token,
+        f"--token={token}",
         "--out",
         str(out),
         "--duration",
@@ -128,7 +126,7 @@ def test_listen_picks_channels_counted_from_one(
         "--channels",
         "1,3",
         "--latency",
-        "200",
+        "2000",
     )
     assert run.returncode == 0, run.stderr
     _, got = _read_wav(out)
@@ -190,7 +188,7 @@ def test_ctrl_c_leaves_a_valid_wav_with_everything_so_far(
 ) -> None:
     out = tmp_path / "cut.wav"
     proc = subprocess.Popen(
-        [RTAI, "listen", server.device, "--token", token, "--out", str(out), "--latency", "200"],
+        [RTAI, "listen", server.device, f"--token={token}", "--out", str(out), "--latency", "2000"],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -219,7 +217,7 @@ def test_sdp_prints_the_description_and_streams_until_interrupted(
         sock.settimeout(10)
         port = sock.getsockname()[1]
         proc = subprocess.Popen(
-            [RTAI, "sdp", server.device, "--token", token, "--port", str(port)],
+            [RTAI, "sdp", server.device, f"--token={token}", "--port", str(port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -264,7 +262,7 @@ def test_the_device_streams_only_to_the_authenticated_peer(server: ApplianceProc
                 if msg.get("id") == 7:
                     return dict(msg)
         finally:
-            conn.close()
+            await close_connection(conn)
 
     reply = asyncio.run(main())
     assert reply["type"] == "ack", reply
@@ -313,8 +311,8 @@ def test_listen_follows_a_configuration_change_into_a_new_file(
         token = server.token("change")
         out = tmp_path / "rec.wav"
         proc = subprocess.Popen(
-            [RTAI, "listen", server.device, "--token", token, "--out", str(out),
-             "--duration", "2", "--latency", "200"],
+            [RTAI, "listen", server.device, f"--token={token}", "--out", str(out),
+             "--duration", "2", "--latency", "2000"],
             stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
@@ -352,4 +350,4 @@ async def _send(server: ApplianceProcess, token: str, message: dict[str, object]
             if msg.get("id") == message["id"]:
                 return dict(msg)
     finally:
-        conn.close()
+        await close_connection(conn)

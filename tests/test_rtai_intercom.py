@@ -57,7 +57,7 @@ def test_two_intercoms_hear_each_other(tmp_path: Path) -> None:
     _write(tmp_path / "a.wav", a_in)
     _write(tmp_path / "b.wav", b_in)
     port_a, port_b = _free_pair(), _free_pair()
-    common = ["--rate", str(RATE), "--channels", "2", "--duration", "1.5", "--latency", "200"]
+    common = ["--rate", str(RATE), "--channels", "2", "--duration", "1.5", "--latency", "1000"]
     procs = [
         subprocess.Popen(
             [

@@ -34,7 +34,7 @@ def test_loopback_is_bit_exact(channels: int) -> None:
 
     async def main() -> None:
         async with device(config) as (bus, manager):
-            with Receiver(rate=rate, channels=channels, latency_ms=300) as rx:
+            with Receiver(rate=rate, channels=channels, latency_ms=2000) as rx:
                 desc = StreamDescription.from_json(manager.subscribe("t", "127.0.0.1", rx.port))
                 assert desc.channels == channels and desc.address == "127.0.0.1"
                 with collecting(rx, audio.shape[0]) as got:
@@ -57,7 +57,7 @@ def test_channel_subset_and_description() -> None:
 
     async def main() -> None:
         async with device(config) as (bus, manager):
-            with Receiver(rate=16000, channels=2, latency_ms=300) as rx:
+            with Receiver(rate=16000, channels=2, latency_ms=2000) as rx:
                 msg = manager.subscribe("t", "127.0.0.1", rx.port, channels=[4, 1])
                 assert "a=rtpmap:96 L16/16000/2" in msg["sdp"]
                 assert msg["channel_map"] == [4, 1]
@@ -185,7 +185,7 @@ def test_config_change_gives_a_new_description_that_listeners_follow() -> None:
             manager,
         ):
             manager._config = lambda: config[0]
-            with Receiver(rate=16000, channels=2, latency_ms=300) as rx:
+            with Receiver(rate=16000, channels=2, latency_ms=2000) as rx:
                 old = manager.subscribe("a", "127.0.0.1", rx.port, channels=[3, 1])
                 with collecting(rx, 1600) as got:
                     await publish_paced(bus, split_blocks(first, 160), 16000, speed=4)
