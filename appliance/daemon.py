@@ -94,7 +94,10 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     service = Service(
         source, opts.data_dir, http_port=opts.http_port, hostname=opts.hostname, log_tail=log_tail
     )
-    service.runs = RunManager(run_root(), default_launcher(), service.env_for_run, service.on_run_event)
+    launcher = default_launcher()
+    service.runs = RunManager(
+        launcher.fixed_run_root or run_root(), launcher, service.env_for_run, service.on_run_event
+    )
     _attach_streams(service)
     await service.start()
     server = HTTPServer(make_app(service), xheaders=False)
