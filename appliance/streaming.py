@@ -67,7 +67,6 @@ class _Sub:
     owner: str
     target: _Target
     expires: float
-    channel_map: tuple[int, ...] = ()
     started: float = field(default_factory=time.time)
 
 
@@ -164,32 +163,26 @@ class StreamManager:
                 f"too many streams: {len(self._subs)} are open and the limit is {self.max_streams}"
             )
         config = self._config()
-        channel_map = _check_channels(channels, config.channels)
-        wire_channels = len(channel_map) or config.channels
-        payload = self._check_payload(max_payload, wire_channels)
-        if self._multicast is not None:
-            if channel_map:
-                raise StreamError(
-                    "this device streams all channels to its multicast group; leave out channels"
-                )
-            target = self._multicast_target(config)
-        else:
-            address = _unicast_address(peer_ip)
-            target = self._new_target(address, _check_port(port), config, channel_map, payload)
-        sub = _Sub(secrets.token_hex(4), owner, target, time.monotonic() + self.renew_timeout_s, channel_map)
+        target = self._target_for(peer_ip, port, config, channels, max_payload)
+        sub = _Sub(secrets.token_hex(4), owner, target, time.monotonic() + self.renew_timeout_s)
         self._subs[sub.id] = sub
         if self._multicast is None:
             self._targets[sub.id] = target
-        log.info(
-            "stream %s to %s:%d for %s (%d channels at %d Hz)",
-            sub.id,
-            target.address,
-            target.port,
-            owner,
-            wire_channels,
-            config.rate,
-        )
+        log.info("stream %s to %s:%d for %s (%d channels at %d Hz)", sub.id, target.address,
+                 target.port, owner, target.sender.channels, config.rate)  # fmt: skip
         return self._describe(sub)
+
+    def _target_for(
+        self, peer_ip: str, port: int, config: AudioConfig, channels: Any, max_payload: Any
+    ) -> _Target:
+        channel_map = _check_channels(channels, config.channels)
+        payload = self._check_payload(max_payload, len(channel_map) or config.channels)
+        if self._multicast is None:
+            address = _unicast_address(peer_ip)
+            return self._new_target(address, _check_port(port), config, channel_map, payload)
+        if channel_map:
+            raise StreamError("this device streams all channels to its multicast group; leave out channels")
+        return self._multicast_target(config)
 
     def renew(self, owner: str, stream_id: str) -> None:
         """Keep a stream going for another ``renew_timeout_s`` seconds."""
@@ -223,7 +216,6 @@ class StreamManager:
                 target.sender.channels,
             )
         for sub in list(self._subs.values()):
-            sub.channel_map = sub.target.sender.channel_map
             if self._on_change is not None:
                 self._on_change(sub.owner, self._describe(sub))
 

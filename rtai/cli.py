@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from browserinterface.device import DeviceAddress
 from rtai.audiofile import WavWriter
@@ -208,8 +209,7 @@ class Recording:
             self._player = None
 
 
-def run_listen(args: argparse.Namespace) -> int:
-    """Record and/or play a device's stream."""
+def _check_listen(args: argparse.Namespace) -> None:
     _check_common(args)
     if args.out is None and not args.play:
         raise RtaiError("nothing to do: give --out FILE.wav, --play, or both")
@@ -217,19 +217,22 @@ def run_listen(args: argparse.Namespace) -> int:
         raise RtaiError(f"--duration {args.duration:g} must be more than 0 seconds")
     if args.play:
         load_sounddevice()  # say what is missing before connecting
+
+
+def _show(row: ReceiverStats) -> None:
+    print(row.line(), file=sys.stderr, flush=True)
+
+
+def run_listen(args: argparse.Namespace) -> int:
+    """Record and/or play a device's stream."""
+    _check_listen(args)
     token, channels, device = _token(args), parse_channels(args.channels), _resolve(args.device)
-
-    def show(row: ReceiverStats) -> None:
-        print(row.line(), file=sys.stderr, flush=True)
-
     lost = threading.Event()
     recording = Recording(args.out, args.play, args.latency, args.output_device)
-    on_stats = show if args.stats else None
+    options: dict[str, Any] = {"latency_ms": args.latency, "on_stats": _show if args.stats else None}
     # The format is known only from the device's answer; follow() sets it before reading.
     host = "::" if ":" in device.host else "0.0.0.0"  # the family the device is reached by
-    receivers = [
-        Receiver(args.port, rate=48000, channels=1, latency_ms=args.latency, on_stats=on_stats, host=host)
-    ]
+    receivers = [Receiver(args.port, rate=48000, channels=1, host=host, **options)]
     stream = DeviceStream(
         device, token, receivers[0].port, channels=channels,
         on_change=lambda desc: receivers[-1].follow(desc),  # noqa: PLW0108  (the last one, later)
@@ -239,11 +242,7 @@ def run_listen(args: argparse.Namespace) -> int:
         desc = stream.open()
         if desc.multicast:
             # The admin configured a group: its stream arrives on the group's port.
-            receivers.append(
-                Receiver.from_description(
-                    desc, latency_ms=args.latency, on_stats=on_stats, source=stream.peer_ip
-                )
-            )
+            receivers.append(Receiver.from_description(desc, source=stream.peer_ip, **options))
         else:
             receivers[0].follow(desc, source=stream.peer_ip)
         _receive(receivers[-1], recording, args.duration, lost)
@@ -254,8 +253,9 @@ def run_listen(args: argparse.Namespace) -> int:
         recording.close()
         for rx in receivers:
             rx.close()
-    for path in recording.files:
-        print(f"rtai listen: wrote {path} ({recording.seconds:.2f} s)", file=sys.stderr)
+    if recording.files:
+        names = ", ".join(str(path) for path in recording.files)
+        print(f"rtai listen: wrote {names} ({recording.seconds:.2f} s)", file=sys.stderr)
     if lost.is_set():
         raise RtaiError("lost the connection to the device; the recording so far is saved")
     return 0
