@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -33,6 +34,8 @@ log = logging.getLogger("rtai")
 
 TOKEN_ENV = "RTAI_TOKEN"
 READ_SLICE_S = 0.25
+NO_AUDIO_WARN_S = 5.0
+"""Subscribed but nothing came for this long: say what usually causes it."""
 """How often the listen loop looks at the clock and the control connection."""
 
 
@@ -262,10 +265,19 @@ def run_listen(args: argparse.Namespace) -> int:
 
 
 def _receive(rx: Receiver, recording: Recording, limit_s: float | None, lost: threading.Event) -> None:
+    silent_since: float | None = time.monotonic()
     while not lost.is_set():
         for block in rx.read(READ_SLICE_S):
             if not recording.write(block, rx.rate, limit_s):
                 return
+        if silent_since is not None and rx.stats.received:
+            silent_since = None
+        elif silent_since is not None and time.monotonic() - silent_since > NO_AUDIO_WARN_S:
+            silent_since = None
+            log.warning(
+                "no audio arrived in %.0f s; a firewall on this machine may block UDP ports %d-%d",
+                NO_AUDIO_WARN_S, rx.port, rx.port + 1,
+            )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ after the renewals stop, so a crashed listener is never flooded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -106,8 +107,11 @@ class DeviceStream:
 
     def close(self) -> None:
         """Stop the stream on the device (when still connected) and end the thread."""
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            # The loop may close between the check and the call when the device
+            # went away at this moment; then there is nothing left to stop.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join()
             self._thread = None

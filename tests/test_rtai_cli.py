@@ -51,18 +51,22 @@ def source_audio() -> NDArray[np.int16]:
     return distinct_audio(RATE * 3, CHANNELS, seed=11)
 
 
+def _wav_server(root: Path, audio: NDArray[np.int16]) -> ApplianceProcess:
+    """An (unstarted) device whose microphones play ``audio`` in a loop."""
+    wav = root / "array.wav"
+    _write_wav(wav, audio, RATE)
+    data_dir = root / "data"
+    data_dir.mkdir()
+    config = {"rate": RATE, "channels": audio.shape[1], "buffer_frames": 1024, "volume": 80}
+    (data_dir / "audio.json").write_text(json.dumps(config))
+    return ApplianceProcess(data_dir, f"wav:{wav}")
+
+
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, source_audio: NDArray[np.int16]
 ) -> Iterator[ApplianceProcess]:
-    root = tmp_path_factory.mktemp("rtai-cli")
-    wav = root / "array.wav"
-    _write_wav(wav, source_audio, RATE)
-    data_dir = root / "data"
-    data_dir.mkdir()
-    config = {"rate": RATE, "channels": CHANNELS, "buffer_frames": 1024, "volume": 80}
-    (data_dir / "audio.json").write_text(json.dumps(config))
-    proc = ApplianceProcess(data_dir, f"wav:{wav}")
+    proc = _wav_server(tmp_path_factory.mktemp("rtai-cli"), source_audio)
     try:
         proc.start()
         yield proc
@@ -299,13 +303,7 @@ def test_client_subscribes_again_when_the_device_dropped_the_stream(
 def test_listen_follows_a_configuration_change_into_a_new_file(
     tmp_path: Path, source_audio: NDArray[np.int16]
 ) -> None:
-    wav = tmp_path / "array.wav"
-    _write_wav(wav, source_audio, RATE)
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    config = {"rate": RATE, "channels": CHANNELS, "buffer_frames": 1024, "volume": 80}
-    (data_dir / "audio.json").write_text(json.dumps(config))
-    server = ApplianceProcess(data_dir, f"wav:{wav}")
+    server = _wav_server(tmp_path, source_audio)
     try:
         server.start()
         token = server.token("change")
@@ -351,3 +349,35 @@ async def _send(server: ApplianceProcess, token: str, message: dict[str, object]
                 return dict(msg)
     finally:
         await close_connection(conn)
+
+
+def test_a_device_going_away_ends_listen_with_the_recording_saved(
+    tmp_path: Path, source_audio: NDArray[np.int16]
+) -> None:
+    server = _wav_server(tmp_path, source_audio)
+    out = tmp_path / "gone.wav"
+    try:
+        server.start()
+        token = server.token("gone")
+        proc = subprocess.Popen(
+            [RTAI, "listen", server.device, f"--token={token}", "--out", str(out), "--latency", "2000"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while not (out.exists() and out.stat().st_size > 100_000):
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.02)
+            server.stop()
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        server.stop()
+    assert proc.returncode == 1
+    assert "lost the connection to the device; the recording so far is saved" in err
+    _, got = _read_wav(out)
+    assert got.shape[0] > 0 and _in_loop(source_audio, got[: np.flatnonzero(got.any(axis=1))[-1] + 1])
