@@ -168,6 +168,8 @@ class Recording:
         self.device = device
         self.seconds = 0.0
         self.files: list[Path] = []
+        self.underruns = 0
+        """Sound card periods that found the playback queue empty."""
         self._writer: WavWriter | None = None
         self._player: Player | None = None
         self._shape: tuple[int, int] | None = None
@@ -209,6 +211,7 @@ class Recording:
             self._writer = None
         if self._player is not None:
             self._player.close()
+            self.underruns += self._player.underruns
             self._player = None
 
 
@@ -256,6 +259,9 @@ def run_listen(args: argparse.Namespace) -> int:
         recording.close()
         for rx in receivers:
             rx.close()
+    if args.play:
+        print(f"rtai listen: played {recording.seconds:.2f} s, {recording.underruns} underruns",
+              file=sys.stderr)  # fmt: skip
     if recording.files:
         names = ", ".join(str(path) for path in recording.files)
         print(f"rtai listen: wrote {names} ({recording.seconds:.2f} s)", file=sys.stderr)

@@ -141,6 +141,8 @@ def run_intercom(args: argparse.Namespace) -> int:
         finally:
             source.close()
             sink.close()
+            if isinstance(sink, Player):
+                print(f"rtai intercom: {sink.underruns} underruns", file=sys.stderr)
     return 0
 
 

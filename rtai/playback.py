@@ -49,7 +49,8 @@ class Player:
         sd = load_sounddevice()
         self.channels = channels
         self.underruns = 0
-        self._target = max(int(latency_s * rate), 64)
+        self._base = max(int(latency_s * rate), 64)
+        self._target = self._base
         self._drift = DriftCompensator(self._target)
         self._queue: deque[NDArray[np.int16]] = deque()
         self._queued = 0
@@ -64,7 +65,14 @@ class Player:
             raise RtaiError(f"cannot open the sound card for {channels} channels: {exc}") from None
 
     def put(self, block: NDArray[np.int16]) -> None:
-        """Queue a block for playing; starts the card once the target fill is reached."""
+        """Queue a block for playing; starts the card once the target fill is reached.
+
+        Blocks arrive in bursts as large as the device's buffers, so the queue
+        is kept at the latency target plus the largest block seen.
+        """
+        target = self._base + int(block.shape[0])
+        if target > self._target:
+            self._target = self._drift.target = target
         with self._lock:
             queued = self._queued
         self._drift.update(queued, block.shape[0])

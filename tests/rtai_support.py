@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import threading
 import time
+import wave
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +23,7 @@ from appliance.config import AudioConfig
 from appliance.streaming import StreamManager
 from rtai.jitterbuffer import ReceivedBlock
 from rtai.receiver import Receiver
+from tests.server import ApplianceProcess
 
 
 def distinct_audio(frames: int, channels: int, seed: int = 1) -> NDArray[np.int16]:
@@ -109,3 +114,66 @@ def no_leaked_threads() -> Iterator[None]:
     yield
     left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert not left, f"threads left running: {[t.name for t in left]}"
+
+
+RATE = 48000
+
+
+def write_wav(path: Path, data: NDArray[np.int16], rate: int) -> None:
+    """A 16-bit PCM WAV file of ``data``."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(data.shape[1])
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(data.astype("<i2").tobytes())
+
+
+def read_wav(path: Path) -> tuple[int, NDArray[np.int16]]:
+    """Rate and samples of a 16-bit PCM WAV file."""
+    with wave.open(str(path), "rb") as wav:
+        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+        return wav.getframerate(), data.reshape(-1, wav.getnchannels())
+
+
+def wav_server(root: Path, audio: NDArray[np.int16]) -> ApplianceProcess:
+    """An (unstarted) device whose microphones play ``audio`` in a loop."""
+    wav = root / "array.wav"
+    write_wav(wav, audio, RATE)
+    data_dir = root / "data"
+    data_dir.mkdir()
+    config = {"rate": RATE, "channels": audio.shape[1], "buffer_frames": 1024, "volume": 80}
+    (data_dir / "audio.json").write_text(json.dumps(config))
+    return ApplianceProcess(data_dir, f"wav:{wav}")
+
+
+def in_loop(source: NDArray[np.int16], got: NDArray[np.int16]) -> bool:
+    """True when ``got`` is a contiguous stretch of the looping ``source``."""
+    starts = np.flatnonzero(np.all(source == got[0], axis=1))
+    assert starts.size == 1, "first frame not found in the source"
+    looped = np.concatenate([source] * (2 + got.shape[0] // source.shape[0]))
+    return bool(np.array_equal(looped[starts[0] : starts[0] + got.shape[0]], got))
+
+
+def free_port_pair() -> int:
+    """A UDP port whose next port is free too (RTP and RTCP), on loopback."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a:
+            a.bind(("127.0.0.1", 0))
+            port = int(a.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                try:
+                    b.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            if port < 65534:
+                return port
+    raise OSError("no free pair of UDP ports")
+
+
+def find_start(source: NDArray[np.int16], got: NDArray[np.int16], window: int = 16) -> int:
+    """Where ``got`` begins in ``source`` (matching its first ``window`` frames)."""
+    head = got[:window]
+    for k in np.flatnonzero(np.all(source == head[0], axis=1)):
+        if np.array_equal(source[k : k + window], head):
+            return int(k)
+    raise AssertionError("the received audio does not start anywhere in the source")

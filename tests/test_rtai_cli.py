@@ -10,7 +10,6 @@ import socket
 import subprocess
 import threading
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,25 +24,11 @@ from rtai.client import DeviceStream, close_connection
 from rtai.receiver import Receiver
 from rtai.resolve import resolve_host
 from rtai.sdp import StreamDescription
-from tests.rtai_support import distinct_audio
+from tests.rtai_support import distinct_audio, in_loop, read_wav, wav_server
 from tests.server import BIN, ApplianceProcess, free_port
 
 RATE, CHANNELS = 48000, 8
 RTAI = str(BIN / "rtai")
-
-
-def _write_wav(path: Path, data: NDArray[np.int16], rate: int) -> None:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(data.shape[1])
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(data.astype("<i2").tobytes())
-
-
-def _read_wav(path: Path) -> tuple[int, NDArray[np.int16]]:
-    with wave.open(str(path), "rb") as wav:
-        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-        return wav.getframerate(), data.reshape(-1, wav.getnchannels())
 
 
 @pytest.fixture(scope="module")
@@ -51,22 +36,11 @@ def source_audio() -> NDArray[np.int16]:
     return distinct_audio(RATE * 3, CHANNELS, seed=11)
 
 
-def _wav_server(root: Path, audio: NDArray[np.int16]) -> ApplianceProcess:
-    """An (unstarted) device whose microphones play ``audio`` in a loop."""
-    wav = root / "array.wav"
-    _write_wav(wav, audio, RATE)
-    data_dir = root / "data"
-    data_dir.mkdir()
-    config = {"rate": RATE, "channels": audio.shape[1], "buffer_frames": 1024, "volume": 80}
-    (data_dir / "audio.json").write_text(json.dumps(config))
-    return ApplianceProcess(data_dir, f"wav:{wav}")
-
-
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, source_audio: NDArray[np.int16]
 ) -> Iterator[ApplianceProcess]:
-    proc = _wav_server(tmp_path_factory.mktemp("rtai-cli"), source_audio)
+    proc = wav_server(tmp_path_factory.mktemp("rtai-cli"), source_audio)
     try:
         proc.start()
         yield proc
@@ -77,14 +51,6 @@ def server(
 @pytest.fixture(scope="module")
 def token(server: ApplianceProcess) -> str:
     return server.token("rtai-cli")
-
-
-def _in_loop(source: NDArray[np.int16], got: NDArray[np.int16]) -> bool:
-    """True when ``got`` is a contiguous stretch of the looping ``source``."""
-    starts = np.flatnonzero(np.all(source == got[0], axis=1))
-    assert starts.size == 1, "first frame not found in the source"
-    looped = np.concatenate([source] * (2 + got.shape[0] // source.shape[0]))
-    return bool(np.array_equal(looped[starts[0] : starts[0] + got.shape[0]], got))
 
 
 def _rtai(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -108,9 +74,9 @@ def test_listen_records_what_the_device_captured_bit_for_bit(
         "2000",
     )
     assert run.returncode == 0, run.stderr
-    rate, got = _read_wav(out)
+    rate, got = read_wav(out)
     assert (rate, got.shape) == (RATE, (2 * RATE, CHANNELS))  # the duration asked for, exactly
-    assert _in_loop(source_audio, got)
+    assert in_loop(source_audio, got)
     assert "recv " in run.stderr and "lost 0" in run.stderr
     assert f"wrote {out} (2.00 s)" in run.stderr
 
@@ -133,9 +99,9 @@ def test_listen_picks_channels_counted_from_one(
         "2000",
     )
     assert run.returncode == 0, run.stderr
-    _, got = _read_wav(out)
+    _, got = read_wav(out)
     assert got.shape == (RATE // 2, 2)
-    assert _in_loop(source_audio[:, [0, 2]], got)
+    assert in_loop(source_audio[:, [0, 2]], got)
 
 
 def test_refused_token_and_unreachable_device_are_said_in_words(
@@ -208,9 +174,9 @@ def test_ctrl_c_leaves_a_valid_wav_with_everything_so_far(
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    _, got = _read_wav(out)
+    _, got = read_wav(out)
     assert got.shape[0] * CHANNELS * 2 >= 200_000 - 44
-    assert _in_loop(source_audio, got)
+    assert in_loop(source_audio, got)
 
 
 def test_sdp_prints_the_description_and_streams_until_interrupted(
@@ -303,7 +269,7 @@ def test_client_subscribes_again_when_the_device_dropped_the_stream(
 def test_listen_follows_a_configuration_change_into_a_new_file(
     tmp_path: Path, source_audio: NDArray[np.int16]
 ) -> None:
-    server = _wav_server(tmp_path, source_audio)
+    server = wav_server(tmp_path, source_audio)
     try:
         server.start()
         token = server.token("change")
@@ -328,11 +294,11 @@ def test_listen_follows_a_configuration_change_into_a_new_file(
     finally:
         server.stop()
     assert proc.returncode == 0, err
-    first, second = _read_wav(out)[1], _read_wav(tmp_path / "rec-2.wav")[1]
+    first, second = read_wav(out)[1], read_wav(tmp_path / "rec-2.wav")[1]
     assert first.shape[1] == CHANNELS and second.shape[1] == 4
     assert first.shape[0] + second.shape[0] == 2 * RATE  # the duration asked for, over both files
-    assert _in_loop(source_audio, first)
-    assert _in_loop(source_audio[:, :4], second)
+    assert in_loop(source_audio, first)
+    assert in_loop(source_audio[:, :4], second)
     assert "now sends 4 channels" in err
 
 
@@ -354,7 +320,7 @@ async def _send(server: ApplianceProcess, token: str, message: dict[str, object]
 def test_a_device_going_away_ends_listen_with_the_recording_saved(
     tmp_path: Path, source_audio: NDArray[np.int16]
 ) -> None:
-    server = _wav_server(tmp_path, source_audio)
+    server = wav_server(tmp_path, source_audio)
     out = tmp_path / "gone.wav"
     try:
         server.start()
@@ -379,5 +345,5 @@ def test_a_device_going_away_ends_listen_with_the_recording_saved(
         server.stop()
     assert proc.returncode == 1
     assert "lost the connection to the device; the recording so far is saved" in err
-    _, got = _read_wav(out)
-    assert got.shape[0] > 0 and _in_loop(source_audio, got[: np.flatnonzero(got.any(axis=1))[-1] + 1])
+    _, got = read_wav(out)
+    assert got.shape[0] > 0 and in_loop(source_audio, got[: np.flatnonzero(got.any(axis=1))[-1] + 1])
