@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from tests.rtai_support import distinct_audio
+from tests.rtai_support import distinct_audio, free_port_pair
 from tests.server import BIN
-from tests.udp_proxy import Faults, UdpProxy
 
 RATE = 16000
 
@@ -28,13 +27,6 @@ def _read(path: Path) -> NDArray[np.int16]:
     with wave.open(str(path), "rb") as wav:
         data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
         return data.reshape(-1, wav.getnchannels())
-
-
-def _free_pair() -> int:
-    proxy = UdpProxy(9, Faults())
-    port = proxy.port
-    proxy.close()
-    return port
 
 
 def _heard_frames(source: NDArray[np.int16], got: NDArray[np.int16]) -> int:
@@ -56,7 +48,7 @@ def test_two_intercoms_hear_each_other(tmp_path: Path) -> None:
     a_in, b_in = distinct_audio(RATE * 3, 2, seed=21), distinct_audio(RATE * 3, 2, seed=22)
     _write(tmp_path / "a.wav", a_in)
     _write(tmp_path / "b.wav", b_in)
-    port_a, port_b = _free_pair(), _free_pair()
+    port_a, port_b = free_port_pair(), free_port_pair()
     common = ["--rate", str(RATE), "--channels", "2", "--duration", "1.5", "--latency", "1000"]
     procs = [
         subprocess.Popen(

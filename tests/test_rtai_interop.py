@@ -18,11 +18,11 @@ from appliance.config import AudioConfig
 from tests.rtai_support import (
     device,
     distinct_audio,
+    free_port_pair,
     no_leaked_threads,  # noqa: F401  (autouse)
     publish_paced,
     split_blocks,
 )
-from tests.udp_proxy import Faults, UdpProxy
 
 RATE = 48000
 
@@ -34,14 +34,6 @@ def _bound_udp_ports() -> set[int]:
             for line in f.readlines()[1:]:
                 ports.add(int(line.split()[1].rsplit(":", 1)[1], 16))
     return ports
-
-
-def _free_port_pair() -> int:
-    # Borrow the proxy's search for a free pair: bind, note, release.
-    proxy = UdpProxy(9, Faults())
-    port = proxy.port
-    proxy.close()
-    return port
 
 
 @contextmanager
@@ -82,7 +74,7 @@ def _stream(channels: int, port: int, audio: np.ndarray) -> None:
 @pytest.mark.parametrize("channels", [2, 48])
 def test_ffmpeg_decodes_our_sdp_and_samples_are_equal(tmp_path: Path, channels: int) -> None:
     audio = distinct_audio(RATE // 2, channels)
-    port = _free_port_pair()
+    port = free_port_pair()
     sdp = tmp_path / "s.sdp"
     out = tmp_path / "out.raw"
 
@@ -128,7 +120,7 @@ def test_ffmpeg_decodes_our_sdp_and_samples_are_equal(tmp_path: Path, channels: 
 def test_gstreamer_receives_a_four_channel_stream(tmp_path: Path) -> None:
     channels = 4
     audio = distinct_audio(RATE // 2, channels)
-    port = _free_port_pair()
+    port = free_port_pair()
     out = tmp_path / "g.raw"
     caps = f"application/x-rtp,media=audio,clock-rate={RATE},encoding-name=L16,channels={channels},payload=96"
     cmd = [
