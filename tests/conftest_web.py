@@ -96,7 +96,11 @@ class Server:
             str(self.data_dir),
             "--no-mdns",
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # A run root of this server's own: the shared default in /tmp is emptied by
+        # every service that starts, which would pull run dirs from under our scripts.
+        runtime = self.data_dir.parent / "runtime"
+        runtime.mkdir(mode=0o711, exist_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "RUNTIME_DIRECTORY": str(runtime)}
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
