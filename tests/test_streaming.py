@@ -126,7 +126,7 @@ def test_address_is_always_the_peer_and_never_chosen() -> None:
             msg = manager.subscribe("bob", "::ffff:127.0.0.1", 5004)
             assert msg["address"] == "127.0.0.1"
             with pytest.raises(TypeError):
-                manager.subscribe("bob", "127.0.0.1", 5004, address="192.0.2.1")  # type: ignore[call-arg]
+                manager.subscribe("bob", "127.0.0.1", 5004, address="192.0.2.1")
             for bad in ("239.1.1.1", "0.0.0.0", "255.255.255.255"):
                 with pytest.raises(StreamError, match=f"peer address {bad} cannot receive"):
                     manager.subscribe("bob", bad, 5004)
@@ -215,7 +215,7 @@ def test_no_datagram_over_the_limit_at_64_channels() -> None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
                 manager.subscribe("a", "127.0.0.1", sock.getsockname()[1])
                 await publish_paced(bus, [audio], 48000)
-                sizes = []
+                sizes: list[int] = []
                 deadline = time.monotonic() + 5
                 while sum(sizes) < 4096 * 128 and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
