@@ -12,6 +12,7 @@ from appliance.auth import TokenStore, load_or_make_secret
 from appliance.scripts_store import ScriptStore
 from browserinterface.protocol import WS_PATH
 from web.access import LoginLimiter, browser_user
+from web.api_socket import ApiSocket
 from web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
 from web.recordings_api import RecordingApi, RecordingListApi
 from web.scripts_api import (
@@ -49,13 +50,6 @@ class SessionStaticHandler(StaticFileHandler):
         await super().get(path, include_body)
 
 
-def _socket_route(service: Any) -> list[tuple[str, Any, dict[str, Any]]]:
-    # The WebSocket endpoint belongs to web.api_socket; the app only mounts it.
-    from web import api_socket  # noqa: PLC0415 - keeps the page layer importable on its own
-
-    return [(WS_PATH, api_socket.ApiSocket, {"service": service})]
-
-
 def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Application:
     """Build the application: pages, HTTP APIs, the WebSocket, static files."""
     data_dir = Path(service.data_dir)
@@ -75,7 +69,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/api/v1/tokens/([^/]+)", TokenApi),
         (r"/api/v1/recordings", RecordingListApi),
         (r"/api/v1/recordings/([^/]+)", RecordingApi),
-        *_socket_route(service),
+        (WS_PATH, ApiSocket, {"service": service}),
     ]
     settings: dict[str, Any] = {
         "cookie_secret": load_or_make_secret(data_dir),
