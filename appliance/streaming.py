@@ -26,6 +26,7 @@ from appliance.errors import ApplianceError
 from rtai.rtp import MIN_MAX_PAYLOAD, RTP_HEADER_SIZE, SAMPLE_BYTES
 from rtai.sdp import MULTICAST_TTL, StreamDescription
 from rtai.sender import RtpSender
+from rtai.udpsend import DatagramSender
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class StreamManager:
         self._subs: dict[str, _Sub] = {}
         self._targets: dict[str, _Target] = {}
         self._sockets: dict[int, socket.socket] = {}
+        self._senders: dict[int, DatagramSender] = {}
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self.skipped_blocks = 0
@@ -123,6 +125,7 @@ class StreamManager:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, MULTICAST_TTL)
             sock.bind((host, 0))
             self._sockets[family] = sock
+            self._senders[family] = DatagramSender(sock)
         self._sub = self._bus.subscribe("rtp-sender", BUS_QUEUE_BLOCKS)
         self._task = asyncio.get_running_loop().create_task(self._run(self._sub), name="rtp-sender")
 
@@ -140,6 +143,7 @@ class StreamManager:
         for sock in self._sockets.values():
             sock.close()
         self._sockets.clear()
+        self._senders.clear()
 
     # -- subscriptions --------------------------------------------------
 
@@ -257,19 +261,16 @@ class StreamManager:
             if block.channels != sender.device_channels:
                 self.skipped_blocks += 1
                 continue
-            sock = self._sockets.get(_family(target.address))
-            if sock is None:
+            out = self._senders.get(_family(target.address))
+            if out is None:
                 continue
-            # Plain non-blocking sendto: the cheapest path from Python to the
-            # kernel; a full buffer drops the datagram rather than queueing.
-            addr = (target.address, target.port)
-            sendto = sock.sendto
+            # Non-blocking plain sockets, equal datagrams batched by the kernel:
+            # a full buffer drops the block's rest rather than queueing.
             try:
-                for datagram in sender.packetize(block.data):
-                    sendto(datagram, addr)
+                out.send(sender.packetize(block.data), (target.address, target.port))
                 sender.mark_captured(block.time)
                 if sender.report_due(now):
-                    sendto(sender.sender_report(now), (target.address, target.port + 1))
+                    out.send([sender.sender_report(now)], (target.address, target.port + 1))
             except BlockingIOError:
                 self.send_drops += 1
             except OSError as exc:  # e.g. ECONNREFUSED from an ICMP port-unreachable

@@ -104,9 +104,20 @@ def frames_per_packet(channels: int, max_payload: int = DEFAULT_MAX_PAYLOAD) -> 
 
 
 def packet_bounds(frames: int, per_packet: int) -> list[int]:
-    """Frame offsets splitting ``frames`` into the fewest, nearly equal packets."""
+    """Frame offsets splitting ``frames`` into the fewest, nearly equal packets.
+
+    Sizes differ by at most one frame and the smaller packets come first, so
+    the datagrams form at most two runs of equal size (which the kernel can
+    send in one call each with UDP segmentation offload).
+    """
     count = -(-frames // per_packet)
-    return [(frames * i) // count for i in range(count + 1)] if count else [0]
+    if not count:
+        return [0]
+    small, larger = divmod(frames, count)
+    bounds = [0]
+    for i in range(count):
+        bounds.append(bounds[-1] + small + (1 if i >= count - larger else 0))
+    return bounds
 
 
 def encode_l16(data: NDArray[np.int16]) -> bytes:

@@ -105,6 +105,8 @@ def test_packet_bounds_split_evenly() -> None:
     bounds = packet_bounds(4096, 91)
     sizes = np.diff(bounds)
     assert len(sizes) == 46 and sizes.max() - sizes.min() <= 1 and sizes.sum() == 4096
+    assert list(sizes) == sorted(sizes)  # two runs of equal sizes, smaller first
+    assert packet_bounds(0, 91) == [0] and packet_bounds(91, 91) == [0, 91]
 
 
 def test_channel_map_selects_channels() -> None:
