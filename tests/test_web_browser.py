@@ -486,3 +486,46 @@ def test_record_to_wav_and_play_script_audio(page: Any, tmp_path: Path) -> None:
         timeout=WAIT_MS,
     )
     stop(page)
+
+
+def test_editor_keys_and_saved_scripts(page: Any, device: Server) -> None:
+    page.fill("#script-name", "keys.py")
+    page.click("#editor .cm-content")
+    page.keyboard.press("Control+a")
+    page.keyboard.type("print('from the keyboard')\n")
+    page.keyboard.press("Control+s")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#script-list option')].some(o => o.value === 'keys.py')",
+        timeout=WAIT_MS,
+    )
+    assert (device.data_dir / "scripts" / "keys.py").read_text() == "print('from the keyboard')\n"
+    page.keyboard.press("Control+Enter")
+    wait_console(page, "^from the keyboard$")
+    # Undo is there too.
+    page.click("#editor .cm-content")
+    page.keyboard.type("x = 1")
+    page.keyboard.press("Control+z")
+    assert "x = 1" not in page.evaluate("window.micarray.editor.getCode()")
+    # Rename and delete go through the browser's own dialogs.
+    page.once("dialog", lambda d: d.accept("renamed.py"))
+    page.click("#btn-rename")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#script-list option')].some(o => o.value === 'renamed.py')",
+        timeout=WAIT_MS,
+    )
+    assert not (device.data_dir / "scripts" / "keys.py").exists()
+    page.once("dialog", lambda d: d.accept())
+    page.click("#btn-delete")
+    page.wait_for_function(
+        "![...document.querySelectorAll('#script-list option')].some(o => o.value === 'renamed.py')",
+        timeout=WAIT_MS,
+    )
+    assert not (device.data_dir / "scripts" / "renamed.py").exists()
+    # A saved script opens from the list.
+    page.evaluate("window.micarray.editor.setCode('# kept on the device\\n')")
+    page.fill("#script-name", "kept.py")
+    page.click("#btn-save")
+    page.click("#btn-new")
+    page.select_option("#script-list", "kept.py")
+    page.wait_for_function("window.micarray.editor.getCode() === '# kept on the device\\n'")
+    assert page.input_value("#script-name") == "kept.py"
