@@ -166,8 +166,9 @@ formats = {
 }
 for kind in ("line", "area", "bar", "plot"):
     for fmt, messages in formats.items():
+        series = two if kind in ("line", "area") else ["a", "b"]  # both ways of naming series
         h = bi.add_handler(f"{kind} {fmt}", f"base:graph:{kind}",
-                           {"xName": "x", "series": two, "min": 0, "max": 3, "xLimitNb": 50})
+                           {"xName": "x", "series": series, "min": 0, "max": 3, "xLimitNb": 50})
         for m in messages:
             h.send_data(m)
 for kind in ("line", "area"):
