@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import http.server
+import os
 import re
+import socket
+import subprocess
+import sys
 import threading
 import wave
 from collections.abc import Iterator
@@ -530,3 +534,39 @@ def test_editor_keys_and_saved_scripts(page: Any, device: Server) -> None:
     page.select_option("#script-list", "kept.py")
     page.wait_for_function("window.micarray.editor.getCode() === '# kept on the device\\n'")
     assert page.input_value("#script-name") == "kept.py"
+
+
+TERMINAL_SCRIPT = """
+import browserinterface as bi
+
+bi.inform_browser = True
+tab = bi.add_handler("From the terminal", "base:graph:line", {"xName": "n", "series": ["v"]})
+for n in range(20):
+    tab.send_data([{"x": n, "y": n % 5}])
+bi.start()
+print("hello from the terminal", flush=True)
+"""
+
+
+def test_script_from_a_terminal_shows_its_tab_and_output(page: Any, device: Server, tmp_path: Path) -> None:
+    http = Http(device.url)
+    assert http.login() == 302
+    token = http.json("POST", "/api/v1/tokens", {"name": "terminal"})[1]["token"]
+    script = tmp_path / "terminal_script.py"
+    script.write_text(TERMINAL_SCRIPT)
+    env = {**os.environ, "BI_DEVICE": f"127.0.0.1:{device.port}", "BI_TOKEN": token}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, cwd=tmp_path)
+    try:
+        tab = page.locator(".handler-tab", has_text="From the terminal")
+        tab.wait_for(timeout=WAIT_MS)
+        host = socket.gethostname()
+        assert f"terminal_script.py on {host}" in tab.text_content()
+        assert wait_drawn(page, tab) >= 50
+        option = page.locator("#run-select option", has_text=f"terminal_script.py on {host}")
+        page.select_option("#run-select", option.get_attribute("value"))
+        wait_console(page, "^hello from the terminal$")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    page.wait_for_selector(".handler-tab.ended", timeout=WAIT_MS)
+    http.json("DELETE", "/api/v1/tokens/terminal")

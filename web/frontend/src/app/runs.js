@@ -117,7 +117,7 @@ export class Runs {
 
   refreshSelect() {
     const options = [...this.runs.values()].reverse().map(({ info }) =>
-      h("option", { value: info.id }, `${info.name} · ${info.state} · ${new Date((info.started || 0) * 1000).toLocaleTimeString()}`));
+      h("option", { value: info.id }, runLabel(info)));
     this.select.replaceChildren(...(options.length ? options : [h("option", { value: "" }, "no runs yet")]));
     this.select.value = this.selected ?? "";
   }
@@ -152,6 +152,13 @@ export class Runs {
     await this.stop();
     await this.execute();
   }
+}
+
+/** A run in the run menu: name, where it runs when elsewhere, state, start time. */
+export function runLabel(info) {
+  const where = info.remote ? ` on ${info.host || "another host"}` : "";
+  const when = info.started ? ` · ${new Date(info.started * 1000).toLocaleTimeString()}` : "";
+  return `${info.name}${where} · ${info.state}${when}`;
 }
 
 export function describeEnd(info) {
