@@ -570,3 +570,32 @@ def test_script_from_a_terminal_shows_its_tab_and_output(page: Any, device: Serv
         proc.wait(10)
     page.wait_for_selector(".handler-tab.ended", timeout=WAIT_MS)
     http.json("DELETE", "/api/v1/tokens/terminal")
+
+
+FLOOD = """
+import browserinterface as bi
+
+chart = bi.add_handler("Flood", "base:graph:line", {"xName": "n", "series": ["v"], "xLimitNb": 500})
+bi.start()
+n = 0
+while True:
+    print("line", n)
+    if n % 10 == 0:
+        chart.send_data([{"x": n, "y": n % 7}])
+    n += 1
+"""
+
+
+def test_output_flood_is_throttled_and_reported(page: Any) -> None:
+    set_code(page, FLOOD, "flood.py")
+    execute(page)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#console .line.notice')]"
+        ".some(l => /lines dropped/.test(l.textContent))",
+        timeout=WAIT_MS,
+    )
+    # The page stays bounded and responsive while the flood goes on.
+    assert page.locator("#console .line").count() <= 5001
+    tab = page.locator(".handler-tab", has_text="Flood")
+    assert wait_drawn(page, tab) >= 50
+    stop(page)
