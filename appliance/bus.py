@@ -18,6 +18,14 @@ log = logging.getLogger(__name__)
 
 #: Blocks a consumer may fall behind before it loses the oldest ones.
 DEFAULT_QUEUE_BLOCKS = 64
+#: How much audio a consumer may fall behind, in seconds, when sized by time.
+QUEUE_SECONDS = 1.0
+MAX_QUEUE_BLOCKS = 4096
+
+
+def blocks_for(seconds: float, rate: int, buffer_frames: int) -> int:
+    """Queue length holding ``seconds`` of audio: small buffers need more blocks."""
+    return max(DEFAULT_QUEUE_BLOCKS, min(MAX_QUEUE_BLOCKS, round(seconds * rate / buffer_frames)))
 
 
 class Subscription:
@@ -50,6 +58,11 @@ class Subscription:
     def get_nowait(self) -> Block | None:
         """The oldest queued block, or None when the queue is empty."""
         return self._queue.popleft() if self._queue else None
+
+    def resize(self, maxlen: int) -> None:
+        """Hold up to ``maxlen`` blocks from now on (the newest are kept)."""
+        if maxlen != self._queue.maxlen:
+            self._queue = deque(self._queue, maxlen=maxlen)
 
     def pending(self) -> int:
         return len(self._queue)

@@ -20,7 +20,7 @@ from typing import Any
 from appliance import __version__
 from appliance.auth import PasswordStore, TokenStore
 from appliance.block import Block
-from appliance.bus import Bus
+from appliance.bus import QUEUE_SECONDS, Bus, blocks_for
 from appliance.capture import Capture, CaptureStatus
 from appliance.config import AudioConfig, Capabilities, apply_change, load_config, save_config
 from appliance.errors import ConfigError
@@ -219,8 +219,15 @@ class Service:
             "valid_num_channels": list(caps.channels) if caps else [],
         }
 
+    def queue_blocks(self) -> int:
+        """How many blocks a client's audio queue holds: about a second of audio."""
+        return blocks_for(QUEUE_SECONDS, self._config.rate, self._config.buffer_frames)
+
     def _config_changed(self) -> None:
         self._encoded.clear()
+        for sub in self.bus.subscriptions:
+            if sub.name.startswith("session "):
+                sub.resize(self.queue_blocks())
         msg = self._config_message()
         for session in self._sessions.values():
             session.push(msg)

@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 bad_input = RateLimitedLog(log)
 
 OUTBOX_MESSAGES = 1000
-AUDIO_QUEUE_BLOCKS = 64
 ROLES = ("script", "browser", "listener", "console")
 #: Who may start and stop scripts on the device.
 RUN_PRINCIPALS = ("admin", "local")
@@ -178,7 +177,7 @@ class ClientSession:
             channels = [0, 1][: self.service.config.channels]
         self.audio_channels = channels
         if self._audio is None:
-            self._audio = self.service.bus.subscribe(f"session {self.id}", AUDIO_QUEUE_BLOCKS)
+            self._audio = self.service.bus.subscribe(f"session {self.id}", self.service.queue_blocks())
             self._audio_task = asyncio.get_running_loop().create_task(self._pump_audio(self._audio))
         self.push({"type": "ack", "id": msg.get("id")})
 
