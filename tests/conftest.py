@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests import wsclient
 from tests.server import ApplianceProcess
+
+
+@pytest.fixture(autouse=True)
+def _close_test_websockets() -> Iterator[None]:
+    yield
+    wsclient.close_all()
 
 
 @pytest.fixture

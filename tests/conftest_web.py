@@ -293,11 +293,10 @@ def page(browser: Any, device: Server) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
     pg = context.new_page()
     errors = PageErrors(pg)
-    pg.errors = errors
     try:
         login(pg, device.url)
         yield pg
-        errors.check(allow=getattr(pg, "allowed_errors", ()))
+        errors.check()
     finally:
         context.close()
 

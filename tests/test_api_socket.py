@@ -10,6 +10,7 @@ import socket
 
 import pytest
 from tornado.httpclient import HTTPClientError
+from tornado.websocket import WebSocketClientConnection
 
 from browserinterface import protocol as P
 from tests.browser_login import login
@@ -130,6 +131,15 @@ async def test_a_client_that_never_reads_loses_blocks_and_others_do_not(applianc
     await receive(reader, "ack")
     watcher, _ = await browser(appliance)
     stuck = _raw_ws(appliance, token)
+    try:
+        await _never_reading(reader, watcher, stuck)
+    finally:
+        stuck.close()
+
+
+async def _never_reading(
+    reader: WebSocketClientConnection, watcher: WebSocketClientConnection, stuck: socket.socket
+) -> None:
     await reader.write_message(json.dumps({"type": "audio", "on": True}))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 90
@@ -162,6 +172,3 @@ async def test_a_client_that_never_reads_loses_blocks_and_others_do_not(applianc
         chunk = stuck.recv(1 << 20)
         assert chunk, "connection closed before a loss notice"
         seen = seen[-100:] + chunk
-    stuck.close()
-    reader.close()
-    watcher.close()

@@ -284,6 +284,16 @@ def test_reload_and_second_window_keep_run_console_and_tabs(page: Any, device: S
     assert second.text_content("#run-state") == "running"
     second.close()
     errors.check()
+    # Restart: the running copy is stopped and a new run of the editor's code starts.
+    first = page.input_value("#run-select")
+    page.click("#btn-restart")
+    page.wait_for_function(
+        "(first) => { const s = document.querySelector('#run-select');"
+        " return s.value !== first && document.querySelector('#run-state').textContent === 'running'; }",
+        arg=first,
+        timeout=WAIT_MS,
+    )
+    assert page.locator("#run-select option", has_text="stopped").count() >= 1
     stop(page)
 
 

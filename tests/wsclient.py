@@ -13,6 +13,14 @@ from browserinterface import protocol as P
 from tests.browser_login import login
 from tests.server import ApplianceProcess
 
+#: Every connection made by a test, closed after it even when it failed.
+OPEN: list[WebSocketClientConnection] = []
+
+
+def close_all() -> None:
+    while OPEN:
+        OPEN.pop().close()
+
 
 async def connect(
     server: ApplianceProcess, token: str | None = None, headers: dict[str, str] | None = None
@@ -21,7 +29,9 @@ async def connect(
     if token is not None:
         all_headers["Authorization"] = f"Bearer {token}"
     request = HTTPRequest(f"ws://{server.device}{P.WS_PATH}", headers=all_headers)
-    return await websocket_connect(request, max_message_size=16 << 20)
+    ws = await websocket_connect(request, max_message_size=16 << 20)
+    OPEN.append(ws)
+    return ws
 
 
 async def receive(ws: WebSocketClientConnection, kind: str, timeout: float = 10.0) -> dict[str, Any]:
