@@ -516,6 +516,7 @@ def test_editor_keys_and_saved_scripts(page: Any, device: Server) -> None:
     assert (device.data_dir / "scripts" / "keys.py").read_text() == "print('from the keyboard')\n"
     page.keyboard.press("Control+Enter")
     wait_console(page, "^from the keyboard$")
+    assert page.locator("#run-select option", has_text="keys.py").count() == 1  # one run, not two
     # Undo is there too.
     page.click("#editor .cm-content")
     page.keyboard.type("x = 1")

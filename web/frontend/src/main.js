@@ -39,9 +39,11 @@ function boot() {
     droppedShown = Date.now();
     toast(`${msg.messages} updates from the device were dropped: this page fell behind`, "error");
   });
-  // Ctrl+S anywhere on the page saves the script rather than the page.
+  // Ctrl+S and Ctrl+Enter anywhere on the page save and run the script (the editor handles its own).
   document.addEventListener("keydown", (event) => {
-    if ((event.ctrlKey || event.metaKey) && event.key === "s") { event.preventDefault(); scripts.save(); }
+    if (!(event.ctrlKey || event.metaKey) || event.defaultPrevented) return;
+    if (event.key === "s") { event.preventDefault(); scripts.save(); }
+    if (event.key === "Enter") { event.preventDefault(); runs.execute(); }
   });
   window.micarray = Object.assign(window.micarray ?? {}, { conn, editor, runs, tabs, device, audio, scripts });
   scripts.start();

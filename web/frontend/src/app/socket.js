@@ -37,6 +37,7 @@ export class Connection {
       for (const { reject } of this.pending.values()) reject(new Error("the connection to the device closed"));
       this.pending.clear();
       this.onstate(event.code === 1008 || event.code === 4401 ? "refused" : "offline");
+      this.checkSession();
       setTimeout(() => this.open(), this.retryMs);
       this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
     };
@@ -57,6 +58,16 @@ export class Connection {
     }
     for (const fn of this.handlers.get(msg.type) || []) {
       try { fn(msg); } catch (err) { console.error(`handling ${msg.type} failed`, err); }
+    }
+  }
+
+  /** A refused socket looks like any closed one; ask over HTTP whether the session ended. */
+  async checkSession() {
+    try {
+      const response = await fetch("/api/v1/examples", { credentials: "same-origin" });
+      if (response.status === 403) window.location.assign("/login");
+    } catch {
+      // The device is unreachable: keep retrying the socket.
     }
   }
 
