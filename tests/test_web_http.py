@@ -230,3 +230,26 @@ def test_login_limiter_doubles_the_wait() -> None:
     assert limiter.wait_s("b", now=3.0) == 0.0
     limiter.succeeded("a")
     assert limiter.wait_s("a", now=3.0) == 0.0
+
+
+def test_recordings_listed_downloaded_and_deleted(device: Server) -> None:
+    folder = device.data_dir / "recordings"
+    folder.mkdir(exist_ok=True)
+    body = b"RIFF" + bytes(300_000)
+    (folder / "take-1.wav").write_bytes(body)
+    http = Http(device.url)
+    assert http.login() == 302
+    status, listing = http.json("GET", "/api/v1/recordings")
+    assert status == 200 and [r["name"] for r in listing] == ["take-1.wav"]
+    assert listing[0]["size"] == len(body)
+    status, headers, data = http.request("GET", "/api/v1/recordings/take-1.wav")
+    assert status == 200 and data == body
+    assert headers["Content-Type"] == "audio/wav"
+    status, err = http.json("GET", "/api/v1/recordings/..%2Fsecret")
+    assert status == 400 and "recording name '../secret' is not allowed" in err["error"]
+    assert http.json("GET", "/api/v1/recordings/none.wav") == (
+        404,
+        {"error": "no recording named 'none.wav'"},
+    )
+    assert http.json("DELETE", "/api/v1/recordings/take-1.wav")[0] == 200
+    assert not (folder / "take-1.wav").exists()
