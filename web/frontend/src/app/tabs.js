@@ -119,7 +119,7 @@ export class Tabs {
       const dropped = entry.view?.stats?.().dropped || 0;
       if (!dropped) continue;
       entry.drops.hidden = false;
-      entry.drops.textContent = `${dropped} updates dropped: data arrived faster than this page can draw it`;
+      entry.drops.textContent = `${dropped} older updates dropped (the tab was hidden or data came faster than the page draws)`;
     }
   }
 
