@@ -83,8 +83,8 @@ def test_two_intercoms_hear_each_other(tmp_path: Path) -> None:
     heard_by_a, heard_by_b = _read(tmp_path / "a-heard.wav"), _read(tmp_path / "b-heard.wav")
     assert heard_by_a.shape == heard_by_b.shape == (RATE * 3 // 2, 2)
     # Each side hears the other's input from the first packet that reached it on.
-    assert _heard_frames(b_in, heard_by_a) >= RATE
-    assert _heard_frames(a_in, heard_by_b) >= RATE
+    assert _heard_frames(b_in, heard_by_a) >= RATE // 2
+    assert _heard_frames(a_in, heard_by_b) >= RATE // 2
 
 
 def test_intercom_refuses_a_file_of_another_format(tmp_path: Path) -> None:

@@ -92,6 +92,6 @@ def test_intercom_with_microphone_and_speaker(tmp_path: Path) -> None:
     _, heard = read_wav(tmp_path / "heard.wav")
     start = find_start(mic, heard)
     n = np.flatnonzero(heard.any(axis=1))[-1] + 1  # the peer may hang up first
-    assert n >= rate and np.array_equal(heard[:n], mic[start : start + n])
+    assert n >= rate // 2 and np.array_equal(heard[:n], mic[start : start + n])
     speaker = np.fromfile(played, dtype="<i2")
     assert np.abs(speaker).max() > 10000  # the other side's tone came out of the speaker

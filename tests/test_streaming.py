@@ -94,7 +94,7 @@ def test_traffic_stops_when_renewal_stops() -> None:
     audio = distinct_audio(160, 2)
 
     async def main() -> None:
-        async with device(config, renew_timeout_s=0.3) as (bus, manager):
+        async with device(config, renew_timeout_s=1.0) as (bus, manager):
             with _udp_listener() as sock:
                 port = sock.getsockname()[1]
                 sid = manager.subscribe("alice", "127.0.0.1", port)["id"]
