@@ -44,7 +44,15 @@ MAX_BATCH = 4096
 
 
 class Receiver:
-    """Receives one RTP/L16 stream on a UDP port (RTCP on the next port)."""
+    """Receives one RTP/L16 stream on a UDP port (RTCP on the next port).
+
+    ``port`` 0 picks a free even port.  ``rate`` and ``channels`` give the
+    stream's format (``follow`` changes it); ``ssrc`` None accepts the first
+    source heard; ``latency_ms`` is how long a missing packet is waited for
+    beyond the transit already seen; ``source`` accepts datagrams from that
+    address only; ``multicast_group`` joins a group; ``on_stats`` receives a
+    :class:`ReceiverStats` row every second.
+    """
 
     def __init__(
         self,
@@ -160,7 +168,7 @@ class Receiver:
             yield from self.read(IDLE_WAIT_S)
 
     def feed(self, datagram: bytes, source: str | None = None, *, rtcp: bool = False) -> None:
-        """Handle one datagram as if it had arrived now (the socket path uses this too)."""
+        """Handle one datagram as if it had arrived on the sockets now (for tests and relays)."""
         self._state.handle(datagram, source, rtcp, time.monotonic())
 
     def _wait(self, now: float, stop: float | None) -> None:
