@@ -15,7 +15,7 @@ from tornado.websocket import WebSocketClientConnection
 from browserinterface import protocol as P
 from tests.browser_login import login
 from tests.server import ApplianceProcess
-from tests.wsclient import browser, connect, hello, receive
+from tests.wsclient import browser, connect, hello, receive, shut
 
 
 async def test_without_a_valid_token_there_is_no_socket(appliance: ApplianceProcess) -> None:
@@ -35,7 +35,7 @@ async def test_another_origin_is_refused_even_with_a_session(appliance: Applianc
     ws = await connect(appliance, headers={"Cookie": cookie, "Origin": f"http://{appliance.device}"})
     welcome = await hello(ws, "browser")
     assert "handlers" in welcome and "runs" in welcome
-    ws.close()
+    await shut(ws)
 
 
 async def test_bad_messages_get_errors_and_the_device_goes_on(appliance: ApplianceProcess) -> None:
@@ -71,8 +71,7 @@ async def test_bad_messages_get_errors_and_the_device_goes_on(appliance: Applian
     assert (await receive(ws, "pong"))["id"] == 8
     other = await connect(appliance, token)
     assert (await hello(other))["config"] == config
-    ws.close()
-    other.close()
+    await shut(ws, other)
 
 
 async def test_config_change_reaches_every_client_and_survives_restart(appliance: ApplianceProcess) -> None:
@@ -88,13 +87,12 @@ async def test_config_change_reaches_every_client_and_survives_restart(appliance
     assert ack["config"]["rate"] == new_rate and ack["config"]["volume"] == 55
     seen = await receive(b, "config")
     assert seen["config"]["rate"] == new_rate
-    a.close()
-    b.close()
+    await shut(a, b)
     appliance.stop()
     appliance.start()
     c = await connect(appliance, token)
     assert (await hello(c))["config"]["rate"] == new_rate
-    c.close()
+    await shut(c)
 
 
 def _raw_ws(server: ApplianceProcess, token: str) -> socket.socket:
@@ -135,6 +133,7 @@ async def test_a_client_that_never_reads_loses_blocks_and_others_do_not(applianc
         await _never_reading(reader, watcher, stuck)
     finally:
         stuck.close()
+        await shut(reader, watcher)
 
 
 async def _never_reading(

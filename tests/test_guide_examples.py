@@ -10,7 +10,7 @@ import pytest
 
 from tests.guide import Script, guide_examples
 from tests.server import ApplianceProcess
-from tests.wsclient import browser, receive
+from tests.wsclient import browser, receive, shut
 
 EXAMPLES = guide_examples()
 
@@ -87,6 +87,6 @@ async def test_add_handler_data_reaches_a_browser_opened_later(
     live = await receive(ws, "handler_data")
     assert live["handler"] == tab["id"] and live["data"][0]["x"] > 20
     assert any(r["name"] == "add_handler.py" and r.get("remote") for r in welcome["runs"])
-    ws.close()
+    await shut(ws)
     assert script.interrupt() in (0, 130)
     await asyncio.to_thread(script.wait)

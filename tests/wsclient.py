@@ -59,3 +59,11 @@ async def browser(server: ApplianceProcess) -> tuple[WebSocketClientConnection, 
     cookie = login(server.port, server.data_dir)
     ws = await connect(server, headers={"Cookie": cookie, "Origin": f"http://{server.device}"})
     return ws, await hello(ws, "browser")
+
+
+async def shut(*sockets: WebSocketClientConnection) -> None:
+    """Close and wait until closed, so nothing is left for the garbage collector."""
+    for ws in sockets:
+        ws.close()
+        while await asyncio.wait_for(ws.read_message(), 5) is not None:
+            pass
