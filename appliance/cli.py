@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from appliance.daemon import ServeOptions, serve  # noqa: PLC0415
     from appliance.logsetup import setup_logging  # noqa: PLC0415
-    from appliance.service import LogTail  # noqa: PLC0415
+    from appliance.logtail import LogTail  # noqa: PLC0415
 
     setup_logging(args.log_level)
     tail = LogTail()

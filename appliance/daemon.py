@@ -16,10 +16,11 @@ from tornado.httpserver import HTTPServer
 
 from appliance import __version__
 from appliance.launcher import default_launcher
+from appliance.logtail import LogTail
 from appliance.mdns import Announcer, device_txt
 from appliance.notify import Notifier, ServiceState, WatchdogFeeder, describe_status
 from appliance.runner import RunManager
-from appliance.service import LogTail, Service
+from appliance.service import Service
 from appliance.sources.factory import make_source
 from appliance.storage import atomic_write_text
 from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH

@@ -13,7 +13,6 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,9 @@ from appliance.capture import Capture, CaptureStatus
 from appliance.config import AudioConfig, Capabilities, apply_change, load_config, save_config
 from appliance.errors import ConfigError
 from appliance.handlers import HandlerRegistry
+from appliance.logtail import LogTail
 from appliance.session import ClientSession
-from appliance.sources.base import CaptureSource, SourceInfo
+from appliance.sources.base import CaptureSource
 from appliance.stats import CpuMeter, Levels, disk_free_bytes, temperature_c
 from browserinterface import protocol as P
 
@@ -34,51 +34,7 @@ log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 1.0
 LEVELS_INTERVAL_S = 0.1
-LOG_TAIL = 200
 ENCODE_CACHE = 4
-
-
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    level: str
-    name: str
-    message: str
-    time: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "log",
-            "level": self.level,
-            "name": self.name,
-            "message": self.message,
-            "time": self.time,
-        }
-
-
-class LogTail(logging.Handler):
-    """Keeps the recent log for the device panel and forwards new lines to browsers."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: deque[LogLine] = deque(maxlen=LOG_TAIL)
-        self.listener: Callable[[LogLine], None] | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        line = LogLine(record.levelname, record.name, record.getMessage(), record.created)
-        self.lines.append(line)
-        if self.listener is not None:
-            self.listener(line)
-
-
-def channel_geometry(info: SourceInfo) -> list[list[float] | None] | None:
-    """Microphone position per channel (None for a processed or loopback channel), or None if unknown."""
-    if not info.geometry:
-        return None
-    channels = info.mic_channels or tuple(range(len(info.geometry)))
-    out: list[list[float] | None] = [None] * (max(channels) + 1)
-    for channel, position in zip(channels, info.geometry, strict=True):
-        out[channel] = list(position)
-    return out
 
 
 class Service:
@@ -312,7 +268,7 @@ class Service:
                 "model": info.model,
                 "source": info.spec,
                 "version": __version__,
-                "geometry": channel_geometry(info),
+                "geometry": info.channel_geometry(),
             },
         }
         if session.role == "browser":

@@ -27,6 +27,16 @@ class SourceInfo:
     """The channel index of each ``geometry`` entry; other channels are not raw
     microphones (a processed mix, a playback loopback)."""
 
+    def channel_geometry(self) -> list[list[float] | None] | None:
+        """Microphone position per channel (None for a processed or loopback channel), or None."""
+        if not self.geometry:
+            return None
+        channels = self.mic_channels or tuple(range(len(self.geometry)))
+        out: list[list[float] | None] = [None] * (max(channels) + 1)
+        for channel, position in zip(channels, self.geometry, strict=True):
+            out[channel] = list(position)
+        return out
+
 
 class CaptureSource(Protocol):
     """A blocking producer of int16 buffers.
