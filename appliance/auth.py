@@ -48,6 +48,11 @@ class Principal:
     """The token's name, the run id, or ``local``."""
 
 
+def new_token() -> str:
+    """A random token that never starts with '-' (command lines would take it for an option)."""
+    return "mic_" + secrets.token_urlsafe(32)
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -95,7 +100,7 @@ class TokenStore:
         self._reload()
         if name in self._api:
             raise AuthError(f"a token named {name!r} exists already; revoke it first or pick another name")
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         self._api[name] = {"sha256": _digest(token), "created": time.time()}
         self._save()
         return token
@@ -115,7 +120,7 @@ class TokenStore:
     # -- run and local tokens -----------------------------------------------
     def issue_run_token(self, run_id: str) -> str:
         """A token valid only while run ``run_id`` lives."""
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         self._run[_digest(token)] = run_id
         return token
 
@@ -128,7 +133,7 @@ class TokenStore:
 
         The file is readable by the owner and the ``micarray`` group only.
         """
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         self._local_digest = _digest(token)
         body = json.dumps({"port": port, "token": token}) + "\n"
         for path in (self._local_path, *extra_paths):

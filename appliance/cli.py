@@ -31,6 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, default=default_data_dir(), help="where state is kept")
     serve.add_argument("--hostname", default=None, help="name announced over mDNS (default: this host's)")
     serve.add_argument("--no-mdns", action="store_true", help="do not announce over mDNS")
+    serve.add_argument(
+        "--multicast",
+        type=_group,
+        default=None,
+        metavar="GROUP:PORT",
+        help="stream RTP to this multicast group only, instead of to each listener's own address",
+    )
+    serve.add_argument(
+        "--rtp-max-payload", type=int, default=1472, help="largest RTP datagram payload (path MTU less 28)"
+    )
     serve.add_argument("--log-level", default="INFO")
 
     token = sub.add_parser("token", help="API tokens for laptops and tools")
@@ -52,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     firstboot = sub.add_parser("firstboot", help="apply the boot partition's settings (image only)")
     firstboot.add_argument("args", nargs=argparse.REMAINDER)
     return parser
+
+
+def _group(text: str) -> tuple[str, int]:
+    group, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not GROUP:PORT, e.g. 239.255.12.34:5004")
+    return group, int(port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +106,8 @@ def _serve(args: argparse.Namespace) -> int:
         bind=args.bind,
         mdns=not args.no_mdns,
         hostname=args.hostname,
+        multicast=args.multicast,
+        rtp_max_payload=args.rtp_max_payload,
     )
     asyncio.run(serve(opts, tail))
     return 0

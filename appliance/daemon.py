@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import secrets
@@ -23,6 +24,7 @@ from appliance.runner import RunManager
 from appliance.service import Service
 from appliance.sources.factory import make_source
 from appliance.storage import atomic_write_text
+from appliance.streaming import StreamManager
 from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH
 from rtai.discover import TXT_CHANNELS, TXT_RATE
 from web.app import make_app
@@ -42,6 +44,10 @@ class ServeOptions:
     bind: str = ""
     mdns: bool = True
     hostname: str | None = None
+    multicast: tuple[str, int] | None = None
+    """Send RTP only to this group (the admin's choice) instead of to each listener."""
+    rtp_max_payload: int = 1472
+    """Largest UDP payload of an RTP packet: the path MTU less IP and UDP headers."""
 
 
 def default_data_dir() -> Path:
@@ -64,17 +70,20 @@ def device_id(data_dir: Path) -> str:
         return ident
 
 
-def run_root() -> Path:
+def run_root(data_dir: Path) -> Path:
     """Where script runs get their directories.
 
     The unprivileged run user must be able to enter it, which a data directory
     under a private home (``/root`` is 0700) does not allow; so: the runtime
-    directory under systemd, else a directory of ours in the temporary folder.
+    directory under systemd, else a directory of ours in the temporary folder,
+    one per data directory (a service empties its run root when it starts, so
+    two services must never share one).
     """
     runtime = os.environ.get("RUNTIME_DIRECTORY")
     if runtime:
         return Path(runtime.split(":")[0]) / "runs"
-    path = Path(tempfile.gettempdir()) / f"micarray-runs-{os.geteuid()}"
+    key = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"micarray-runs-{os.geteuid()}-{key}"
     path.mkdir(mode=0o711, exist_ok=True)
     st = path.lstat()
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
@@ -97,9 +106,12 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     )
     launcher = default_launcher()
     service.runs = RunManager(
-        launcher.fixed_run_root or run_root(), launcher, service.env_for_run, service.on_run_event
+        launcher.fixed_run_root or run_root(opts.data_dir),
+        launcher,
+        service.env_for_run,
+        service.on_run_event,
     )
-    _attach_streams(service)
+    _attach_streams(service, opts)
     await service.start()
     server = HTTPServer(make_app(service), xheaders=False)
     server.listen(opts.http_port, address=opts.bind)
@@ -130,12 +142,14 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     await server.close_all_connections()
 
 
-def _attach_streams(service: Service) -> None:
-    try:
-        from appliance.streaming import StreamManager  # noqa: PLC0415 - optional until RTP lands
-    except ImportError:
-        return
-    service.streams = StreamManager(service.bus, lambda: service.config, on_change=service.stream_changed)
+def _attach_streams(service: Service, opts: ServeOptions) -> None:
+    service.streams = StreamManager(
+        service.bus,
+        lambda: service.config,
+        max_payload=opts.rtp_max_payload,
+        multicast=opts.multicast,
+        on_change=service.stream_changed,
+    )
 
 
 async def _announce(service: Service, opts: ServeOptions) -> Announcer | None:

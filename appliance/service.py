@@ -381,5 +381,13 @@ class Service:
         }
 
     def _send_stats(self) -> None:
-        stats = self.stats()
-        self.broadcast_browsers(stats)
+        self._end_stale_browser_sessions()
+        self.broadcast_browsers(self.stats())
+
+    def _end_stale_browser_sessions(self) -> None:
+        """A new admin password signs out every browser, open WebSockets included."""
+        generation = self.passwords.generation()
+        for session in self.sessions("browser"):
+            if session.auth_generation is not None and session.auth_generation != generation:
+                session.transport.close(4001, "signed out: the password changed")
+                session.close()

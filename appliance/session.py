@@ -62,6 +62,8 @@ class ClientSession:
         self._outbox: deque[str | bytes] = deque()
         self._wake = asyncio.Event()
         self.dropped_messages = 0
+        self.auth_generation: str | None = None
+        """For a browser: the password generation it signed in under; a change ends the session."""
         self._closed = False
         self._sender = asyncio.get_running_loop().create_task(self._drain())
 

@@ -13,7 +13,7 @@ import itertools
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any
 
@@ -27,6 +27,8 @@ from browserinterface._locate import Target, reread_local_token
 RECONNECT_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0)
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 10.0
+#: How long stop() waits for queued messages to be sent.
+CLOSE_FLUSH_S = 2.0
 
 Event = tuple[str, Any]
 
@@ -61,6 +63,7 @@ class Connection:
         self._handlers: list[RemoteHandler] = []
         self._want_audio = False
         self._closing = False
+        self._sends: set[asyncio.Task[None]] = set()
         self.connected = threading.Event()
         self.settled = threading.Event()
         """Set once connected, or once the device refused the script for good."""
@@ -71,16 +74,21 @@ class Connection:
         self._thread.start()
 
     def close(self) -> None:
+        """Send what is queued (up to CLOSE_FLUSH_S), then disconnect."""
         self._closing = True
         if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._close_ws)
-            self._thread.join(timeout=2)
+            self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._shutdown()))
+            self._thread.join(timeout=CLOSE_FLUSH_S + 1)
 
-    def _close_ws(self) -> None:
+    async def _shutdown(self) -> None:
+        if self._sends:
+            await asyncio.wait(set(self._sends), timeout=CLOSE_FLUSH_S)
         if self._ws is not None:
             self._ws.close()
+        me = asyncio.current_task()
         for task in asyncio.all_tasks(self._loop):
-            task.cancel()
+            if task is not me:
+                task.cancel()
 
     # -- the connection thread ----------------------------------------------------
     def _run(self) -> None:
@@ -190,16 +198,26 @@ class Connection:
             self._emit(("stop", "stopped from the browser"))
 
     async def _on_welcome(self, msg: dict[str, Any]) -> None:
+        # Nothing here may await: a tab added meanwhile would be registered twice.
         self._emit(("config", msg))
         self.connected.set()
         self.settled.set()
         if self._want_audio:
-            await self._send({"type": "audio", "on": True})
+            self._send_soon({"type": "audio", "on": True})
         for handler in self._handlers:
-            # Not awaited here: the reply arrives through this very read loop.
-            self._loop.create_task(self._register(handler))
+            # Not awaited: the reply arrives through this very read loop.
+            self._track(self._register(handler))
 
     # -- requests -----------------------------------------------------------------
+    def _send_soon(self, msg: dict[str, Any] | bytes) -> None:
+        """Queue a message in order; stop() waits for these (loop thread only)."""
+        self._track(self._send(msg))
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(work)
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
     async def _send(self, msg: dict[str, Any] | bytes) -> None:
         if self._ws is None:
             return
@@ -242,13 +260,13 @@ class Connection:
 
     def post(self, msg: dict[str, Any] | bytes) -> None:
         """Send without waiting, from any thread."""
-        self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._send(msg)))
+        self._loop.call_soon_threadsafe(self._send_soon, msg)
 
     def want_audio(self) -> None:
         def turn_on() -> None:
             if not self._want_audio:
                 self._want_audio = True
-                self._loop.create_task(self._send({"type": "audio", "on": True}))
+                self._send_soon({"type": "audio", "on": True})
 
         self._loop.call_soon_threadsafe(turn_on)
 
@@ -256,7 +274,7 @@ class Connection:
         def add() -> None:
             self._handlers.append(handler)
             if self._ws is not None and self.connected.is_set():
-                self._loop.create_task(self._register(handler))
+                self._track(self._register(handler))
 
         self._loop.call_soon_threadsafe(add)
 
@@ -267,9 +285,7 @@ class Connection:
                 handler.pending.append(data)
                 del handler.pending[:-1000]  # keep memory bounded while disconnected
             else:
-                self._loop.create_task(
-                    self._send({"type": "handler_data", "handler": handler.server_id, "data": data})
-                )
+                self._send_soon({"type": "handler_data", "handler": handler.server_id, "data": data})
 
         self._loop.call_soon_threadsafe(send)
 

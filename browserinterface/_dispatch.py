@@ -102,6 +102,8 @@ class Dispatcher:
                 continue
             try:
                 self._handle(kind, payload)
+            except KeyboardInterrupt:
+                raise  # Ctrl-C or Stop: the caller ends the script quietly
             except BaseException:  # noqa: BLE001 - a user callback failed: behave like an uncaught exception
                 traceback.print_exc()
                 sys.stderr.flush()

@@ -12,6 +12,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClientConnection
 
+from appliance.auth import PasswordStore
 from browserinterface import protocol as P
 from tests.browser_login import login
 from tests.server import ApplianceProcess
@@ -171,3 +172,15 @@ async def _never_reading(
         chunk = stuck.recv(1 << 20)
         assert chunk, "connection closed before a loss notice"
         seen = seen[-100:] + chunk
+
+
+async def test_a_new_password_ends_open_browser_sessions(appliance: ApplianceProcess) -> None:
+    ws, _ = await browser(appliance)
+    PasswordStore(appliance.data_dir).set("a brand new password")
+
+    async def closed() -> None:
+        while await ws.read_message() is not None:
+            pass
+
+    await asyncio.wait_for(closed(), 10)
+    assert ws.close_code == 4001

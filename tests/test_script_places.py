@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from tests.guide import Script
 from tests.server import BIN, ApplianceProcess
+from tests.wsclient import browser, shut
 
 SHOW_CONFIG = """
 import browserinterface
@@ -117,3 +119,29 @@ def test_no_device_and_no_local_service_is_explained(tmp_path: Path) -> None:
     assert out.returncode != 0
     if not Path("/run/micarray/local.json").exists() and not Path("/var/lib/micarray/local.json").exists():
         assert "no device given and no appliance service runs on this machine" in out.stderr
+
+
+async def test_data_sent_just_before_stop_arrives_once(appliance: ApplianceProcess, tmp_path: Path) -> None:
+    token = appliance.token("quick")
+    path = tmp_path / "quick.py"
+    path.write_text(
+        "import browserinterface\n"
+        "browserinterface.inform_browser = True\n"
+        "def tab(frames, rate, channels, volume):\n"
+        "    chart = browserinterface.add_handler('Once', 'base:graph:bar', {'series': ['a']})\n"
+        "    for i in range(50):\n"
+        "        chart.send_data([{'x': i, 'y': i}])\n"
+        "    browserinterface.stop()\n"
+        "browserinterface.register_when_new_config(tab)\n"
+        "browserinterface.start()\n"
+    )
+    env = {**os.environ, "BI_DEVICE": appliance.device, "BI_TOKEN": token}
+    out = await asyncio.to_thread(
+        subprocess.run, [sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    ws, welcome = await browser(appliance)
+    await shut(ws)
+    tabs = [h for h in welcome["handlers"] if h["name"] == "Once"]
+    assert len(tabs) == 1, "the tab was made twice or not at all"
+    assert [d[0]["x"] for d in tabs[0]["history"]] == list(range(50))

@@ -81,6 +81,8 @@ class ApiSocket(WebSocketHandler):
         self.session = ClientSession(
             self.service, _Transport(self), self.principal, peer, self.service.new_session_id()
         )
+        if self.principal.kind == "admin":
+            self.session.auth_generation = self.service.passwords.generation()
 
     def on_message(self, message: str | bytes) -> None:
         if self.session is None:
