@@ -13,20 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
-
 from browserinterface import protocol as P
 from browserinterface._locate import find_target
+from browserinterface.apisocket import open_api_socket
 
 
 async def run_file(path: Path, device: str | None = None) -> int:
     """Start ``path`` on the device, print its output, return its exit status."""
     target = find_target(device)
-    request = HTTPRequest(
-        f"ws://{target.address.netloc}{P.WS_PATH}", headers={"Authorization": f"Bearer {target.token}"}
-    )
-    ws = await websocket_connect(request)
+    ws = await open_api_socket(target.address, target.token)
     hello = {"type": "hello", "protocol": P.PROTOCOL_VERSION, "role": "console", "name": "appliance run"}
     await ws.write_message(P.encode_message(hello))
     start = {"type": "run_start", "id": 1, "name": path.name, "code": path.read_text()}

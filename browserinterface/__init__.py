@@ -312,10 +312,9 @@ def _at_main_exit(fn: Callable[[], None]) -> None:
 
 def _keep_running() -> None:
     # The script's own code is done; like the original, it keeps serving callbacks.
-    if _dispatcher.stopped:
-        return
-    with contextlib.suppress(KeyboardInterrupt):
-        _dispatcher.take_over()
+    if not _dispatcher.stopped:
+        with contextlib.suppress(KeyboardInterrupt):
+            _dispatcher.take_over()
     stop()
 
 

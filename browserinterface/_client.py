@@ -17,15 +17,15 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any
 
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+from tornado.httpclient import HTTPClientError
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError
 
 from browserinterface import protocol as P
 from browserinterface._locate import Target, reread_local_token
+from browserinterface.apisocket import open_api_socket
 
 #: Waits between reconnection attempts, in seconds (doubling up to the last).
 RECONNECT_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0)
-CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 10.0
 #: How long stop() waits for queued messages to be sent.
 CLOSE_FLUSH_S = 2.0
@@ -75,14 +75,20 @@ class Connection:
 
     def close(self) -> None:
         """Send what is queued (up to CLOSE_FLUSH_S), then disconnect."""
-        self._closing = True
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._shutdown()))
+        if not self._closing:
+            self._closing = True
+            if self._thread.is_alive():
+                self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._shutdown()))
+        # Every caller waits for the flush: the main thread must not end the
+        # interpreter while a callback's stop() is still sending.
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=CLOSE_FLUSH_S + 1)
 
     async def _shutdown(self) -> None:
-        if self._sends:
-            await asyncio.wait(set(self._sends), timeout=CLOSE_FLUSH_S)
+        # Sends may queue more sends (a tab's data after its ack): wait until none is left.
+        deadline = self._loop.time() + CLOSE_FLUSH_S
+        while self._sends and (left := deadline - self._loop.time()) > 0:
+            await asyncio.wait(set(self._sends), timeout=left)
         if self._ws is not None:
             self._ws.close()
         me = asyncio.current_task()
@@ -121,15 +127,8 @@ class Connection:
             await asyncio.sleep(RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)])
 
     async def _connect(self) -> WebSocketClientConnection:
-        url = f"ws://{self._target.address.netloc}{P.WS_PATH}"
-        request = HTTPRequest(
-            url,
-            headers={"Authorization": f"Bearer {self._target.token}"},
-            connect_timeout=CONNECT_TIMEOUT_S,
-            request_timeout=CONNECT_TIMEOUT_S,
-        )
         try:
-            return await websocket_connect(request, max_message_size=P.MAX_BINARY_BYTES * 2)
+            return await open_api_socket(self._target.address, self._target.token)
         except HTTPClientError as exc:
             if exc.code == 401 and self._target.local:
                 fresh = reread_local_token()
@@ -249,8 +248,9 @@ class Connection:
         pending, handler.pending = handler.pending, []
         if not pending and handler.latest is not None:
             pending = [handler.latest]  # after a reconnect, show the last state again
+        # Queued without awaiting, so data sent from now on cannot overtake these.
         for data in pending:
-            await self._send({"type": "handler_data", "handler": handler.server_id, "data": data})
+            self._send_soon({"type": "handler_data", "handler": handler.server_id, "data": data})
 
     def call(self, msg: dict[str, Any], timeout: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
         """Send a request from any thread and wait for its reply."""

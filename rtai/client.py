@@ -21,10 +21,11 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.httpclient import HTTPClientError
 from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError
 
+from browserinterface.apisocket import open_api_socket
 from browserinterface.device import DeviceAddress
 from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH
 from rtai.errors import DeviceRefused, DeviceUnreachable, RtaiError
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 RENEW_INTERVAL_S = 1.0
 """Seconds between renewals (the device drops a stream after a few seconds without)."""
-CONNECT_TIMEOUT_S = 5.0
 REPLY_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 1.0
 """How long the device may take to answer a closing handshake."""
@@ -151,16 +151,9 @@ class DeviceStream:
             await close_connection(conn)
 
     async def _connect(self) -> WebSocketClientConnection:
-        url = f"ws://{self.device.netloc}{WS_PATH}"
-        request = HTTPRequest(
-            url,
-            headers={"Authorization": f"Bearer {self._token}"},
-            connect_timeout=CONNECT_TIMEOUT_S,
-            request_timeout=CONNECT_TIMEOUT_S,
-        )
         where = f"{self.device.name or self.device.host} at {self.device.netloc}"
         try:
-            conn = await websocket_connect(request)
+            conn = await open_api_socket(self.device, self._token)
         except HTTPClientError as exc:
             if exc.code in (401, 403):
                 raise DeviceRefused(

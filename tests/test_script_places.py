@@ -143,5 +143,5 @@ async def test_data_sent_just_before_stop_arrives_once(appliance: ApplianceProce
     ws, welcome = await browser(appliance)
     await shut(ws)
     tabs = [h for h in welcome["handlers"] if h["name"] == "Once"]
-    assert len(tabs) == 1, "the tab was made twice or not at all"
-    assert [d[0]["x"] for d in tabs[0]["history"]] == list(range(50))
+    assert len(tabs) == 1, ("the tab was made twice or not at all", welcome["handlers"], out.stderr)
+    assert [d[0]["x"] for d in tabs[0]["history"]] == list(range(50)), (out.stderr, appliance.log()[-3000:])

@@ -82,7 +82,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         "websocket_max_message_size": WS_MAX_MESSAGE_BYTES,
         # Pings find clients that vanished without closing (Wi-Fi dropped, laptop asleep).
         "websocket_ping_interval": 10,
-        "websocket_ping_timeout": 30,
+        "websocket_ping_timeout": 10,
         # The front end bundle is about 1 MB; gzip makes the first load on Wi-Fi three times faster.
         "compress_response": True,
         "debug": debug,
