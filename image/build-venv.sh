@@ -39,8 +39,9 @@ for item in report["install"]:
     if name != "micarray-appliance":
         print(f"{name}=={version}")
 PY
-# Build tools for the source-only packages, pinned by the lock as well.
-grep -E '^(setuptools|wheel)==' "$repo/requirements.lock" | cut -d' ' -f1 > "$work/build-pins.txt"
+# Build tools for the source-only packages (and what wheel needs), pinned by
+# the lock as well.
+grep -E '^(setuptools|wheel|packaging)==' "$repo/requirements.lock" | cut -d' ' -f1 > "$work/build-pins.txt"
 
 BASE_NAME=$(basename "$base")
 VENV_RECIPE=2

@@ -81,11 +81,17 @@ NET
 mkdir -p "$root/etc/systemd/resolved.conf.d"
 printf '[Resolve]\nMulticastDNS=no\nLLMNR=no\n' > "$root/etc/systemd/resolved.conf.d/micarray.conf"
 ln -sf ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
-# wpa_supplicant@wlan0 is enabled in the image but starts only once first
-# boot has written its configuration from micarray.txt.
-mkdir -p "$root/etc/systemd/system/wpa_supplicant@.service.d"
-printf '[Unit]\nConditionPathExists=/etc/wpa_supplicant/wpa_supplicant-%%I.conf\n' \
+# wpa_supplicant@<if> starts when a Wi-Fi interface appears (a udev rule,
+# not an enabled unit: that would hold boot for 90 s on boards and VMs
+# without Wi-Fi), after first boot has had its chance to write the
+# configuration from micarray.txt, and only when that configuration exists.
+mkdir -p "$root/etc/systemd/system/wpa_supplicant@.service.d" "$root/etc/udev/rules.d"
+printf '%s\n' '[Unit]' 'After=micarray-firstboot.service' \
+	'ConditionPathExists=/etc/wpa_supplicant/wpa_supplicant-%I.conf' \
 	> "$root/etc/systemd/system/wpa_supplicant@.service.d/micarray.conf"
+printf '%s\n' '# Start wpa_supplicant for every Wi-Fi interface (micarray image).' \
+	'ACTION=="add", SUBSYSTEM=="net", KERNEL=="wlan*", TAG+="systemd", ENV{SYSTEMD_WANTS}+="wpa_supplicant@%k.service"' \
+	> "$root/etc/udev/rules.d/80-micarray-wifi.rules"
 
 step "the appliance: files, units, users ($APP_USER), $DATA_DIR, boot-partition template"
 # The same layout as `sudo make install` on any Debian machine (docs/systemd.md):
@@ -108,7 +114,6 @@ install -m 0644 "$here/files/micarray.txt" "$root/boot/firmware/micarray.txt"
 step "enabling units"
 systemctl --root="$root" --quiet enable \
 	systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
-	ssh.service wpa_supplicant@wlan0.service \
-	micarray-firstboot.service "$APP_UNIT"
+	ssh.service micarray-firstboot.service "$APP_UNIT"
 # The network is up for the service, but boot does not wait for a lease.
 systemctl --root="$root" --quiet disable systemd-networkd-wait-online.service 2>/dev/null || true

@@ -23,6 +23,7 @@ import http.client
 import json
 import os
 import secrets
+import selectors
 import shutil
 import socket
 import subprocess
@@ -40,6 +41,7 @@ HOSTNAME = "micarray-test"
 GUEST_HTTP_PORT = 80
 BOOT_DEADLINE_S = 1200.0
 POLL_S = 1.0
+EXAMPLE_DEADLINE_S = 120.0
 T = TypeVar("T")
 started = time.monotonic()
 
@@ -216,17 +218,37 @@ zc.close()
 
 
 def run_example(http_port: int, token: str) -> str:
-    """The record_wav example on this machine against the guest's simulator, through the API."""
+    """The record_wav example on this machine against the guest's simulator, through the API.
+
+    The example keeps running after it has saved its recording (as it would in
+    the editor until Stop), so it is stopped once its output says so.
+    """
     env = dict(os.environ, BI_DEVICE=f"127.0.0.1:{http_port}", BI_TOKEN=token)
     example = REPO / "appliance/examples/record_wav.py"
+    lines: list[str] = []
     with tempfile.TemporaryDirectory() as cwd:
-        done = subprocess.run(
-            [sys.executable, str(example)], check=False, env=env, cwd=cwd, capture_output=True, text=True,
-            timeout=180,
+        proc = subprocess.Popen(
+            [sys.executable, "-u", str(example)], env=env, cwd=cwd,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
-        if done.returncode != 0 or "saved" not in done.stdout:
-            raise SystemExit(f"example failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done.stdout.strip()
+        assert proc.stdout is not None
+        deadline = time.monotonic() + EXAMPLE_DEADLINE_S
+        try:
+            with selectors.DefaultSelector() as sel:
+                sel.register(proc.stdout, selectors.EVENT_READ)
+                while time.monotonic() < deadline and not any("saved" in x for x in lines):
+                    if sel.select(timeout=POLL_S):
+                        line = proc.stdout.readline()
+                        if not line:
+                            break
+                        lines.append(line.rstrip())
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            proc.stdout.close()
+    if not any("saved" in x for x in lines):
+        raise SystemExit("example record_wav.py saved nothing:\n" + "\n".join(lines))
+    return "\n".join(lines)
 
 
 def check_guest(guest: Guest, password: str) -> str:
@@ -294,7 +316,7 @@ def main() -> int:
         )
         say("token made in the guest with `appliance token new`")
         out = run_example(http_port, token)
-        say(f"example record_wav.py against the simulator: {out.splitlines()[-2:]}")
+        say(f"example record_wav.py against the simulator: {out.splitlines()}")
         answer = guest.run("/opt/micarray/.venv/bin/python -", stdin=MDNS_QUERY)
         say(f"mDNS answer inside the guest: {answer!r}")
         if HOSTNAME not in answer:
