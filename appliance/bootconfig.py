@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.sources.arrays import preset_names
+
 FILE_NAME = "micarray.txt"
 
 HOSTNAME = "HOSTNAME"
@@ -48,7 +50,6 @@ SSH_KEY_TYPES = (
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
-_PRESET = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _HEX_PSK = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -183,12 +184,11 @@ def check_timezone(value: str) -> str:
 
 
 def check_preset(value: str) -> str:
-    """An array preset name (lower case letters, digits, ``-``, ``_``, ``.``)."""
+    """One of the array presets the service knows (``appliance.sources.arrays``)."""
     name = value.lower()
-    if not _PRESET.match(name):
-        raise BootConfigError(
-            f"array preset {value!r} is not valid; use a preset name such as the ones listed in the template"
-        )
+    known = preset_names()
+    if name not in known:
+        raise BootConfigError(f"array preset {value!r} is not known; use one of {', '.join(known)}")
     return name
 
 

@@ -29,7 +29,7 @@ ADMIN_PASSWORD=s3cret-pass
 SSH_AUTHORIZED_KEY={ssh_key()}
 SSH_AUTHORIZED_KEY={ssh_key("ssh-rsa")}
 TIMEZONE=Europe/Berlin
-ARRAY_PRESET=ReSpeaker-4
+ARRAY_PRESET=ReSpeaker-USB
 """
 
 
@@ -62,7 +62,7 @@ def test_good_file_is_parsed_and_normalised() -> None:
     assert config.get("WIFI_COUNTRY") == "DE"
     assert config.get("WIFI_SSID") == "  spaced net "
     assert config.get("WIFI_PASSPHRASE") == "correct horse battery"
-    assert config.get("ARRAY_PRESET") == "respeaker-4"
+    assert config.get("ARRAY_PRESET") == "respeaker-usb"
     assert [s.line for s in config.ssh_keys] == [8, 9]
     assert config.settings["TIMEZONE"].line == 10
 
@@ -92,7 +92,10 @@ def test_windows_line_ends_and_bom_are_accepted(tmp_path: Path) -> None:
             "SSH key of type ssh-rsa does not hold a ssh-rsa key",
         ),
         ("TIMEZONE=../../etc/passwd", "time zone '../../etc/passwd' is not valid"),
-        ("ARRAY_PRESET=no spaces", "array preset 'no spaces' is not valid"),
+        (
+            "ARRAY_PRESET=no-such-array",
+            "array preset 'no-such-array' is not known; use one of respeaker-4mic, respeaker-6mic",
+        ),
         ("COLOUR=blue", "unknown setting COLOUR; the file accepts HOSTNAME, WIFI_COUNTRY"),
         ("just some words", "'just some words' is not a KEY=VALUE line"),
     ],

@@ -68,7 +68,7 @@ def test_good_file_applies_everything_and_leaves_no_secret(root: Path) -> None:
         root,
         "HOSTNAME=Lab-Array\nWIFI_COUNTRY=ch\nWIFI_SSID=IEEE\nWIFI_PASSPHRASE=password\n"
         f"ADMIN_PASSWORD=a-long-password\nSSH_AUTHORIZED_KEY={ssh_key()}\n"
-        "TIMEZONE=Europe/Berlin\nARRAY_PRESET=respeaker-4\n",
+        "TIMEZONE=Europe/Berlin\nARRAY_PRESET=respeaker-4mic\n",
     )
     report = run(root)
     assert report is not None
@@ -87,7 +87,7 @@ def test_good_file_applies_everything_and_leaves_no_secret(root: Path) -> None:
     assert (root / "root/.ssh/authorized_keys").read_text() == ssh_key() + "\n"
     assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
     dropin = root / "etc/systemd/system/micarray.service.d/50-array-preset.conf"
-    assert "[Service]\nEnvironment=MICARRAY_PRESET=respeaker-4\n" in dropin.read_text()
+    assert "[Service]\nEnvironment=MICARRAY_PRESET=respeaker-4mic\n" in dropin.read_text()
     assert list((root / "etc/ssh").glob("ssh_host_*_key"))
     assert len((root / "var/lib/micarray/device-id").read_text().strip()) == 16
     left = path.read_text()
