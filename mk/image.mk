@@ -1,7 +1,7 @@
 # The SD-card image for Raspberry Pi 3, 4 and Zero 2 W (docs/image.md).
-# Included from the Makefile. `make image-test` boots the image in QEMU and
-# takes a long time (about 30 minutes on the first run): it is run by
-# developers, not by `make test` or every CI run.
+# Included from the Makefile. `make image-test` builds the image and boots it
+# in QEMU; it takes long (the first run builds the emulated base, 25-40
+# minutes): it is run by developers, not by `make test` or every CI run.
 
 IMAGE_APT_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test \
 	qemu-system-arm dosfstools mtools e2fsprogs fdisk xz-utils \
