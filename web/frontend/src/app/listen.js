@@ -3,7 +3,7 @@
 import { parseFrame, KIND_CAPTURE, KIND_PLAYBACK } from "../audio/frame.js";
 import { encodeWav } from "../audio/wav.js";
 import { h, byId, toast } from "./dom.js";
-import { StreamPlayer } from "./player.js";
+import { LivePlayer } from "../audio/player.js";
 
 const MAX_LISTEN_CHANNELS = 2;
 const MAX_RECORD_CHANNELS = 16; // what the device sends a browser at most
@@ -14,8 +14,8 @@ export class AudioPane {
     this.config = null;
     this.listenChannels = [0];
     this.recording = null; // {chunks, frames, target, channels, rate}
-    this.listener = new StreamPlayer();
-    this.playback = new StreamPlayer();
+    this.listener = new LivePlayer();
+    this.playback = new LivePlayer();
     this.playbackFrames = 0;
     conn.onbinary = (data) => this.frame(data);
     document.addEventListener("micarray:config", (event) => this.configChanged(event.detail));
@@ -60,7 +60,7 @@ export class AudioPane {
   /** Ask the device for the blocks this page needs: all channels while recording, else the heard ones. */
   subscribe() {
     const listening = byId("listen-on").checked;
-    if (listening) this.listener.resume();
+    if (listening) startOutput(this.listener);
     let channels = null;
     if (this.recording) channels = this.recording.channels;
     else if (listening && this.listenChannels.length) channels = this.listenChannels;
@@ -74,8 +74,8 @@ export class AudioPane {
     const rate = this.config?.rate || 48000;
     if (frame.kind === KIND_PLAYBACK) {
       if (!byId("playback-on").checked) return;
-      this.playback.resume();
-      this.playback.push(frame.samples, frame.channels, rate);
+      startOutput(this.playback);
+      this.playback.play(frame.samples, frame.channels, rate);
       this.playbackFrames += frame.frames;
       byId("playback-status").textContent = `${(this.playbackFrames / rate).toFixed(1)} s received`;
       return;
@@ -84,7 +84,7 @@ export class AudioPane {
     if (this.recording) this.recordFrame(frame);
     if (byId("listen-on").checked) {
       const chosen = this.recording ? pickChannels(frame, this.listenChannels) : frame;
-      this.listener.push(chosen.samples, chosen.channels, rate);
+      this.listener.play(chosen.samples, chosen.channels, rate);
     }
   }
 
@@ -129,6 +129,11 @@ export class AudioPane {
     link.hidden = false;
     byId("record-status").textContent = `${(rec.frames / rec.rate).toFixed(2)} s, ${rec.channels.length} channels, ${(blob.size / 1e6).toFixed(1)} MB${why ? ` (${why})` : ""}.`;
   }
+}
+
+/** Open a player's output once (browsers allow sound only after a click on the page). */
+function startOutput(player) {
+  if (!player.running) player.start().catch((err) => console.warn("audio cannot start", err));
 }
 
 function pickChannels(frame, wanted) {
