@@ -24,19 +24,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
+
+from tests.chromium import launch
 
 ROOT = Path(__file__).resolve().parent.parent
 FRONTEND = ROOT / "web" / "frontend"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 RATES_HZ = [30, 60, 120, 240, 480, 960, 1920, 3840]  # messages per second per tab
 SECONDS = 3.0
 MIN_FPS = 30.0
@@ -105,10 +98,7 @@ def main() -> None:
         thread = threading.Thread(target=httpd.serve_forever, name="bench-http")
         thread.start()
         try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-                )
+            with launch() as browser:
                 page = browser.new_page(viewport={"width": 900, "height": 640})
                 errors: list[str] = []
                 page.on("pageerror", lambda e: errors.append(str(e)))
@@ -118,7 +108,6 @@ def main() -> None:
                 print(f"4 tabs ({', '.join(page.evaluate('() => bench.tabs'))}), {SECONDS:.0f} s per rate")
                 best_frames, _ = ladder(page, "frames")
                 best_each, _ = ladder(page, "each")
-                browser.close()
         finally:
             httpd.shutdown()
             httpd.server_close()

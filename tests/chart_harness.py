@@ -17,20 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, Page
+
+from tests.chromium import PageErrors, launch
 
 ROOT = Path(__file__).resolve().parent.parent
 FRONTEND = ROOT / "web" / "frontend"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><link rel="icon" href="favicon.svg"><title>handler types</title></head>
 <body><script type="module" src="harness.js"></script></body></html>
@@ -110,12 +102,8 @@ def server(harness_dir: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's chromium, headless."""
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launch() as chromium:
+        yield chromium
 
 
 class Harness:
@@ -123,13 +111,7 @@ class Harness:
 
     def __init__(self, page: Page) -> None:
         self.page = page
-        self.errors: list[str] = []
-        page.on("console", self._console)
-        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.errors.append(f"console.error: {message.text}")
+        self.errors = PageErrors(page, uncaught="pageerror").errors
 
     def js(self, expression: str, arg: Any = None) -> Any:
         """Evaluate `expression` (a function of one argument) in the page."""

@@ -9,47 +9,24 @@ from __future__ import annotations
 import contextlib
 import http.cookiejar
 import json
-import os
-import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
+
+from tests.chromium import CHROMIUM, PageErrors, launch
+from tests.server import ApplianceProcess as Server
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "correct horse battery"
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 POLL_S = 0.05
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (loopback)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -62,80 +39,6 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(POLL_S)
-
-
-@dataclass
-class Server:
-    """One `appliance serve --source sim` process on a free port."""
-
-    data_dir: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        """The base URL, without a trailing slash."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        """Start the process and wait until HTTP answers."""
-        self.log_path = self.data_dir.parent / f"serve-{self.port}.log"
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        cmd = [
-            str(Path(sys.executable).parent / "appliance"),
-            "serve",
-            "--source",
-            "sim",
-            "--http-port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--data-dir",
-            str(self.data_dir),
-            "--no-mdns",
-        ]
-        # A run root of this server's own: the shared default in /tmp is emptied by
-        # every service that starts, which would pull run dirs from under our scripts.
-        runtime = self.data_dir.parent / "runtime"
-        runtime.mkdir(mode=0o711, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "RUNTIME_DIRECTORY": str(runtime)}
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        log.close()
-        wait_until(self._answers, START_TIMEOUT_S, f"appliance serve on port {self.port}")
-
-    def _answers(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"appliance serve exited with {self.proc.returncode}:\n{self.log()}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/login", timeout=2) as r:
-                return bool(r.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-
-    def stop(self) -> None:
-        """Terminate the process (and its group: script runs), escalating to kill."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(STOP_TIMEOUT_S)
-
-    def restart(self) -> None:
-        """Stop, then start again on the same port and data dir."""
-        self.stop()
-        self.start()
-
-    def log(self) -> str:
-        """What the server printed so far."""
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
 
 
 @contextlib.contextmanager
@@ -260,30 +163,8 @@ def browser() -> Iterator[Any]:
     """Debian's chromium, headless, driven by Playwright (never `playwright install`)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-class PageErrors:
-    """Every console error and uncaught exception of a page."""
-
-    def __init__(self, page: Any) -> None:
-        self.errors: list[str] = []
-        page.on("console", self._console)
-        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
-
-    def _console(self, msg: Any) -> None:
-        if msg.type == "error":
-            self.errors.append(f"console.error: {msg.text}")
-
-    def check(self, allow: tuple[str, ...] = ()) -> None:
-        """Fail on any error not matching an ``allow`` pattern."""
-        bad = [e for e in self.errors if not any(re.search(p, e) for p in allow)]
-        assert not bad, "JavaScript errors:\n" + "\n".join(bad)
+    with launch() as b:
+        yield b
 
 
 @pytest.fixture

@@ -49,6 +49,11 @@ class ApplianceProcess:
     def device(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def url(self) -> str:
+        """The web app's base URL, without a trailing slash."""
+        return f"http://{self.device}"
+
     def start(self) -> ApplianceProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
@@ -58,7 +63,10 @@ class ApplianceProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("NOTIFY_SOCKET", None)
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+            # Its own process group, so stopping it also ends the script runs it started.
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True
+            )
         wait_for_port(self.port, self.proc)
         return self
 
@@ -78,10 +86,15 @@ class ApplianceProcess:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         return self.proc.returncode
+
+    def restart(self) -> None:
+        """Stop, then start again on the same port and data directory."""
+        self.stop()
+        self.start()

@@ -17,19 +17,19 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.chromium import PageErrors
 from tests.conftest_web import (
     PASSWORD,
     ROOT,
     Http,
-    PageErrors,
     Server,
     browser,
     device,
-    free_port,
     login,
     page,
     server,
 )
+from tests.server import free_port
 
 __all__ = ["browser", "device", "page", "server"]  # fixtures used by name
 
