@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ import wave
 from pathlib import Path
 
 import numpy as np
+
+from tests.rtai_support import free_port_pair
 
 RATE = 48000
 SECONDS = 5.0
@@ -61,18 +62,6 @@ def _cpu_of(cmd: list[str], **kwargs: object) -> float:
     return float(usage.ru_utime + usage.ru_stime)
 
 
-def _free_pair() -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a:
-            a.bind(("127.0.0.1", 0))
-            port = int(a.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
-    raise OSError("no free port pair")
 
 
 # -- child processes -------------------------------------------------------
@@ -145,7 +134,7 @@ def _sender_cpu(tmp: Path, channels: int) -> dict[str, float]:
     the slope between a long and a short run (which removes its start-up);
     the median of a few runs, since this machine is shared.
     """
-    port = _free_pair()
+    port = free_port_pair()
     long_wav, short_wav = tmp / f"in{channels}-{SECONDS:g}.wav", tmp / f"in{channels}-short.wav"
     _write_wav(long_wav, channels, SECONDS)
     _write_wav(short_wav, channels, SHORT_SECONDS)
@@ -167,7 +156,7 @@ def _sender_cpu(tmp: Path, channels: int) -> dict[str, float]:
 
 
 def _latency(wav: Path, channels: int, tmp: Path, block: int) -> dict[str, float]:
-    port = _free_pair()
+    port = free_port_pair()
     out = tmp / f"rx{channels}-{block}.json"
     stamps = tmp / f"tx{channels}-{block}.json"
     frames = (int(RATE * SECONDS) // block) * block
