@@ -44,8 +44,9 @@ DATA_DIR = "var/lib/micarray"
 REPORT_FILE = "firstboot-report.json"
 DEVICE_ID_FILE = "device-id"
 WIFI_INTERFACE = "wlan0"
-#: A drop-in that hands the array preset to ``appliance serve`` as MICARRAY_PRESET.
-PRESET_DROPIN = "etc/systemd/system/micarray.service.d/50-array-preset.conf"
+#: Read by micarray.service at each start (EnvironmentFile= in the image's
+#: drop-in), so a value written during boot applies to the same boot.
+ENV_FILE = "etc/default/micarray"
 PRESET_VARIABLE = "MICARRAY_PRESET"
 
 
@@ -214,12 +215,15 @@ def apply_timezone(root: Path, zone: str) -> None:
 
 
 def apply_preset(root: Path, preset: str) -> None:
-    """Hand the array preset to the service through a unit drop-in."""
-    text = (
-        "# Written at boot from ARRAY_PRESET in micarray.txt.\n"
-        f"[Service]\nEnvironment={PRESET_VARIABLE}={preset}\n"
-    )
-    _write(root / PRESET_DROPIN, text, 0o644)
+    """Record the array preset in the service's environment file (other lines kept)."""
+    path = root / ENV_FILE
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        lines = ["# Environment of micarray.service; ARRAY_PRESET in micarray.txt sets the preset."]
+    lines = [line for line in lines if not line.startswith(f"{PRESET_VARIABLE}=")]
+    lines.append(f"{PRESET_VARIABLE}={preset}")
+    _write(path, "\n".join(lines) + "\n", 0o644)
     log.info("array preset is %s", preset)
 
 

@@ -109,6 +109,11 @@ chown "$(grep "^$APP_USER:" "$root/etc/passwd" | cut -d: -f3,4)" "$root$DATA_DIR
 ln -sf "$VENV_DIR/bin/appliance" "$root/usr/local/bin/appliance"
 ln -sf "$VENV_DIR/bin/rtai" "$root/usr/local/bin/rtai"
 install -m 0755 "$here/files/micarray-update" "$root/usr/local/sbin/micarray-update"
+# ARRAY_PRESET from micarray.txt lands in /etc/default/micarray at boot; the
+# service reads it at every start, so no daemon-reload is needed.
+mkdir -p "$root/etc/systemd/system/micarray.service.d"
+printf '%s\n' '[Service]' 'EnvironmentFile=-/etc/default/micarray' \
+	> "$root/etc/systemd/system/micarray.service.d/50-image.conf"
 install -m 0644 "$here/files/micarray.txt" "$root/boot/firmware/micarray.txt"
 
 step "enabling units"

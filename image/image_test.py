@@ -38,6 +38,7 @@ from typing import TypeVar
 REPO = Path(__file__).resolve().parent.parent
 BOOT_OFFSET = "4M"  # where mkdisk.sh puts the FAT partition
 HOSTNAME = "micarray-test"
+WIFI_SSID = "micarray test net"
 GUEST_HTTP_PORT = 80
 BOOT_DEADLINE_S = 1200.0
 POLL_S = 1.0
@@ -72,7 +73,9 @@ def prepare(image: Path, work: Path, password: str, pubkey: str) -> tuple[Path, 
     subprocess.run(["mcopy", "-n", "-i", fat(disk), "::micarray.txt", str(settings)], check=True)
     with settings.open("a") as f:
         f.write(f"\nHOSTNAME={HOSTNAME}\nADMIN_PASSWORD={password}\n")
+        f.write(f"WIFI_COUNTRY=DE\nWIFI_SSID={WIFI_SSID}\nWIFI_PASSPHRASE={password}-wifi\n")
         f.write(f"SSH_AUTHORIZED_KEY={pubkey}\nTIMEZONE=Europe/Berlin\nCOLOUR=blue\n")
+        f.write("ARRAY_PRESET=respeaker-usb\n")
     subprocess.run(["mcopy", "-o", "-i", fat(disk), str(settings), "::micarray.txt"], check=True)
     names = subprocess.run(
         ["mdir", "-b", "-i", fat(disk), "::"], check=True, capture_output=True, text=True
@@ -95,7 +98,8 @@ def start_qemu(
     cmd = [
         "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
         "-kernel", str(kernel), "-initrd", str(initrd),
-        "-append", "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait",
+        "-append", "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait"
+        " modules-load=mac80211_hwsim",
         "-drive", f"if=none,id=hd0,format=raw,file={disk}", "-device", "virtio-blk-pci,drive=hd0",
         "-netdev", net, "-device", "virtio-net-pci,netdev=net0",
         "-display", "none", "-monitor", "none", "-serial", f"file:{log}", "-no-reboot",
@@ -267,6 +271,16 @@ def check_guest(guest: Guest, password: str) -> str:
     if password in guest.run("cat /boot/firmware/micarray.txt"):
         raise SystemExit("the plaintext password is still on the boot partition")
     say("the plaintext password is gone from /boot/firmware/micarray.txt")
+    # The guest's simulated radio (mac80211_hwsim) stands in for the Pi's Wi-Fi.
+    wifi = guest.run("systemctl is-active wpa_supplicant@wlan0.service", check=False)
+    conf = guest.run("cat /etc/wpa_supplicant/wpa_supplicant-wlan0.conf")
+    say(f"wpa_supplicant@wlan0: {wifi}; {conf.count('psk=')} network with a derived key")
+    if wifi != "active" or f"ssid={WIFI_SSID.encode().hex()}" not in conf or "country=DE" not in conf:
+        raise SystemExit("Wi-Fi from micarray.txt is not configured and running on wlan0")
+    env = guest.run("tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID --value micarray.service)/environ")
+    if "MICARRAY_PRESET=respeaker-usb" not in env.splitlines():
+        raise SystemExit(f"ARRAY_PRESET did not reach micarray.service's environment: {env}")
+    say("ARRAY_PRESET reached micarray.service as MICARRAY_PRESET")
     name = guest.run("hostname")
     if name != HOSTNAME:
         raise SystemExit(f"host name is {name!r}, expected {HOSTNAME!r}")

@@ -41,6 +41,8 @@ def root(tmp_path: Path) -> Path:
         f"root:x:0:0:root:/root:/bin/sh\nmicarray:x:{uid}:{gid}::/var/lib/micarray:/usr/sbin/nologin\n"
     )
     (tree / "etc/hostname").write_text("micarray\n")
+    (tree / "etc/default").mkdir()
+    (tree / "etc/default/micarray").write_text("OTHER=kept\nMICARRAY_PRESET=old\n")
     (tree / "etc/hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\tmicarray\n")
     shutil.copy(TEMPLATE, tree / "boot/firmware/micarray.txt")
     return tree
@@ -86,8 +88,8 @@ def test_good_file_applies_everything_and_leaves_no_secret(root: Path) -> None:
     assert PasswordStore(root / "var/lib/micarray").verify("a-long-password")
     assert (root / "root/.ssh/authorized_keys").read_text() == ssh_key() + "\n"
     assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
-    dropin = root / "etc/systemd/system/micarray.service.d/50-array-preset.conf"
-    assert "[Service]\nEnvironment=MICARRAY_PRESET=respeaker-4mic\n" in dropin.read_text()
+    env = (root / "etc/default/micarray").read_text()
+    assert env == "OTHER=kept\nMICARRAY_PRESET=respeaker-4mic\n"
     assert list((root / "etc/ssh").glob("ssh_host_*_key"))
     assert len((root / "var/lib/micarray/device-id").read_text().strip()) == 16
     left = path.read_text()
