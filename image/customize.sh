@@ -120,5 +120,10 @@ step "enabling units"
 systemctl --root="$root" --quiet enable \
 	systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
 	ssh.service micarray-firstboot.service "$APP_UNIT"
-# The network is up for the service, but boot does not wait for a lease.
-systemctl --root="$root" --quiet disable systemd-networkd-wait-online.service 2>/dev/null || true
+# micarray.service wants network-online.target. By default that waits for
+# every managed link, so an unconfigured Wi-Fi radio next to a cable held
+# the service back by two minutes: wait for any one link, and not forever.
+mkdir -p "$root/etc/systemd/system/systemd-networkd-wait-online.service.d"
+printf '%s\n' '[Service]' 'ExecStart=' \
+	'ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=30' \
+	> "$root/etc/systemd/system/systemd-networkd-wait-online.service.d/micarray.conf"

@@ -293,6 +293,8 @@ def check_guest(guest: Guest, password: str) -> str:
         if analyze.startswith("Startup finished"):
             break
         time.sleep(POLL_S)
+    blame = guest.run("systemd-analyze blame --no-pager 2>&1 | head -5", check=False)
+    say("slowest units: " + "; ".join(" ".join(line.split()) for line in blame.splitlines()))
     return analyze
 
 
