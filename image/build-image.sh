@@ -53,6 +53,8 @@ rm -f "$root/tmp/"*.whl
 "$here/customize.sh" "$root" "$repo"
 
 img="$OUT/$name.img"
+# A compressed image from an earlier build must not sit next to a newer .img.
+rm -f "$img.xz" "$img.xz.sha256"
 "$here/mkdisk.sh" "$root" "$img"
 if [ "${NO_XZ:-0}" = 1 ]; then
 	step "done in $(( $(date +%s) - started )) s: $img ($(du -h --apparent-size "$img" | cut -f1))"
