@@ -66,6 +66,7 @@ class Report:
     """Line numbers that were applied (not in the JSON)."""
 
     def to_json(self) -> str:
+        """The report as the web app reads it: time, boot_file, applied, problems."""
         body = {
             "time": self.time,
             "boot_file": self.boot_file,
