@@ -166,7 +166,10 @@ def _give_to_group(path: Path) -> None:
         gid = grp.getgrnam(LOCAL_GROUP).gr_gid
     except KeyError:
         return
-    os.chown(path, -1, gid)
+    # The installed service already runs with that group (and its system-call
+    # filter forbids chown); only a service started by hand needs the change.
+    if path.stat().st_gid != gid:
+        os.chown(path, -1, gid)
 
 
 class PasswordStore:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +26,12 @@ def _parser() -> argparse.ArgumentParser:
         "--source",
         default="auto",
         help="auto | alsa:DEVICE | sim[:PRESET] | wav:PATH (auto: first ALSA capture device, else simulator)",
+    )
+    serve.add_argument(
+        "--preset",
+        default=os.environ.get("MICARRAY_PRESET") or None,
+        help="the array attached (its geometry for scripts; what the simulator renders); "
+        "default $MICARRAY_PRESET",
     )
     serve.add_argument("--http-port", type=int, default=80, help="web app and API port (default 80)")
     serve.add_argument("--bind", default="", help="address to listen on (default: all)")
@@ -101,6 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger().addHandler(tail)
     opts = ServeOptions(
         source=args.source,
+        preset=args.preset,
         http_port=args.http_port,
         data_dir=args.data_dir,
         bind=args.bind,

@@ -41,6 +41,8 @@ class ServeOptions:
     source: str
     http_port: int
     data_dir: Path
+    preset: str | None = None
+    """The array attached, by preset name (``MICARRAY_PRESET`` on the image)."""
     bind: str = ""
     mdns: bool = True
     hostname: str | None = None
@@ -100,7 +102,7 @@ def _runtime_local_file() -> tuple[Path, ...]:
 async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     """Run the device until SIGINT or SIGTERM."""
     opts.data_dir.mkdir(parents=True, exist_ok=True)
-    source = make_source(opts.source)
+    source = make_source(opts.source, opts.preset)
     service = Service(
         source, opts.data_dir, http_port=opts.http_port, hostname=opts.hostname, log_tail=log_tail
     )

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from appliance.config import STANDARD_RATES, AudioConfig, Capabilities
 from appliance.errors import ConfigError, SourceUnavailable
+from appliance.sources.arrays import ArrayPreset
 from appliance.sources.base import SourceInfo, apply_gain, software_gain
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,16 @@ def first_capture_device() -> str | None:
 class AlsaSource:
     """A :class:`~appliance.sources.base.CaptureSource` on an ALSA PCM device."""
 
-    def __init__(self, device: str, *, formats: tuple[str, ...] = tuple(FORMATS)) -> None:
+    def __init__(
+        self, device: str, *, formats: tuple[str, ...] = tuple(FORMATS), array: ArrayPreset | None = None
+    ) -> None:
         bad = [f for f in formats if f not in FORMATS]
         if bad or not formats:
             raise ConfigError(f"sample formats {bad} are not readable; use {', '.join(FORMATS)}")
         self.device = device
         self.formats = formats
+        self.array = array
+        """The array the user says is attached (the image's ARRAY_PRESET): its geometry for scripts."""
         self._lock = threading.Lock()
         self._pcm: Any = None
         self._mixers: list[Any] = []
@@ -90,7 +95,15 @@ class AlsaSource:
 
     @property
     def info(self) -> SourceInfo:
-        return SourceInfo(spec=f"alsa:{self.device}", kind="alsa", model=self._model)
+        if self.array is None:
+            return SourceInfo(spec=f"alsa:{self.device}", kind="alsa", model=self._model)
+        return SourceInfo(
+            spec=f"alsa:{self.device}",
+            kind="alsa",
+            model=f"{self.array.model} ({self._model})",
+            geometry=self.array.geometry,
+            mic_channels=self.array.mic_channels,
+        )
 
     @property
     def overruns(self) -> int:
