@@ -34,6 +34,7 @@ from pathlib import Path
 from appliance import bootconfig, rootgrow
 from appliance.auth import PasswordStore
 from appliance.bootconfig import BootConfig, BootConfigError, Problem, Setting
+from appliance.bootreport import REPORT_FILE
 from appliance.errors import AuthError
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 SERVICE_USER = "micarray"
 BOOT_DIR = "boot/firmware"
 DATA_DIR = "var/lib/micarray"
-REPORT_FILE = "firstboot-report.json"
 DEVICE_ID_FILE = "device-id"
 WIFI_INTERFACE = "wlan0"
 #: Read by micarray.service at each start (EnvironmentFile= in the image's

@@ -19,6 +19,7 @@ from typing import Any
 from appliance import __version__
 from appliance.auth import PasswordStore, TokenStore
 from appliance.block import Block
+from appliance.bootreport import boot_file_problems
 from appliance.bus import QUEUE_SECONDS, Bus, blocks_for
 from appliance.capture import Capture, CaptureStatus
 from appliance.config import AudioConfig, Capabilities, apply_change, load_config, save_config
@@ -74,6 +75,8 @@ class Service:
         self.runs: Any = None
         self.streams: Any = None
         self.remote_runs: dict[str, dict[str, Any]] = {}
+        self.notices = boot_file_problems(data_dir)
+        """What the admin should know at every visit (bad lines of the boot partition's file)."""
         self.bus.add_listener(self._levels.add)
 
     # -- life cycle -----------------------------------------------------------
@@ -272,6 +275,7 @@ class Service:
             },
         }
         if session.role == "browser":
+            msg["notices"] = self.notices
             msg["handlers"] = self.handlers.visible()
             msg["runs"] = self.run_list()
             msg["log"] = [line.to_json() for line in self.log_tail.lines]

@@ -184,3 +184,17 @@ async def test_a_new_password_ends_open_browser_sessions(appliance: AppliancePro
 
     await asyncio.wait_for(closed(), 10)
     assert ws.close_code == 4001
+
+
+async def test_boot_file_problems_reach_the_browser(appliance: ApplianceProcess) -> None:
+    report = {
+        "boot_file": "micarray.txt",
+        "applied": ["HOSTNAME"],
+        "problems": [{"line": 7, "key": "WIFI_COUNTRY", "message": "'XX' is not a country code"}],
+    }
+    (appliance.data_dir / "firstboot-report.json").write_text(json.dumps(report))
+    appliance.restart()
+    ws, welcome = await browser(appliance)
+    await shut(ws)
+    assert welcome["notices"] == ["micarray.txt line 7: WIFI_COUNTRY: 'XX' is not a country code"]
+    assert any("WIFI_COUNTRY" in line["message"] and line["level"] == "WARNING" for line in welcome["log"])

@@ -20,6 +20,8 @@ export class DevicePanel {
       this.showConfig(msg.config, msg.valid_rates, msg.valid_num_channels);
       byId("service-log").textContent = "";
       for (const line of msg.log || []) this.log(line);
+      // Problems the device wants the admin to see (e.g. bad lines in micarray.txt).
+      for (const notice of msg.notices || []) toast(notice, "error");
     });
     conn.on("config", (msg) => this.showConfig(msg.config, msg.valid_rates, msg.valid_num_channels));
     conn.on("stats", (msg) => this.showStats(msg));
