@@ -256,7 +256,10 @@ class SystemdUnitLauncher:
             )
         script = spec.run_dir / spec.script
         for path, mode in ((spec.run_dir, 0o2770), (script, 0o640)):
-            os.chown(path, -1, self._gid)
+            # The unit makes the run root setgid to the run group, so the group is
+            # normally inherited; the service's system-call filter forbids chown.
+            if path.stat().st_gid != self._gid:
+                os.chown(path, -1, self._gid)
             os.chmod(path, mode)
         self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_env_file(self._path(spec, "env"), {**spec.env, "BI_SCRIPT_NAME": spec.script})

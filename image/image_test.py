@@ -19,6 +19,7 @@ but the forwarded ports.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -33,7 +34,12 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from browserinterface.protocol import WS_PATH
 
 REPO = Path(__file__).resolve().parent.parent
 BOOT_OFFSET = "4M"  # where mkdisk.sh puts the FAT partition
@@ -255,6 +261,59 @@ def run_example(http_port: int, token: str) -> str:
     return "\n".join(lines)
 
 
+EDITOR_SCRIPT = """
+import os, pwd
+import browserinterface
+browserinterface.start()
+print("ran as", pwd.getpwuid(os.getuid()).pw_name, "at", browserinterface.rate, "Hz")
+browserinterface.stop()
+"""
+
+
+async def _editor_run(http_port: int, jar: dict[str, str]) -> dict[str, Any]:
+    request = HTTPRequest(
+        f"ws://127.0.0.1:{http_port}{WS_PATH}",
+        headers={
+            "Cookie": "; ".join(f"{k}={v}" for k, v in jar.items()),
+            "Origin": f"http://127.0.0.1:{http_port}",
+        },
+    )
+    ws = await websocket_connect(request)
+    try:
+        await ws.write_message(json.dumps({"type": "hello", "protocol": 1, "role": "browser"}))
+        start = {"type": "run_start", "id": 1, "name": "image_check.py", "code": EDITOR_SCRIPT}
+        await ws.write_message(json.dumps(start))
+        run_id, output = None, []
+        while True:
+            raw = await asyncio.wait_for(ws.read_message(), EXAMPLE_DEADLINE_S)
+            if raw is None:
+                raise SystemExit("the device closed the browser's WebSocket during the editor run")
+            if isinstance(raw, bytes):
+                continue
+            msg = json.loads(raw)
+            if msg["type"] == "error" and msg.get("id") == 1:
+                raise SystemExit(f"Execute was refused: {msg['message']}")
+            if msg["type"] == "ack" and msg.get("id") == 1:
+                run_id = msg["run"]["id"]
+            elif msg["type"] == "run_output" and msg["run"] == run_id:
+                output.append(msg["text"])
+            elif msg["type"] == "run_ended" and msg["run"]["id"] == run_id:
+                return {**msg["run"], "lines": output}
+    finally:
+        ws.close()
+
+
+def editor_run(http_port: int, jar: dict[str, str]) -> str:
+    """Execute a script as the web editor does: it must run in the run template, as its user."""
+    run = asyncio.run(_editor_run(http_port, jar))
+    text = " | ".join(run["lines"])
+    if run["state"] != "finished" or not any(
+        line.startswith("ran as micarray-run ") for line in run["lines"]
+    ):
+        raise SystemExit(f"the editor run ended {run['state']} ({run.get('reason')}): {text}")
+    return text
+
+
 def check_guest(guest: Guest, password: str) -> str:
     """Service, first-boot outcome, secrets, growth; returns systemd-analyze's line."""
     state = guest.run("systemctl is-active micarray.service", check=False)
@@ -326,7 +385,8 @@ def main() -> int:
         poll("SSH", guest.ready, qemu)
         say(f"SSH with the key from micarray.txt works after {time.monotonic() - boot0:.1f} s")
         analyze = check_guest(guest, password)
-        web_login(http_port, password)
+        jar = web_login(http_port, password)
+        say(f"editor run (Execute, the run template, its own user): {editor_run(http_port, jar)}")
         token = guest.run(
             "runuser -u micarray -- appliance token new image-test --data-dir /var/lib/micarray"
         )

@@ -56,6 +56,9 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for exe in ("appliance", "python"):
         (venv_bin / exe).write_text("#!/bin/sh\n")
         (venv_bin / exe).chmod(0o755)
+    # Tools of the base system the units call (coreutils' install for the run root).
+    (root / "usr/bin").mkdir(parents=True, exist_ok=True)
+    shutil.copy("/usr/bin/install", root / "usr/bin/install")
     # The image's own units are verified too, and the host's system units
     # (targets, sysinit) make the dependencies resolvable.
     for name in UNITS:
