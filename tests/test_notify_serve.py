@@ -29,7 +29,7 @@ import signal, sys
 from appliance import daemon
 from appliance.sources.simulator import SimulatedArray
 sim = SimulatedArray()
-daemon.make_source = lambda spec: sim
+daemon.make_source = lambda spec, preset=None: sim
 signal.signal(signal.SIGUSR1, lambda *_: sim.stall())
 signal.signal(signal.SIGUSR2, lambda *_: sim.disappear())
 from appliance.cli import main
