@@ -248,16 +248,17 @@ class SystemdUnitLauncher:
         return self.runtime_dir / f"{spec.run_id}.{suffix}"
 
     def prepare(self, spec: LaunchSpec) -> None:
-        """Hand the directory to the run group (2770); write the env file."""
+        """Hand the directory to the run group (0770); write the env file."""
         if spec.run_dir.parent != self.fixed_run_root:
             raise LaunchError(
                 f"run directory {spec.run_dir} is not where the run unit template looks; "
                 f"it runs scripts in {self.fixed_run_root}/<id>, so use that as the run root"
             )
         script = spec.run_dir / spec.script
-        for path, mode in ((spec.run_dir, 0o2770), (script, 0o640)):
-            # The unit makes the run root setgid to the run group, so the group is
-            # normally inherited; the service's system-call filter forbids chown.
+        # The unit makes the run root setgid to the run group, so the group is
+        # inherited: the service may neither chown (system-call filter) nor set a
+        # setgid bit itself (RestrictSUIDSGID), hence 0770, not 2770, here.
+        for path, mode in ((spec.run_dir, 0o770), (script, 0o640)):
             if path.stat().st_gid != self._gid:
                 os.chown(path, -1, self._gid)
             os.chmod(path, mode)
