@@ -575,7 +575,7 @@ def test_template_unit_run_streams_output_through_sockets(
         assert (info.user, info.state, info.exit_code) == ("nobody", "failed", 1)
         assert info.reason == "exited with status 1"
         assert (run_root / info.id / "written.txt").stat().st_uid == 65534
-        assert stat.S_IMODE((run_root / info.id).stat().st_mode) == 0o2770
+        assert stat.S_IMODE((run_root / info.id).stat().st_mode) == 0o770
         assert list(unit_launcher.runtime_dir.iterdir()) == []  # env file and sockets gone
 
     scenario(run_root, body, launcher=unit_launcher)
