@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -101,8 +102,11 @@ class RunManager:
         self._runs: dict[str, Run] = {}
         # 0711: the run user may enter its own directory but not list others.
         # Set explicitly: the service's umask (0027 under systemd) would drop o+x.
+        # A root that already allows that is left alone: under systemd it is
+        # 2711 with the run group, and the sandbox could not set that bit again.
         run_root.mkdir(parents=True, exist_ok=True)
-        if run_root.stat().st_uid == os.geteuid():
+        st = run_root.stat()
+        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o711 != 0o711:
             run_root.chmod(0o711)
         self._remove_stale()
 

@@ -303,6 +303,13 @@ async def _editor_run(http_port: int, jar: dict[str, str]) -> dict[str, Any]:
         ws.close()
 
 
+RUN_DIAGNOSIS = (
+    "ls -la /var/lib/micarray /var/lib/micarray/runs /run/micarray; id micarray; "
+    "grep -E '^(Groups|CapEff)' /proc/$(systemctl show -p MainPID --value micarray)/status; "
+    "journalctl -b -u micarray -u 'micarray-run@*' --no-pager | tail -n 30"
+)
+
+
 def editor_run(http_port: int, jar: dict[str, str]) -> str:
     """Execute a script as the web editor does: it must run in the run template, as its user."""
     run = asyncio.run(_editor_run(http_port, jar))
@@ -386,7 +393,11 @@ def main() -> int:
         say(f"SSH with the key from micarray.txt works after {time.monotonic() - boot0:.1f} s")
         analyze = check_guest(guest, password)
         jar = web_login(http_port, password)
-        say(f"editor run (Execute, the run template, its own user): {editor_run(http_port, jar)}")
+        try:
+            say(f"editor run (Execute, the run template, its own user): {editor_run(http_port, jar)}")
+        except SystemExit:
+            say("guest state:\n" + guest.run(RUN_DIAGNOSIS, check=False))
+            raise
         token = guest.run(
             "runuser -u micarray -- appliance token new image-test --data-dir /var/lib/micarray"
         )
