@@ -62,8 +62,6 @@ def _cpu_of(cmd: list[str], **kwargs: object) -> float:
     return float(usage.ru_utime + usage.ru_stime)
 
 
-
-
 # -- child processes -------------------------------------------------------
 
 
