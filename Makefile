@@ -54,7 +54,8 @@ frontend: $(STAMP)
 run: deps frontend
 	$(BIN)/appliance serve --source auto --http-port $(HTTP_PORT)
 
-test: deps frontend
+# The checks run first: CI runs `make test`, so lint and types are part of it.
+test: deps frontend check
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 check: deps
