@@ -23,7 +23,7 @@ from appliance.bootreport import boot_file_problems
 from appliance.bus import QUEUE_SECONDS, Bus, blocks_for
 from appliance.capture import Capture, CaptureStatus
 from appliance.config import AudioConfig, Capabilities, apply_change, load_config, save_config
-from appliance.errors import ConfigError
+from appliance.errors import ApplianceError, ConfigError
 from appliance.handlers import HandlerRegistry
 from appliance.logtail import LogTail
 from appliance.session import ClientSession
@@ -292,7 +292,7 @@ class Service:
 
     def start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
         if self.runs is None:
-            raise ConfigError("script runs are not available on this device")
+            raise ApplianceError("script runs are not available on this device")
         asyncio.get_running_loop().create_task(self._start_run(session, request_id, name, code))
 
     async def _start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
@@ -338,7 +338,7 @@ class Service:
     # -- streams (RTP) ----------------------------------------------------------
     def stream_start(self, session: ClientSession, msg: dict[str, Any]) -> None:
         if self.streams is None:
-            raise ConfigError("streaming is not available on this device")
+            raise ApplianceError("streaming is not available on this device")
         stream = self.streams.subscribe(
             session.id, session.peer, msg["port"], msg.get("channels"), msg.get("max_payload")
         )

@@ -209,10 +209,15 @@ class ClientSession:
         config = self.service.change_config(**fields)
         self.push({"type": "ack", "id": msg.get("id"), "config": config.to_json()})
 
+    @property
+    def owner_key(self) -> str:
+        """What this client's tabs belong to: its run, or this connection."""
+        return self.principal.name if self.principal.kind == "run" else self.id
+
     def owner(self) -> Owner:
         if self.principal.kind == "run":
-            return Owner("run", self.principal.name, self.name, "device", run=self.principal.name)
-        return Owner("script", self.id, self.name, self.host)
+            return Owner("run", self.owner_key, self.name, "device", run=self.principal.name)
+        return Owner("script", self.owner_key, self.name, self.host)
 
     def _on_add_handler(self, msg: dict[str, Any]) -> None:
         visible = self.principal.kind == "run" or self.inform_browser
@@ -223,7 +228,7 @@ class ClientSession:
         self.push({"type": "ack", "id": msg.get("id"), "handler": handler.id})
 
     def _on_handler_data(self, msg: dict[str, Any]) -> None:
-        self.service.handlers.data(msg["handler"], msg["data"], self.owner().key)
+        self.service.handlers.data(msg["handler"], msg["data"], self.owner_key)
 
     def _on_handler_close(self, msg: dict[str, Any]) -> None:
         self._need_admin()
