@@ -49,7 +49,7 @@ $(STAMP): .apt-stamp requirements.lock pyproject.toml
 	@touch $@
 
 frontend: $(STAMP)
-	$(MAKE) -C web/frontend
+	$(MAKE) -C appliance/web/frontend
 
 run: deps frontend
 	$(BIN)/appliance serve --source auto --http-port $(HTTP_PORT)
@@ -73,7 +73,7 @@ lock:
 		--universal --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .apt-stamp web/static/dist
+	rm -rf $(VENV) .apt-stamp appliance/web/static/dist
 
 include mk/install.mk
 

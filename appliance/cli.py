@@ -87,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "token":
             return _token(args)
         if args.command == "run":
-            from appliance.console import run_file  # noqa: PLC0415
+            from appliance.runs.console import run_file  # noqa: PLC0415
 
             return asyncio.run(run_file(args.file, args.device))
-        from appliance import firstboot  # noqa: PLC0415
+        from appliance.boot import firstboot  # noqa: PLC0415
 
         return int(firstboot.main(args.args) or 0)
     except (ApplianceError, OSError, RuntimeError) as exc:
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from appliance.daemon import ServeOptions, serve  # noqa: PLC0415
-    from appliance.logsetup import setup_logging  # noqa: PLC0415
-    from appliance.logtail import LogTail  # noqa: PLC0415
+    from appliance.system.logsetup import setup_logging  # noqa: PLC0415
+    from appliance.system.logtail import LogTail  # noqa: PLC0415
 
     setup_logging(args.log_level)
     tail = LogTail()

@@ -16,18 +16,18 @@ from pathlib import Path
 from tornado.httpserver import HTTPServer
 
 from appliance import __version__
-from appliance.launcher import default_launcher
-from appliance.logtail import LogTail
-from appliance.mdns import Announcer, device_txt
-from appliance.notify import Notifier, ServiceState, WatchdogFeeder, describe_status
-from appliance.runner import RunManager
+from appliance.capture.sources.factory import make_source
+from appliance.runs.launcher import default_launcher
+from appliance.runs.runner import RunManager
 from appliance.service import Service
-from appliance.sources.factory import make_source
+from appliance.sessions.streaming import StreamManager
 from appliance.storage import atomic_write_text
-from appliance.streaming import StreamManager
+from appliance.system.logtail import LogTail
+from appliance.system.mdns import Announcer, device_txt
+from appliance.system.notify import Notifier, ServiceState, WatchdogFeeder, describe_status
+from appliance.web.app import make_app
 from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH
 from rtai.discover import TXT_CHANNELS, TXT_RATE
-from web.app import make_app
 
 log = logging.getLogger(__name__)
 

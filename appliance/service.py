@@ -18,17 +18,17 @@ from typing import Any
 
 from appliance import __version__
 from appliance.auth import PasswordStore, TokenStore
-from appliance.block import Block
-from appliance.bootreport import boot_file_problems
-from appliance.bus import QUEUE_SECONDS, Bus, blocks_for
-from appliance.capture import Capture, CaptureStatus
-from appliance.config import AudioConfig, Capabilities, apply_change, load_config, save_config
+from appliance.boot.bootreport import boot_file_problems
+from appliance.capture.block import Block
+from appliance.capture.bus import QUEUE_SECONDS, Bus, blocks_for
+from appliance.capture.config import AudioConfig, Capabilities, apply_change, load_config, save_config
+from appliance.capture.sources.base import CaptureSource
+from appliance.capture.stats import CpuMeter, Levels, disk_free_bytes, temperature_c
+from appliance.capture.thread import Capture, CaptureStatus
 from appliance.errors import ApplianceError, ConfigError
-from appliance.handlers import HandlerRegistry
-from appliance.logtail import LogTail
-from appliance.session import ClientSession
-from appliance.sources.base import CaptureSource
-from appliance.stats import CpuMeter, Levels, disk_free_bytes, temperature_c
+from appliance.sessions.handlers import HandlerRegistry
+from appliance.sessions.session import ClientSession
+from appliance.system.logtail import LogTail
 from browserinterface import protocol as P
 
 log = logging.getLogger(__name__)

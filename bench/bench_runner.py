@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from appliance.launcher import RlimitLauncher
-from appliance.runner import RunManager
+from appliance.runs.launcher import RlimitLauncher
+from appliance.runs.runner import RunManager
 
 FLOOD_S = 3.0
 READY = 'import time\nprint("ready")\nwhile True:\n    time.sleep(0.01)\n'

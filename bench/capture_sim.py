@@ -17,11 +17,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from appliance.block import Block
-from appliance.capture import Capture, CaptureStatus
-from appliance.config import AudioConfig
-from appliance.sources.alsa import _to_int16
-from appliance.sources.simulator import SPEED_OF_SOUND_M_S, SimulatedArray
+from appliance.capture.block import Block
+from appliance.capture.config import AudioConfig
+from appliance.capture.sources.alsa import _to_int16
+from appliance.capture.sources.simulator import SPEED_OF_SOUND_M_S, SimulatedArray
+from appliance.capture.thread import Capture, CaptureStatus
 
 SECONDS = 4.0
 CONFIG = AudioConfig(rate=48000, channels=48, buffer_frames=256, volume=80)

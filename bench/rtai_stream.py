@@ -67,10 +67,10 @@ def _cpu_of(cmd: list[str], **kwargs: object) -> float:
 
 def child_sender(wav_path: str, port: int, stamps_path: str, block: int) -> None:
     """Our sender: WAV blocks -> Bus -> StreamManager -> UDP, at real-time pace."""
-    from appliance.block import Block  # noqa: PLC0415
-    from appliance.bus import Bus  # noqa: PLC0415
-    from appliance.config import AudioConfig  # noqa: PLC0415
-    from appliance.streaming import StreamManager  # noqa: PLC0415
+    from appliance.capture.block import Block  # noqa: PLC0415
+    from appliance.capture.bus import Bus  # noqa: PLC0415
+    from appliance.capture.config import AudioConfig  # noqa: PLC0415
+    from appliance.sessions.streaming import StreamManager  # noqa: PLC0415
 
     with wave.open(wav_path, "rb") as wav:
         channels = wav.getnchannels()

@@ -11,7 +11,7 @@ the page as the app parses WebSocket frames. Two ways of drawing:
 
 A rate is sustained when the run ends on time (within 15 %), the page keeps at
 least 30 frames per second, and nothing is dropped. Prints figures only.
-``python -m bench web_charts`` (after ``make -C web/frontend``).
+``python -m bench web_charts`` (after ``make -C appliance/web/frontend``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from playwright.sync_api import Page
 from tests.chromium import launch
 
 ROOT = Path(__file__).resolve().parent.parent
-FRONTEND = ROOT / "web" / "frontend"
+FRONTEND = ROOT / "appliance" / "web" / "frontend"
 RATES_HZ = [30, 60, 120, 240, 480, 960, 1920, 3840]  # messages per second per tab
 SECONDS = 3.0
 MIN_FPS = 30.0

@@ -31,9 +31,9 @@ trap 'remove_tree "$work"' EXIT
 remove_tree "$work"
 mkdir -p "$work/src" "$work/dist"
 
-step "web front end (make -C web/frontend) and the appliance wheel"
-if [ -f "$repo/web/frontend/Makefile" ]; then
-	make -s -C "$repo/web/frontend" >&2
+step "web front end (make -C appliance/web/frontend) and the appliance wheel"
+if [ -f "$repo/appliance/web/frontend/Makefile" ]; then
+	make -s -C "$repo/appliance/web/frontend" >&2
 fi
 # Build from a copy so the repository gets no build/ or egg-info droppings.
 tar -C "$repo" --exclude=.git --exclude=.venv --exclude=node_modules \

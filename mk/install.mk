@@ -21,7 +21,7 @@ PURGE           ?=
 # What a device needs at run time and to build pyalsaaudio and systemd-python.
 INSTALL_APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config libasound2-dev \
 	libsystemd-dev alsa-utils polkitd dbus
-INSTALL_SOURCES := appliance browserinterface rtai web pyproject.toml requirements.lock \
+INSTALL_SOURCES := appliance browserinterface rtai pyproject.toml requirements.lock \
 	README.md docs systemd
 INSTALL_UNITS   := micarray.service micarray-run@.service micarray-runs.slice
 MICARRAY_VENV   := $(MICARRAY_PREFIX)/.venv
@@ -39,9 +39,9 @@ install:
 	fi
 
 install-files:
-	@if [ -z "$(SKIP_FRONTEND)" ] && [ ! -f web/static/dist/main.js ]; then \
+	@if [ -z "$(SKIP_FRONTEND)" ] && [ ! -f appliance/web/static/dist/main.js ]; then \
 		command -v npm >/dev/null || { echo "the browser bundle is not built and npm is missing: apt-get install nodejs npm (or SKIP_FRONTEND=1)"; exit 1; }; \
-		$(MAKE) -C web/frontend; \
+		$(MAKE) -C appliance/web/frontend; \
 	fi
 	install -d -m 755 $(DESTDIR)$(MICARRAY_PREFIX)
 	cd $(DESTDIR)$(MICARRAY_PREFIX) && rm -rf $(INSTALL_SOURCES) mk

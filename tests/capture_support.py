@@ -6,10 +6,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from appliance.block import Block
-from appliance.capture import Capture, CaptureStatus
-from appliance.config import AudioConfig
-from appliance.sources.base import CaptureSource
+from appliance.capture.block import Block
+from appliance.capture.config import AudioConfig
+from appliance.capture.sources.base import CaptureSource
+from appliance.capture.thread import Capture, CaptureStatus
 
 WAIT_S = 10.0
 

@@ -1,6 +1,6 @@
 """A page with the front end's charts and audio modules in Debian's chromium, for tests.
 
-The page is web/frontend/test/harness.js bundled with the project's esbuild and
+The page is appliance/web/frontend/test/harness.js bundled with the project's esbuild and
 served by a local http.server with the device's security policy. Test modules
 import the fixtures (`harness` gives an emptied page that fails the test on any
 JavaScript error) and the Harness helpers that feed views and read pixels.
@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, Page
 from tests.chromium import PageErrors, launch
 
 ROOT = Path(__file__).resolve().parent.parent
-FRONTEND = ROOT / "web" / "frontend"
+FRONTEND = ROOT / "appliance" / "web" / "frontend"
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><link rel="icon" href="favicon.svg"><title>handler types</title></head>
 <body><script type="module" src="harness.js"></script></body></html>
@@ -44,7 +44,7 @@ window.micarray.registerHandlerType("demo:text", (container, parameters) => {
 });
 """
 
-CSP = "default-src 'self'"  # what the device sends (web/base.py)
+CSP = "default-src 'self'"  # what the device sends (appliance/web/base.py)
 FAVICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><rect width="1" height="1"/></svg>'
 
 

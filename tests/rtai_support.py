@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from appliance.block import Block
-from appliance.bus import Bus
-from appliance.config import AudioConfig
-from appliance.streaming import StreamManager
+from appliance.capture.block import Block
+from appliance.capture.bus import Bus
+from appliance.capture.config import AudioConfig
+from appliance.sessions.streaming import StreamManager
 from rtai.jitterbuffer import ReceivedBlock
 from rtai.receiver import Receiver
 from tests.server import ApplianceProcess

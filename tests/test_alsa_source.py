@@ -10,10 +10,10 @@ import pytest
 
 alsaaudio = pytest.importorskip("alsaaudio")
 
-from appliance.config import AudioConfig  # noqa: E402
+from appliance.capture.config import AudioConfig  # noqa: E402
+from appliance.capture.sources.alsa import AlsaSource, first_capture_device  # noqa: E402
+from appliance.capture.sources.base import software_gain  # noqa: E402
 from appliance.errors import ConfigError, SourceUnavailable  # noqa: E402
-from appliance.sources.alsa import AlsaSource, first_capture_device  # noqa: E402
-from appliance.sources.base import software_gain  # noqa: E402
 from tests.alsa import AlsaConfig, use_test_config  # noqa: E402
 
 FRAMES = 256

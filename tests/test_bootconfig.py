@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance import bootconfig
-from appliance.bootconfig import BootConfigError
+from appliance.boot import bootconfig
+from appliance.boot.bootconfig import BootConfigError
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "image/files/micarray.txt"
 

@@ -6,8 +6,8 @@ import asyncio
 
 import numpy as np
 
-from appliance.block import Block
-from appliance.bus import Bus
+from appliance.capture.block import Block
+from appliance.capture.bus import Bus
 
 
 def _block(seq: int) -> Block:

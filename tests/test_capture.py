@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.capture import Capture
-from appliance.config import AudioConfig
+from appliance.capture.config import AudioConfig
+from appliance.capture.sources.factory import make_source
+from appliance.capture.sources.simulator import SimulatedArray
+from appliance.capture.sources.wavfile import WavSource
+from appliance.capture.thread import Capture
 from appliance.errors import ConfigError
-from appliance.sources.factory import make_source
-from appliance.sources.simulator import SimulatedArray
-from appliance.sources.wavfile import WavSource
 from tests.capture_support import Recorder, running
 
 SMALL = AudioConfig(rate=16000, channels=4, buffer_frames=160, volume=80)  # 10 ms blocks
@@ -174,7 +174,7 @@ def test_auto_says_once_what_it_picked(caplog: pytest.LogCaptureFixture) -> None
     alsaaudio = pytest.importorskip("alsaaudio")
     if alsaaudio.cards():
         pytest.skip("this machine has a sound card")
-    with caplog.at_level(logging.DEBUG, logger="appliance.sources"):
+    with caplog.at_level(logging.DEBUG, logger="appliance.capture.sources"):
         source = make_source("auto")
     assert isinstance(source, SimulatedArray)
     infos = [r for r in caplog.records if r.levelno == logging.INFO]
@@ -192,7 +192,7 @@ def test_a_failing_consumer_stops_capture_with_the_reason(
         raise RuntimeError("event loop is closed")
 
     capture = Capture(SimulatedArray("usb-stereo"), deliver, rec.on_status, SMALL)
-    with caplog.at_level(logging.ERROR, logger="appliance.capture"):
+    with caplog.at_level(logging.ERROR, logger="appliance.capture.thread"):
         capture.start()
         stopped = rec.wait_state("stopped")
         capture.stop()

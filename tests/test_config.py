@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import AudioConfig, Capabilities, apply_change, load_config, save_config
+from appliance.capture.config import AudioConfig, Capabilities, apply_change, load_config, save_config
 from appliance.errors import ConfigError
 
 CAPS = Capabilities(rates=(16000, 48000), channels=(1, 2, 4))

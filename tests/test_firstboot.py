@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from appliance import firstboot, rootgrow
 from appliance.auth import PasswordStore
+from appliance.boot import firstboot, rootgrow
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "image/files/micarray.txt"
 needs = pytest.mark.skipif(
@@ -112,7 +112,7 @@ def test_bad_values_are_reported_and_the_rest_still_applies(
     path = boot_file(
         root, "ADMIN_PASSWORD=short\nTIMEZONE=Mars/Olympus\nHOSTNAME=ok-name\nWIFI_SSID=x\nBAD LINE\n"
     )
-    with caplog.at_level(logging.WARNING, logger="appliance.firstboot"):
+    with caplog.at_level(logging.WARNING, logger="appliance.boot.firstboot"):
         report = run(root)
     assert report is not None
     assert (root / "etc/hostname").read_text() == "ok-name\n"

@@ -372,7 +372,7 @@ def test_flood_is_coalesced_into_one_frame(harness: Harness) -> None:
 
 
 def test_hidden_tab_keeps_data_drops_the_oldest_and_draws_when_shown(harness: Harness) -> None:
-    limit = 5000  # MAX_PENDING in web/frontend/src/charts/view.js
+    limit = 5000  # MAX_PENDING in appliance/web/frontend/src/charts/view.js
     harness.js(
         "() => harness.create('g', 'base:graph:line', "
         "{series: [{name: 'a', color: '#ff0000'}]}, {hidden: true})"
@@ -435,7 +435,7 @@ def test_every_type_side_by_side(harness: Harness, tmp_path: Path) -> None:
 
 
 def test_pure_logic_passes_nodes_test_runner() -> None:
-    """The data models, frame header and WAV writer under node --test (web/frontend/test/unit)."""
+    """The data models, frame header and WAV writer under node --test (appliance/web/frontend/test/unit)."""
     result = subprocess.run(
         ["node", "--test", "test/unit/"],
         cwd=FRONTEND,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from appliance import handlers as H
-from appliance.handlers import HandlerError, HandlerRegistry, Owner
+from appliance.sessions import handlers as H
+from appliance.sessions.handlers import HandlerError, HandlerRegistry, Owner
 
 RUN = Owner("run", "r1", "doa.py", "device", run="r1")
 LAPTOP = Owner("script", "s7", "mine.py", "laptop")

@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("alsaaudio")
 
-from appliance.config import AudioConfig
-from appliance.sources.alsa import AlsaSource
+from appliance.capture.config import AudioConfig
+from appliance.capture.sources.alsa import AlsaSource
 from tests.alsa import AlsaConfig, use_test_config
 from tests.capture_support import Recorder, running
 

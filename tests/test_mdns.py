@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from appliance.mdns import AnnounceError, device_txt, normalize_hostname
+from appliance.system.mdns import AnnounceError, device_txt, normalize_hostname
 from tests.netns import NS_PREFIX, Host, lan, requires_netns, sweep_stale, veth_pair, wait_for_line
 
 PY = sys.executable
@@ -21,8 +21,8 @@ PY = sys.executable
 # The device side: an Announcer in a small process, driven by lines on stdin.
 DEVICE = r"""
 import asyncio, logging, sys
-from appliance import mdns
-from appliance.logsetup import setup_logging
+from appliance.system import mdns
+from appliance.system.logsetup import setup_logging
 setup_logging("INFO", target="stderr")
 mdns.INTERFACE_POLL_S = 0.3
 mdns.HOSTNAME_PROBE_MS = 1000

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance import notify
-from appliance.notify import (
+from appliance.system import notify
+from appliance.system.notify import (
     Notifier,
     ServiceState,
     WatchdogFeeder,

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from appliance.logsetup import PriorityPrefixFormatter, journal_attached, setup_logging
+from appliance.system.logsetup import PriorityPrefixFormatter, journal_attached, setup_logging
 
 CHILD = r"""
 import json, logging, os, socket, struct, sys
@@ -26,9 +26,9 @@ sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 sock.bind("/run/systemd/journal/socket")
 st = os.fstat(2)
 os.environ["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
-from appliance.logsetup import setup_logging
+from appliance.system.logsetup import setup_logging
 print(json.dumps({"target": setup_logging("DEBUG")}), flush=True)
-log = logging.getLogger("appliance.capture")
+log = logging.getLogger("appliance.capture.thread")
 log.debug("probing %s", "hw:1")
 log.warning("capture stalled", extra={"MICARRAY_SOURCE": "alsa:hw:1"})
 try:
@@ -80,7 +80,7 @@ def test_records_reach_the_journal_with_priorities_and_fields() -> None:
     assert "OSError: device gone" in error["EXCEPTION_TEXT"]
     for record in (debug, warning, error):
         assert record["SYSLOG_IDENTIFIER"] == "micarray"
-        assert record["LOGGER"] == "appliance.capture"
+        assert record["LOGGER"] == "appliance.capture.thread"
         assert "MICARRAY_VERSION" in record
     # Nothing went to stderr: the journal had it all.
     assert proc.stderr == ""
@@ -88,16 +88,16 @@ def test_records_reach_the_journal_with_priorities_and_fields() -> None:
 
 def test_stderr_without_systemd() -> None:
     code = (
-        "import logging; from appliance.logsetup import setup_logging;"
+        "import logging; from appliance.system.logsetup import setup_logging;"
         "print(setup_logging('INFO'));"
-        "logging.getLogger('appliance.mdns').warning('name %s taken', 'micarray')"
+        "logging.getLogger('appliance.system.mdns').warning('name %s taken', 'micarray')"
     )
     env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True
     )
     assert proc.stdout.strip() == "stderr"
-    assert proc.stderr.rstrip().endswith("WARNING appliance.mdns: name micarray taken")
+    assert proc.stderr.rstrip().endswith("WARNING appliance.system.mdns: name micarray taken")
 
 
 def test_journal_stream_of_another_file_is_not_the_journal(

@@ -27,7 +27,7 @@ WATCHDOG_USEC = 400_000  # ticks every 0.2 s
 SERVE = r"""
 import signal, sys
 from appliance import daemon
-from appliance.sources.simulator import SimulatedArray
+from appliance.capture.sources.simulator import SimulatedArray
 sim = SimulatedArray()
 daemon.make_source = lambda spec, preset=None: sim
 signal.signal(signal.SIGUSR1, lambda *_: sim.stall())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from appliance.capture.sources.alsa import AlsaSource
+from appliance.capture.sources.arrays import PRESETS
+from appliance.capture.sources.factory import make_source
 from appliance.errors import ConfigError
-from appliance.sources.alsa import AlsaSource
-from appliance.sources.arrays import PRESETS
-from appliance.sources.factory import make_source
 
 
 def test_the_simulator_renders_the_preset_unless_the_spec_names_one() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from appliance.config import AudioConfig
+from appliance.capture.config import AudioConfig
 from rtai.receiver import Receiver
 from rtai.rtp import frames_per_packet, packet_bounds
 from rtai.seqnum import Unwrapper

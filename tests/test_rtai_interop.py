@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.config import AudioConfig
+from appliance.capture.config import AudioConfig
 from tests.rtai_support import (
     device,
     distinct_audio,

@@ -15,19 +15,19 @@ from typing import Any, TypeVar
 
 import pytest
 
-from appliance import run, runner, runoutput
-from appliance.launchbase import MIB, Launcher, LaunchError, LaunchSpec, RunLimits, RunUser
-from appliance.launcher import RlimitLauncher, default_launcher, group_alive
-from appliance.runner import RunError, RunManager, script_name
-from appliance.runoutput import LineSplitter, OutputBudget
-from appliance.systemd_launcher import (
+from appliance.runs import run, runner, runoutput
+from appliance.runs.launchbase import MIB, Launcher, LaunchError, LaunchSpec, RunLimits, RunUser
+from appliance.runs.launcher import RlimitLauncher, default_launcher, group_alive
+from appliance.runs.runner import RunError, RunManager, script_name
+from appliance.runs.runoutput import LineSplitter, OutputBudget
+from appliance.runs.systemd_launcher import (
     SystemdRunLauncher,
     SystemdUnitLauncher,
     env_file_text,
     systemd_run_argv,
     unit_end,
 )
-from appliance.tracebacks import UserFileLines
+from appliance.runs.tracebacks import UserFileLines
 
 T = TypeVar("T")
 AS_ROOT = os.geteuid() == 0

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from appliance.config import STANDARD_RATES, AudioConfig
+from appliance.capture.config import STANDARD_RATES, AudioConfig
+from appliance.capture.sources import pacing, simulator
+from appliance.capture.sources.arrays import DEFAULT_PRESET, PRESETS, get_preset
+from appliance.capture.sources.simulator import SPEED_OF_SOUND_M_S, SimulatedArray
 from appliance.errors import ConfigError, SourceUnavailable
-from appliance.sources import pacing, simulator
-from appliance.sources.arrays import DEFAULT_PRESET, PRESETS, get_preset
-from appliance.sources.simulator import SPEED_OF_SOUND_M_S, SimulatedArray
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from appliance.config import AudioConfig
-from appliance.streaming import StreamError, StreamManager
+from appliance.capture.config import AudioConfig
+from appliance.sessions.streaming import StreamError, StreamManager
 from rtai.receiver import Receiver
 from rtai.rtp import RtpPacket
 from rtai.sdp import StreamDescription

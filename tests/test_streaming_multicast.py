@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 DEVICE = f"""
 import asyncio, sys, time
 sys.path.insert(0, {str(REPO)!r})
-from appliance.bus import Bus
-from appliance.config import AudioConfig
-from appliance.streaming import StreamManager
+from appliance.capture.bus import Bus
+from appliance.capture.config import AudioConfig
+from appliance.sessions.streaming import StreamManager
 from tests.rtai_support import distinct_audio, publish_paced, split_blocks
 
 async def main():

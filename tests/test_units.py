@@ -72,7 +72,7 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def test_install_layout(staged: Path) -> None:
     prefix = staged / "opt/micarray"
-    for part in ("appliance/mdns.py", "rtai/discover.py", "pyproject.toml", "requirements.lock"):
+    for part in ("appliance/system/mdns.py", "rtai/discover.py", "pyproject.toml", "requirements.lock"):
         assert (prefix / part).is_file(), part
     assert not list(prefix.rglob("__pycache__"))
     units = staged / "usr/local/lib/systemd/system"

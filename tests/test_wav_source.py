@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.config import AudioConfig
+from appliance.capture.config import AudioConfig
+from appliance.capture.sources.wavfile import WavSource
 from appliance.errors import ConfigError, SourceUnavailable
-from appliance.sources.wavfile import WavSource
 
 
 def write_wav(path: Path, frames: bytes, rate: int, channels: int, width: int) -> Path:

@@ -393,7 +393,7 @@ def test_all_assets_come_from_the_device(page: Any, device: Server) -> None:
     page.wait_for_selector("#conn-state.conn-online", timeout=WAIT_MS)
     outside = [u for u in urls if not re.match(rf"^(ws|http)://127\.0\.0\.1:{device.port}/", u)]
     assert not [u for u in outside if not u.startswith(("data:", "blob:"))], outside
-    assert Path(ROOT / "web" / "static" / "dist" / "main.js").exists()
+    assert Path(ROOT / "appliance" / "web" / "static" / "dist" / "main.js").exists()
 
 
 EXAMPLE_TABS = {

@@ -11,8 +11,8 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from appliance.web.access import LoginLimiter
 from tests.conftest_web import PASSWORD, Http, Server, device, server, wait_until
-from web.access import LoginLimiter
 
 __all__ = ["device", "server"]  # fixtures used by name
 

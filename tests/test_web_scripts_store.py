@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.scripts_store import MAX_SCRIPT_BYTES, ScriptError, ScriptStore, check_name
+from appliance.runs.scripts_store import MAX_SCRIPT_BYTES, ScriptError, ScriptStore, check_name
 
 
 def test_save_read_list_rename_delete(tmp_path: Path) -> None:

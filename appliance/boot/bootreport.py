@@ -1,0 +1,30 @@
+"""Reading what first boot reported, so the web app can show it at every visit."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "firstboot-report.json"
+"""Written by ``appliance.boot.firstboot`` into the data directory."""
+
+
+def boot_file_problems(data_dir: Path) -> list[str]:
+    """The problems first boot found in the boot partition's file, in words (logged too)."""
+    try:
+        report = json.loads((data_dir / REPORT_FILE).read_text())
+        problems = report.get("problems") or []
+        notices = [
+            f"{report.get('boot_file', 'boot file')} line {p.get('line')}: {p.get('key')}: {p.get('message')}"
+            for p in problems
+        ]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        notices = [f"the first-boot report {REPORT_FILE} cannot be read: {exc}"]
+    for notice in notices:
+        log.warning("%s", notice)
+    return notices

@@ -1,0 +1,1 @@
+"""Capture: sources, the capture thread, the audio configuration, the bus and blocks."""

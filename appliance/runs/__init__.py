@@ -1,0 +1,1 @@
+"""Script runs: launchers, run output, tracebacks and the saved scripts."""

@@ -1,0 +1,1 @@
+"""Client sessions: one WebSocket connection each, chart tabs and RTP streams."""

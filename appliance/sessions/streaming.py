@@ -1,0 +1,396 @@
+"""RTP streams from the bus to listeners that subscribed over the authenticated API.
+
+Audio goes only to the address of the authenticated TCP peer (the caller
+passes it; a client chooses its port, never the address) or to a multicast
+group the admin configured.  A subscription that is not renewed within
+``renew_timeout_s`` stops, and their number is bounded, so the device cannot
+be turned into a flood against a third party.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.capture.block import Block
+from appliance.capture.bus import Bus, Subscription
+from appliance.capture.config import AudioConfig
+from appliance.errors import ApplianceError
+from rtai.rtp import MIN_MAX_PAYLOAD, RTP_HEADER_SIZE, SAMPLE_BYTES
+from rtai.sdp import MULTICAST_TTL, StreamDescription
+from rtai.sender import RtpSender
+from rtai.udpsend import DatagramSender
+
+log = logging.getLogger(__name__)
+
+SEND_BUFFER_BYTES = 1 << 20
+"""Kernel send buffer: a whole large block leaves in one go."""
+BUS_QUEUE_BLOCKS = 16
+"""Blocks the sender may fall behind before the bus drops its oldest ones."""
+MAX_CHANNEL_MAP = 256
+MULTICAST_KEY = "multicast"
+
+
+class StreamError(ApplianceError):
+    """A stream request the device refuses; the message says why and what is allowed."""
+
+    code = "stream_refused"
+
+
+class StreamNotOpen(StreamError):
+    """A renew or stop names a stream that expired or never existed; subscribe again."""
+
+    code = "stream_not_open"
+
+
+@dataclass(slots=True)
+class _Target:
+    """Where one RTP stream goes and the state of its packets."""
+
+    address: str
+    port: int
+    sender: RtpSender
+    version: int = 1
+
+
+@dataclass(slots=True)
+class _Sub:
+    """One listener's subscription; several may share a multicast target."""
+
+    id: str
+    owner: str
+    target: _Target
+    expires: float
+    started: float = field(default_factory=time.time)
+
+
+class StreamManager:
+    """All RTP streams the device sends, fed from the bus."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        config: Callable[[], AudioConfig],
+        *,
+        max_streams: int = 8,
+        renew_timeout_s: float = 5.0,
+        max_payload: int = 1472,
+        multicast: tuple[str, int] | None = None,
+        on_change: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        if multicast is not None and not ipaddress.ip_address(multicast[0]).is_multicast:
+            raise StreamError(f"multicast group {multicast[0]} is not a multicast address")
+        self._bus = bus
+        self._config = config
+        self.max_streams = max_streams
+        self.renew_timeout_s = renew_timeout_s
+        self.max_payload = max_payload
+        self._multicast = multicast
+        self._on_change = on_change
+        self._subs: dict[str, _Sub] = {}
+        self._targets: dict[str, _Target] = {}
+        self._sockets: dict[int, socket.socket] = {}
+        self._senders: dict[int, DatagramSender] = {}
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.skipped_blocks = 0
+        """Blocks whose shape did not match the configuration (during a change)."""
+        self.send_drops = 0
+        """Datagrams the kernel had no room for (a listener's link is too slow)."""
+
+    async def start(self) -> None:
+        """Open the sending sockets and start taking blocks from the bus."""
+        self._open()
+
+    def _open(self) -> None:
+        # Also called by the first subscribe when the owner never called start().
+        if self._task is not None:
+            return
+        for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            try:
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+            except OSError as exc:
+                log.info("no %s socket for RTP: %s", family.name, exc)
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+            if family == socket.AF_INET:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, MULTICAST_TTL)
+            sock.bind((host, 0))
+            self._sockets[family] = sock
+            self._senders[family] = DatagramSender(sock)
+        self._sub = self._bus.subscribe("rtp-sender", BUS_QUEUE_BLOCKS)
+        self._task = asyncio.get_running_loop().create_task(self._run(self._sub), name="rtp-sender")
+
+    async def close(self) -> None:
+        """Send what the bus already queued, then stop every stream and close the sockets."""
+        if self._sub is not None:
+            self._sub.close()
+        if self._task is not None:
+            # A closed subscription still hands out its queued blocks, then
+            # ends _run through EOFError.
+            await self._task
+            self._task = None
+        self._subs.clear()
+        self._targets.clear()
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
+        self._senders.clear()
+
+    # -- subscriptions --------------------------------------------------
+
+    def subscribe(
+        self,
+        owner: str,
+        peer_ip: str,
+        port: int,
+        channels: list[int] | None = None,
+        max_payload: int | None = None,
+    ) -> dict[str, Any]:
+        """Start a stream to ``peer_ip``:``port`` and return its description.
+
+        ``peer_ip`` must be the address of the authenticated connection;
+        ``channels`` are 0-based device channels (None: all).
+        """
+        self._open()
+        self._expire(time.monotonic())
+        if len(self._subs) >= self.max_streams:
+            raise StreamError(
+                f"too many streams: {len(self._subs)} are open and the limit is {self.max_streams}"
+            )
+        config = self._config()
+        target = self._target_for(peer_ip, port, config, channels, max_payload)
+        sub = _Sub(secrets.token_hex(4), owner, target, time.monotonic() + self.renew_timeout_s)
+        self._subs[sub.id] = sub
+        if self._multicast is None:
+            self._targets[sub.id] = target
+        log.info("stream %s to %s:%d for %s (%d channels at %d Hz)", sub.id, target.address,
+                 target.port, owner, target.sender.channels, config.rate)  # fmt: skip
+        return self._describe(sub)
+
+    def _target_for(
+        self, peer_ip: str, port: int, config: AudioConfig, channels: Any, max_payload: Any
+    ) -> _Target:
+        channel_map = _check_channels(channels, config.channels)
+        payload = self._check_payload(max_payload, len(channel_map) or config.channels)
+        if self._multicast is None:
+            address = _unicast_address(peer_ip)
+            return self._new_target(address, _check_port(port), config, channel_map, payload)
+        if channel_map:
+            raise StreamError("this device streams all channels to its multicast group; leave out channels")
+        return self._multicast_target(config)
+
+    def renew(self, owner: str, stream_id: str) -> None:
+        """Keep a stream going for another ``renew_timeout_s`` seconds."""
+        now = time.monotonic()
+        self._expire(now)
+        sub = self._find(owner, stream_id)
+        sub.expires = now + self.renew_timeout_s
+
+    def cancel(self, owner: str, stream_id: str | None = None) -> None:
+        """Stop one of ``owner``'s streams, or all of them when ``stream_id`` is None."""
+        if stream_id is not None:
+            self._drop(self._find(owner, stream_id))
+            return
+        for sub in [s for s in self._subs.values() if s.owner == owner]:
+            self._drop(sub)
+
+    def config_changed(self, config: AudioConfig) -> None:
+        """Give every stream a new SSRC and description for the new rate and channels."""
+        self._expire(time.monotonic())
+        for key, target in list(self._targets.items()):
+            old = target.sender
+            kept = tuple(c for c in old.channel_map if c < config.channels)
+            target.sender = RtpSender(
+                config.rate, config.channels, channel_map=kept, max_payload=old.max_payload, cname=old.cname
+            )
+            target.version += 1
+            log.info(
+                "stream %s follows the new configuration (%d Hz, %d channels)",
+                key,
+                config.rate,
+                target.sender.channels,
+            )
+        for sub in list(self._subs.values()):
+            if self._on_change is not None:
+                self._on_change(sub.owner, self._describe(sub))
+
+    def listeners(self) -> list[dict[str, Any]]:
+        """The live subscriptions, for the device panel."""
+        now = time.monotonic()
+        self._expire(now)
+        return [
+            {
+                "id": s.id,
+                "owner": s.owner,
+                "address": s.target.address,
+                "port": s.target.port,
+                "channels": s.target.sender.channels,
+                "rate": s.target.sender.rate,
+                "packets": s.target.sender.packets,
+                "octets": s.target.sender.octets,
+                "since": s.started,
+                "expires_in_s": round(s.expires - now, 3),
+            }
+            for s in self._subs.values()
+        ]
+
+    # -- sending --------------------------------------------------------
+
+    async def _run(self, sub: Subscription) -> None:
+        while True:
+            try:
+                block = await sub.get()
+            except EOFError:
+                return
+            self._send(block)
+
+    def _send(self, block: Block) -> None:
+        now = time.monotonic()
+        self._expire(now)
+        for target in self._live_targets():
+            sender = target.sender
+            if block.channels != sender.device_channels:
+                self.skipped_blocks += 1
+                continue
+            out = self._senders.get(_family(target.address))
+            if out is None:
+                continue
+            # Non-blocking plain sockets, equal datagrams batched by the kernel:
+            # a full buffer drops the block's rest rather than queueing.
+            try:
+                out.send(sender.packetize(block.data), (target.address, target.port))
+                sender.mark_captured(block.time)
+                if sender.report_due(now):
+                    out.send([sender.sender_report(now)], (target.address, target.port + 1))
+            except BlockingIOError:
+                self.send_drops += 1
+            except OSError as exc:  # e.g. ECONNREFUSED from an ICMP port-unreachable
+                log.debug("stream to %s:%d: %s", target.address, target.port, exc)
+
+    def _live_targets(self) -> list[_Target]:
+        if self._multicast is None:
+            return list(self._targets.values())
+        target = self._targets.get(MULTICAST_KEY)
+        return [target] if target is not None and self._subs else []
+
+    # -- helpers --------------------------------------------------------
+
+    def _new_target(
+        self,
+        address: str,
+        port: int,
+        config: AudioConfig,
+        channel_map: tuple[int, ...],
+        payload: int,
+    ) -> _Target:
+        sender = RtpSender(
+            config.rate,
+            config.channels,
+            channel_map=channel_map,
+            max_payload=payload,
+            cname=f"appliance@{socket.gethostname()}",
+        )
+        return _Target(address, port, sender)
+
+    def _multicast_target(self, config: AudioConfig) -> _Target:
+        assert self._multicast is not None
+        target = self._targets.get(MULTICAST_KEY)
+        if target is None:
+            group, port = self._multicast
+            target = self._new_target(group, port, config, (), self.max_payload)
+            self._targets[MULTICAST_KEY] = target
+        return target
+
+    def _check_payload(self, max_payload: int | None, channels: int) -> int:
+        if max_payload is None:
+            max_payload = self.max_payload
+        low = max(MIN_MAX_PAYLOAD, RTP_HEADER_SIZE + SAMPLE_BYTES * channels)
+        if (
+            isinstance(max_payload, bool)
+            or not isinstance(max_payload, int)
+            or not low <= max_payload <= self.max_payload
+        ):
+            raise StreamError(
+                f"max_payload {max_payload!r} is not allowed; use {low} to {self.max_payload} "
+                f"bytes for {channels} channels"
+            )
+        return max_payload
+
+    def _find(self, owner: str, stream_id: str) -> _Sub:
+        sub = self._subs.get(stream_id)
+        if sub is None or sub.owner != owner:
+            raise StreamNotOpen(f"stream {stream_id!r} is not open (it may have expired)")
+        return sub
+
+    def _drop(self, sub: _Sub) -> None:
+        self._subs.pop(sub.id, None)
+        self._targets.pop(sub.id, None)
+        if self._multicast is not None and not self._subs:
+            self._targets.pop(MULTICAST_KEY, None)
+        log.info("stream %s to %s:%d stopped", sub.id, sub.target.address, sub.target.port)
+
+    def _expire(self, now: float) -> None:
+        for sub in [s for s in self._subs.values() if s.expires < now]:
+            log.info("stream %s was not renewed in %.1f s", sub.id, self.renew_timeout_s)
+            self._drop(sub)
+
+    def _describe(self, sub: _Sub) -> dict[str, Any]:
+        sender = sub.target.sender
+        desc = StreamDescription(
+            id=sub.id,
+            ssrc=sender.ssrc,
+            rate=sender.rate,
+            channels=sender.channels,
+            address=sub.target.address,
+            port=sub.target.port,
+            payload_type=sender.payload_type,
+            channel_map=sender.channel_map,
+            max_payload=sender.max_payload,
+            name=f"{socket.gethostname()} microphones",
+            version=sub.target.version,
+        )
+        return desc.to_json()
+
+
+def _unicast_address(peer_ip: str) -> str:
+    try:
+        address = ipaddress.ip_address(peer_ip)
+    except ValueError:
+        raise StreamError(f"peer address {peer_ip!r} is not an IP address") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_multicast or address.is_unspecified or str(address) == "255.255.255.255":
+        raise StreamError(f"peer address {address} cannot receive a unicast stream")
+    return str(address)
+
+
+def _check_port(port: Any) -> int:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65534:
+        raise StreamError(f"port {port!r} is not allowed; use 1 to 65534 (RTCP goes to port + 1)")
+    return port
+
+
+def _check_channels(channels: Any, available: int) -> tuple[int, ...]:
+    if channels is None:
+        return ()
+    if not isinstance(channels, list) or not 1 <= len(channels) <= MAX_CHANNEL_MAP:
+        raise StreamError(f"channels {channels!r} must be a list of 1 to {MAX_CHANNEL_MAP} channel numbers")
+    for c in channels:
+        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < available:
+            raise StreamError(f"channel {c!r} does not exist; this device has channels 0 to {available - 1}")
+    if len(set(channels)) != len(channels):
+        raise StreamError(f"channels {channels} names a channel twice")
+    return tuple(channels)
+
+
+def _family(address: str) -> int:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET

@@ -1,4 +1,0 @@
-"""Capture sources: ALSA hardware, the array simulator, and WAV files.
-
-Every source implements :class:`appliance.sources.base.CaptureSource`.
-"""

@@ -1,0 +1,1 @@
+"""System glue: systemd notification, mDNS, logging."""

@@ -1,0 +1,76 @@
+"""The request handler every page and HTTP API of the web app builds on."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from tornado.web import HTTPError, RequestHandler
+
+from appliance.auth import PasswordStore
+from appliance.web.access import browser_user
+
+log = logging.getLogger(__name__)
+
+
+class BrowserHandler(RequestHandler):
+    """A handler whose user is the session cookie's (``admin`` or None)."""
+
+    def get_current_user(self) -> str | None:
+        """The signed-in user, from the session cookie."""
+        return browser_user(self)
+
+    @property
+    def data_dir(self) -> Path:
+        """The device's data directory."""
+        return Path(self.settings["data_dir"])
+
+    @property
+    def passwords(self) -> PasswordStore:
+        """The admin password store (stateless: it reads the file each time)."""
+        return PasswordStore(self.data_dir)
+
+    def set_default_headers(self) -> None:
+        # The app never needs to be framed or to load anything from elsewhere.
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.set_header(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+            "style-src 'self' 'unsafe-inline'; worker-src 'self' blob:; "
+            "connect-src 'self'; frame-ancestors 'none'",
+        )
+
+
+class ApiHandler(BrowserHandler):
+    """A JSON API for the signed-in browser: 403 instead of a redirect, errors as JSON."""
+
+    def prepare(self) -> None:
+        """Refuse every request without a session before any work is done."""
+        if self.current_user is None:
+            raise HTTPError(403, reason="sign in first")
+
+    def write_json(self, value: Any, status: int = 200) -> None:
+        """Send ``value`` as JSON (lists too, unlike ``write``)."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(value))
+
+    def json_body(self) -> dict[str, Any]:
+        """The request body as a JSON object, or a 400 naming what is wrong."""
+        try:
+            value = json.loads(self.request.body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HTTPError(400, reason=f"the body is not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise HTTPError(400, reason="the body must be a JSON object")
+        return value
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Errors as ``{"error": "words"}``."""
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"error": self._reason}))
