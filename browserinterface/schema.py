@@ -286,10 +286,12 @@ class RunStarted(DeviceMessage, tag="run_started"):
 
 
 class RunOutput(DeviceMessage, tag="run_output"):
-    """Browsers and consoles: console lines of a run."""
+    """Browsers and consoles: one console line of a run (``line``: its script line, for a traceback)."""
 
     run: str
-    lines: list[dict[str, Any]]
+    stream: str
+    text: str
+    line: int | None = None
 
 
 class RunDropped(DeviceMessage, tag="run_dropped"):
@@ -316,9 +318,12 @@ class Levels(DeviceMessage, tag="levels"):
 
 
 class Log(DeviceMessage, tag="log"):
-    """Browsers: lines of the service's log."""
+    """Browsers: a line of the service's log."""
 
-    lines: list[dict[str, Any]]
+    level: str
+    name: str
+    message: str
+    time: float
 
 
 DEVICE_MESSAGES: tuple[type[DeviceMessage], ...] = (
@@ -407,7 +412,8 @@ def _decode(decoder: msgspec.json.Decoder[Any], text: str | bytes, known: set[st
     except msgspec.ValidationError as exc:
         raise _explain(text, str(exc), known) from None
     except msgspec.DecodeError as exc:
-        raise MessageError("bad_message", f"message is not JSON: {exc}{_nan_hint(text, str(exc))}") from None
+        problem = f"message is not JSON: {exc}{_nan_hint(text, str(exc))}"
+        raise MessageError("bad_message", problem, request_id=_lenient(text).get("id")) from None
     except RecursionError:
         raise MessageError("bad_message", "message is nested too deeply") from None
     if isinstance(msg, AddHandler) and msg.parameters is not None:
@@ -424,15 +430,9 @@ def _decode(decoder: msgspec.json.Decoder[Any], text: str | bytes, known: set[st
 
 def _explain(text: str | bytes, problem: str, known: set[str]) -> MessageError:
     """Turn msgspec's wording into ours: which message, which field, what is allowed."""
-    try:
-        # Only to word the error: the lenient parser also reads what msgspec refused.
-        raw = json.loads(text)
-    except (ValueError, RecursionError):
-        raw = None
-    if not isinstance(raw, dict):
-        raw = {}
+    raw = _lenient(text)
     kind = raw.get("type")
-    request_id = raw.get("id") if isinstance(raw.get("id"), int) else None
+    request_id = raw.get("id")
     field = None
     if " - at `$." in problem:
         problem, _, path = problem.partition(" - at `$.")
@@ -446,6 +446,20 @@ def _explain(text: str | bytes, problem: str, known: set[str]) -> MessageError:
         return MessageError("unknown_type", f"message type {kind!r} is unknown; expected one of {allowed}")
     where = f" in {field}" if field else ""
     return MessageError("bad_message", f"bad {kind} message{where}: {problem}", field, request_id)
+
+
+def _lenient(text: str | bytes) -> dict[str, Any]:
+    """Only to word an error: Python's parser also reads what msgspec refused (NaN, 1e999)."""
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    request_id = raw.get("id")
+    if not isinstance(request_id, int) or isinstance(request_id, bool) or not 0 <= request_id <= 2**53:
+        raw.pop("id", None)
+    return raw
 
 
 def _nan_hint(text: str | bytes, problem: str) -> str:

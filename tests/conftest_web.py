@@ -64,6 +64,7 @@ def running_server(password: bool) -> Iterator[Server]:
             yield srv
         finally:
             srv.stop()
+        srv.assert_clean_log()
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ def server(
         yield proc
     finally:
         proc.stop()
+    proc.assert_clean_log()
 
 
 @pytest.fixture(scope="module")
