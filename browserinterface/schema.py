@@ -64,12 +64,16 @@ class Audio(ClientMessage, tag="audio"):
 
 
 class ChangeConfig(ClientMessage, tag="change_config"):
-    """Change the device's configuration for everyone; an absent field keeps its value."""
+    """Change the device's configuration for everyone; an absent field keeps its value.
 
-    rate: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
-    channels: Annotated[int, Meta(ge=1, le=MAX_CHANNELS)] | None = None
-    buffer_frames: Annotated[int, Meta(ge=1, le=1 << 20)] | None = None
-    volume: Annotated[int, Meta(ge=0, le=100)] | None = None
+    Only the types are checked here: which values are accepted depends on the
+    capture device, and ``appliance.capture.config.apply_change`` alone says so.
+    """
+
+    rate: int | None = None
+    channels: int | None = None
+    buffer_frames: int | None = None
+    volume: int | None = None
 
     def fields(self) -> dict[str, int]:
         """The fields that were given."""
