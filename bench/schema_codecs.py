@@ -116,8 +116,6 @@ def main() -> None:
         for name, decode in decoders:
             best[name] = min(best.get(name, float("inf")), _per_message_us(decode))
     plain, ours, theirs = best["plain"], best["ours"], best["theirs"]
-    print(
-        f"{len(CORPUS)} message shapes, best of {TRIALS} x {ROUNDS} rounds, decode + validate, us per message:"
-    )
+    print(f"{len(CORPUS)} message shapes, best of {TRIALS} x {ROUNDS} rounds, decode + validate, us each:")
     print(f"  msgspec (ours) {ours:6.2f} us   pydantic {theirs:6.2f} us   json.loads alone {plain:6.2f} us")
     print(f"  pydantic/msgspec x{theirs / ours:.2f}; msgspec/json.loads x{ours / plain:.2f}")

@@ -193,7 +193,7 @@ class Ack(DeviceMessage, tag="ack"):
     id: RequestId | None = None
     config: dict[str, Any] | None = None
     handler: str | None = None
-    run: str | None = None
+    run: dict[str, Any] | None = None
     stream: dict[str, Any] | None = None
 
 

@@ -19,8 +19,9 @@ from numpy.typing import NDArray
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+from browserinterface.client import close_socket
 from rtai import client
-from rtai.client import DeviceStream, close_connection
+from rtai.client import DeviceStream
 from rtai.receiver import Receiver
 from rtai.resolve import resolve_host
 from rtai.sdp import StreamDescription
@@ -240,7 +241,7 @@ def test_the_device_streams_only_to_the_authenticated_peer(server: ApplianceProc
             plain = await request(conn, {"type": "stream_start", "id": 8, "port": 5004})
             return refused, plain
         finally:
-            await close_connection(conn)
+            await close_socket(conn)
 
     refused, reply = asyncio.run(main())
     assert refused["type"] == "error" and refused["field"] in ("address", "host", "peer"), refused
@@ -324,7 +325,7 @@ async def _send(server: ApplianceProcess, token: str, message: dict[str, object]
             if msg.get("id") == message["id"]:
                 return dict(msg)
     finally:
-        await close_connection(conn)
+        await close_socket(conn)
 
 
 def test_a_device_going_away_ends_listen_with_the_recording_saved(
