@@ -47,6 +47,7 @@ one default device.  ``stop()`` then ``start()`` connects again.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -56,7 +57,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from browserinterface._api import ConfigError, Device, Handler
-from browserinterface._dispatch import BlockInfo
+from browserinterface._dispatch import BlockInfo, CallbackFailed
 from browserinterface._locate import SetupError
 
 __all__ = [
@@ -252,7 +253,14 @@ def _say_setup_errors_in_words() -> None:
     def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
         global _main_failed
         _main_failed = True
-        if isinstance(value, SetupError):
+        if isinstance(value, CallbackFailed):
+            # The callback's own traceback is already printed; only its status is left.
+            _device.stop()
+            if value.code != 1:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(value.code)
+        elif isinstance(value, SetupError):
             print(f"browserinterface: {value}", file=sys.stderr, flush=True)
         else:
             previous(kind, value, tb)

@@ -166,14 +166,14 @@ class Dispatcher:
         if "ipykernel" in sys.modules:
             print("browserinterface: stopped; fix the callback and call start() again", file=sys.stderr)
             return
-        if threading.current_thread() is not threading.main_thread():
-            _end_main_thread(code)
-        elif self.at_exit:
+        if self.at_exit:
+            # Serving callbacks after the main module finished: no exception can set the status now.
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-        else:
+        if threading.current_thread() is threading.main_thread():
             raise SystemExit(code) from None
+        _end_main_thread(code)
 
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "block":
@@ -250,18 +250,30 @@ class Dispatcher:
         self._queue.put(("call", fn))
 
 
-def _end_main_thread(code: Any) -> None:
+class CallbackFailed(BaseException):
+    """Raised in the main thread when a callback on the background thread ended the script.
+
+    ``code`` is the exit status the callback chose (1 for an exception).  Not a
+    SystemExit: CPython reads no status from an exception raised this way, but
+    an uncaught exception ends with status 1, and the script's exception hook
+    (``browserinterface._say_setup_errors_in_words``) ends it with any other.
+    """
+
+    code = 1
+
+
+def _end_main_thread(code: int) -> None:
     """End the script from a background thread as ``sys.exit(code)`` in the main thread would.
 
     CPython's documented hook for raising an exception in another thread;
     the main thread sees it at its next bytecode (a long sleep ends first).
     """
-    exit_class = type(
-        "CallbackExit", (SystemExit,), {"__init__": lambda self: SystemExit.__init__(self, code)}
-    )
+    exc: type[BaseException] = SystemExit
+    if code != 0:
+        exc = type("CallbackFailed", (CallbackFailed,), {"code": code})
     main = threading.main_thread().ident
     if main is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(exit_class))
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(exc))
 
 
 def _frames_for(duration_ms: float, rate: int) -> int:
