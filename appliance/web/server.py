@@ -1,0 +1,168 @@
+"""The HTTP(S) server: Tornado's, with the bounds a LAN peer cannot outgrow.
+
+- headers must arrive within :data:`~appliance.web.limits.HEADER_TIMEOUT_S`
+  (Tornado's header timeout is a deadline from the connection's start, so a
+  request trickled a byte at a time is cut off as surely as a silent one);
+- open connections are capped overall and per peer address; a connection
+  over the cap is closed as it is accepted, before any TLS handshake;
+- running out of file descriptors pauses accepting for a moment instead of
+  spinning on a readable listening socket (which is what wrote a log line per
+  loop turn before);
+- Tornado's own log lines about bad connections are rate limited.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tornado import httputil
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
+
+from appliance.system.ratelog import RateLimitedLog, limit_repeats
+from appliance.web import limits
+
+log = logging.getLogger(__name__)
+_overload = RateLimitedLog(log)
+_ACCEPT_BATCH = 128
+"""Connections accepted per wake-up at most, so one flood cannot starve the loop."""
+_OUT_OF_FILES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+NOISY_LOGGERS = ("tornado.general", "tornado.access", "tornado.application", "asyncio")
+"""Loggers whose repeated lines are rate limited (see :class:`~appliance.system.ratelog.RepeatFilter`)."""
+
+
+class ConnectionCaps:
+    """Open connections per peer address, shared by the HTTP and HTTPS servers."""
+
+    def __init__(
+        self,
+        max_connections: int = limits.MAX_CONNECTIONS,
+        max_per_address: int = limits.MAX_CONNECTIONS_PER_ADDRESS,
+    ) -> None:
+        self.max_connections = max_connections
+        self.max_per_address = max_per_address
+        self._open: dict[str, set[IOStream]] = {}
+
+    def count(self, address: str | None = None) -> int:
+        """Connections open now, from ``address`` or from anyone."""
+        if address is not None:
+            return sum(1 for s in self._open.get(address, ()) if not s.closed())
+        return sum(1 for streams in self._open.values() for s in streams if not s.closed())
+
+    def add(self, address: str, stream: IOStream) -> None:
+        """Count ``stream`` for ``address`` until it closes."""
+        self._open.setdefault(address, set()).add(stream)
+
+    def _prune(self) -> None:
+        for address in list(self._open):
+            live = {s for s in self._open[address] if not s.closed()}
+            if live:
+                self._open[address] = live
+            else:
+                del self._open[address]
+
+    def _total(self) -> int:
+        return sum(len(v) for v in self._open.values())
+
+    def admit(self, address: str) -> bool:
+        """True when one more connection from ``address`` stays within both caps."""
+        if self._total() >= self.max_connections or len(self._open.get(address, ())) >= self.max_per_address:
+            self._prune()  # closed streams linger in the table until a cap is near
+        if self._total() >= self.max_connections:
+            _overload.warning("every address", "%d connections open; refusing more", self.max_connections)
+            return False
+        if len(self._open.get(address, ())) >= self.max_per_address:
+            _overload.warning(address, "%d connections open from it; refusing more", self.max_per_address)
+            return False
+        return True
+
+
+class GuardedHTTPServer(HTTPServer):
+    """An ``HTTPServer`` with connection caps, header timeouts and a pausing accept loop."""
+
+    # Tornado's HTTPServer is a Configurable: construction arguments go to initialize().
+    def initialize(  # type: ignore[override]
+        self,
+        delegate: httputil.HTTPServerConnectionDelegate,
+        *,
+        ssl_options: ssl.SSLContext | None = None,
+        caps: ConnectionCaps | None = None,
+    ) -> None:
+        """Serve ``delegate`` (the front door), over TLS when ``ssl_options`` is given."""
+        super().initialize(
+            delegate,
+            ssl_options=ssl_options,
+            xheaders=False,
+            idle_connection_timeout=limits.HEADER_TIMEOUT_S,
+            max_header_size=limits.MAX_HEADER_BYTES,
+            # The front door lowers these per route; these bound what it has not seen yet.
+            max_body_size=limits.API.max_bytes,
+            body_timeout=limits.API.timeout_s,
+        )
+        self.caps = caps or ConnectionCaps()
+        limit_repeats(*NOISY_LOGGERS)
+
+    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+        """Count the stream for its address, then serve it as Tornado does."""
+        self.caps.add(str(address[0]) if address else "", stream)
+        super().handle_stream(stream, address)
+
+    # -- accepting ----------------------------------------------------------
+    def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
+        """Accept on ``sockets`` with the caps and the pause on running out of descriptors."""
+        for sock in sockets:
+            self._sockets[sock.fileno()] = sock
+            self._handlers[sock.fileno()] = _accept_loop(sock, self._on_accept)
+
+    def _on_accept(self, connection: socket.socket, address: Any) -> None:
+        peer = str(address[0]) if address else ""
+        if not self.caps.admit(peer):
+            connection.close()
+            return
+        # Tornado's own path from here: TLS wrapping, the stream, handle_stream.
+        self._handle_connection(connection, address)
+
+
+def _accept_loop(sock: socket.socket, callback: Callable[[socket.socket, Any], None]) -> Callable[[], None]:
+    """Like Tornado's ``add_accept_handler``, but out of descriptors it pauses instead of raising."""
+    loop = IOLoop.current()
+    state = {"removed": False, "paused": False}
+
+    def resume() -> None:
+        if not state["removed"] and state["paused"]:
+            state["paused"] = False
+            loop.add_handler(sock, on_readable, IOLoop.READ)
+
+    def on_readable(fd: Any, events: int) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            if state["removed"]:
+                return
+            try:
+                connection, address = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_FILES:
+                    raise
+                _overload.warning("accept", "out of file descriptors (%s); pausing", exc.strerror)
+                state["paused"] = True
+                loop.remove_handler(sock)
+                loop.call_later(limits.ACCEPT_PAUSE_S, resume)
+                return
+            callback(connection, address)
+
+    def remove() -> None:
+        if not state["paused"]:
+            loop.remove_handler(sock)
+        state["removed"] = True
+
+    loop.add_handler(sock, on_readable, IOLoop.READ)
+    return remove
