@@ -33,6 +33,7 @@ from appliance.system.ratelog import RateLimitedLog
 from appliance.web.headers import SECURITY_HEADERS
 from appliance.web.hosts import DeviceNames, split_host
 from appliance.web.limits import body_limit
+from appliance.web.server import HANDLING, READING, WAITING, ConnectionCaps
 
 log = logging.getLogger(__name__)
 refusals = RateLimitedLog(log)
@@ -67,11 +68,14 @@ class FrontDoor(httputil.HTTPServerConnectionDelegate):
     names: DeviceNames
     https_port: int | None = None
     """Where HTTPS listens; None while it is off (plain HTTP is then served to everyone)."""
+    caps: ConnectionCaps = field(default_factory=ConnectionCaps)
+    """The servers' connection table, told what each connection is doing."""
 
     def start_request(
         self, server_conn: object, request_conn: httputil.HTTPConnection
     ) -> httputil.HTTPMessageDelegate:
         """A gate that checks the head, then hands the request to the application."""
+        self.caps.set_state(cast(HTTP1Connection, request_conn).stream, WAITING)
         return _Gate(self, server_conn, cast(HTTP1Connection, request_conn))
 
     def on_close(self, server_conn: object) -> None:
@@ -166,6 +170,7 @@ class _Gate(httputil.HTTPMessageDelegate):
             )
             _refuse(self._conn, refusal, head_only=start.method == "HEAD")
             return None
+        self._door.caps.set_state(self._conn.stream, READING)
         limit = body_limit(start.method, start.path.partition("?")[0])
         self._conn.set_max_body_size(limit.max_bytes)
         self._conn.set_body_timeout(limit.timeout_s)
@@ -176,6 +181,7 @@ class _Gate(httputil.HTTPMessageDelegate):
         return None if self._inner is None else self._inner.data_received(chunk)
 
     def finish(self) -> None:
+        self._door.caps.set_state(self._conn.stream, HANDLING)
         if self._inner is not None:
             self._inner.finish()
 

@@ -50,8 +50,8 @@ def start_web(
 ) -> WebServers:
     """Listen on ``http_port`` (and ``https_port`` when not None) with the app behind the front door."""
     device_names = DeviceNames(names)
-    door = FrontDoor(app, device_names, https_port)
     caps = ConnectionCaps()
+    door = FrontDoor(app, device_names, https_port, caps)
     http = GuardedHTTPServer(door, caps=caps)
     http.listen(http_port, address=bind)
     servers = [http]

@@ -18,6 +18,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from tornado import httputil
@@ -37,6 +38,20 @@ NOISY_LOGGERS = ("tornado.general", "tornado.access", "tornado.application", "as
 """Loggers whose repeated lines are rate limited (see :class:`~appliance.system.ratelog.RepeatFilter`)."""
 
 
+WAITING, READING, HANDLING = 0, 1, 2
+"""What a connection is doing: waiting for a request's headers, reading its
+body, or being answered (a WebSocket stays HANDLING). Over the overall cap the
+oldest WAITING connection is shed first, then the oldest READING one: a flood
+of half-sent requests then costs the flood its own connections, not a real
+user's, who sends a whole request at once."""
+
+
+@dataclass
+class _Entry:
+    address: str
+    state: int = WAITING
+
+
 class ConnectionCaps:
     """Open connections per peer address, shared by the HTTP and HTTPS servers."""
 
@@ -47,39 +62,43 @@ class ConnectionCaps:
     ) -> None:
         self.max_connections = max_connections
         self.max_per_address = max_per_address
-        self._open: dict[str, set[IOStream]] = {}
+        self._streams: dict[IOStream, _Entry] = {}  # oldest first
+        self.shed = 0
+        """Connections closed to make room for newer ones."""
 
     def count(self, address: str | None = None) -> int:
         """Connections open now, from ``address`` or from anyone."""
-        if address is not None:
-            return sum(1 for s in self._open.get(address, ()) if not s.closed())
-        return sum(1 for streams in self._open.values() for s in streams if not s.closed())
+        return sum(1 for s, e in self._streams.items() if not s.closed() and address in (None, e.address))
 
     def add(self, address: str, stream: IOStream) -> None:
         """Count ``stream`` for ``address`` until it closes."""
-        self._open.setdefault(address, set()).add(stream)
+        self._streams[stream] = _Entry(address)
 
-    def _prune(self) -> None:
-        for address in list(self._open):
-            live = {s for s in self._open[address] if not s.closed()}
-            if live:
-                self._open[address] = live
-            else:
-                del self._open[address]
-
-    def _total(self) -> int:
-        return sum(len(v) for v in self._open.values())
+    def set_state(self, stream: IOStream | None, state: int) -> None:
+        """Note what ``stream`` is doing (see :data:`WAITING`)."""
+        entry = self._streams.get(stream) if stream is not None else None
+        if entry is not None:
+            entry.state = state
 
     def admit(self, address: str) -> bool:
-        """True when one more connection from ``address`` stays within both caps."""
-        if self._total() >= self.max_connections or len(self._open.get(address, ())) >= self.max_per_address:
-            self._prune()  # closed streams linger in the table until a cap is near
-        if self._total() >= self.max_connections:
-            _overload.warning("every address", "%d connections open; refusing more", self.max_connections)
-            return False
-        if len(self._open.get(address, ())) >= self.max_per_address:
+        """True when one more connection from ``address`` may be served (perhaps after shedding one)."""
+        self._streams = {s: e for s, e in self._streams.items() if not s.closed()}
+        if sum(1 for e in self._streams.values() if e.address == address) >= self.max_per_address:
             _overload.warning(address, "%d connections open from it; refusing more", self.max_per_address)
             return False
+        if len(self._streams) < self.max_connections:
+            return True
+        victims = [(e.state, i, s) for i, (s, e) in enumerate(self._streams.items()) if e.state != HANDLING]
+        if not victims:
+            _overload.warning("every address", "%d connections busy; refusing more", self.max_connections)
+            return False
+        _, _, victim = min(victims, key=lambda v: (v[0], v[1]))
+        _overload.warning(
+            "every address", "%d connections open; closing the oldest idle one", len(self._streams)
+        )
+        del self._streams[victim]
+        victim.close()
+        self.shed += 1
         return True
 
 
