@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import resource
 import socket
 import time
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from appliance.system.ratelog import RepeatFilter
 from appliance.web import limits
 from browserinterface.protocol import WS_PATH
 from tests.conftest_web import PASSWORD, Server, running_server, wait_until
@@ -227,3 +229,29 @@ def test_first_run_setup_cannot_be_claimed_through_a_rebound_name() -> None:
         assert reply.status == 421
         assert not (srv.data_dir / "password.json").exists()
         assert Client(srv.port).request("GET", "/setup").status == 200
+
+
+def test_the_same_message_is_logged_a_few_times_a_window_then_counted() -> None:
+    logger = logging.getLogger("tests.hardening.repeats")
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    keep = Keep()
+    logger.addHandler(keep)
+    logger.propagate = False
+    repeat = RepeatFilter(burst=3, window_s=3600)
+    logger.addFilter(repeat)
+    try:
+        for i in range(1000):
+            logger.warning("malformed request from %s", f"10.0.0.{i % 250}")
+        logger.warning("another message")
+        assert records == [f"malformed request from 10.0.0.{i}" for i in range(3)] + ["another message"]
+        repeat.window_s = 0.0  # the window is over: the next one passes and says what was dropped
+        logger.warning("malformed request from %s", "10.0.0.9")
+        assert records[-1] == "malformed request from 10.0.0.9 (and 997 more like it not logged)"
+    finally:
+        logger.removeFilter(repeat)
+        logger.removeHandler(keep)
