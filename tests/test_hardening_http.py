@@ -87,6 +87,21 @@ def test_a_slowloris_flood_costs_neither_service_nor_log(device: Server) -> None
     assert logged < 60, device.log()[-3000:]
 
 
+def test_out_of_descriptors_the_oldest_waiting_connection_gives_way() -> None:
+    with running_server(password=True) as srv:
+        assert srv.proc is not None
+        # Fewer files than the connection cap: descriptors run out before the cap is reached.
+        files = open_files(srv.proc.pid) + 60
+        resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE, (files, files))
+        lines_before = srv.log().count("\n")
+        with sockets() as held:
+            _flood(srv.port, held, 300, addresses=30)
+            reply = Client(srv.port, source=peer(901)).request("GET", "/login", timeout=10)
+            assert reply.status == 200
+        assert srv.log().count("\n") - lines_before < 60, srv.log()[-3000:]
+        assert "Traceback" not in srv.log()
+
+
 def test_one_address_gets_its_share_of_connections_only(device: Server) -> None:
     with sockets() as held:
         for _ in range(limits.MAX_CONNECTIONS_PER_ADDRESS + 10):

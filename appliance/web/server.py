@@ -3,11 +3,12 @@
 - headers must arrive within :data:`~appliance.web.limits.HEADER_TIMEOUT_S`
   (Tornado's header timeout is a deadline from the connection's start, so a
   request trickled a byte at a time is cut off as surely as a silent one);
-- open connections are capped overall and per peer address; a connection
-  over the cap is closed as it is accepted, before any TLS handshake;
-- running out of file descriptors pauses accepting for a moment instead of
-  spinning on a readable listening socket (which is what wrote a log line per
-  loop turn before);
+- open connections are capped per peer address (one over is closed as it is
+  accepted, before any TLS handshake) and overall (one over makes the oldest
+  connection still waiting for its request give way);
+- running out of file descriptors sheds such a connection too, or, with none
+  to shed, pauses accepting for a moment instead of spinning on a readable
+  listening socket (which is what wrote a log line per loop turn before);
 - Tornado's own log lines about bad connections are rate limited.
 """
 
@@ -88,14 +89,18 @@ class ConnectionCaps:
             return False
         if len(self._streams) < self.max_connections:
             return True
+        if self.shed_one():
+            return True
+        _overload.warning("every address", "%d connections busy; refusing more", self.max_connections)
+        return False
+
+    def shed_one(self) -> bool:
+        """Close the oldest connection still waiting for a request (else still reading one); False if none."""
         victims = [(e.state, i, s) for i, (s, e) in enumerate(self._streams.items()) if e.state != HANDLING]
         if not victims:
-            _overload.warning("every address", "%d connections busy; refusing more", self.max_connections)
             return False
         _, _, victim = min(victims, key=lambda v: (v[0], v[1]))
-        _overload.warning(
-            "every address", "%d connections open; closing the oldest idle one", len(self._streams)
-        )
+        _overload.warning("every address", "%d connections open; closing the oldest idle one", len(victims))
         del self._streams[victim]
         victim.close()
         self.shed += 1
@@ -137,7 +142,7 @@ class GuardedHTTPServer(HTTPServer):
         """Accept on ``sockets`` with the caps and the pause on running out of descriptors."""
         for sock in sockets:
             self._sockets[sock.fileno()] = sock
-            self._handlers[sock.fileno()] = _accept_loop(sock, self._on_accept)
+            self._handlers[sock.fileno()] = _accept_loop(sock, self._on_accept, self.caps.shed_one)
 
     def _on_accept(self, connection: socket.socket, address: Any) -> None:
         peer = str(address[0]) if address else ""
@@ -148,8 +153,11 @@ class GuardedHTTPServer(HTTPServer):
         self._handle_connection(connection, address)
 
 
-def _accept_loop(sock: socket.socket, callback: Callable[[socket.socket, Any], None]) -> Callable[[], None]:
-    """Like Tornado's ``add_accept_handler``, but out of descriptors it pauses instead of raising."""
+def _accept_loop(
+    sock: socket.socket, callback: Callable[[socket.socket, Any], None], shed: Callable[[], bool]
+) -> Callable[[], None]:
+    """Like Tornado's ``add_accept_handler``, but out of descriptors it sheds an idle
+    connection to make room (``shed``), or, with none to shed, pauses instead of raising."""
     loop = IOLoop.current()
     state = {"removed": False, "paused": False}
 
@@ -171,6 +179,8 @@ def _accept_loop(sock: socket.socket, callback: Callable[[socket.socket, Any], N
             except OSError as exc:
                 if exc.errno not in _OUT_OF_FILES:
                     raise
+                if shed():
+                    continue  # one descriptor free again: the waiting connection gets it
                 _overload.warning("accept", "out of file descriptors (%s); pausing", exc.strerror)
                 state["paused"] = True
                 loop.remove_handler(sock)
