@@ -8,7 +8,7 @@ user" who asks for the login page twice a second from an address of their
 own. Each phase runs one attack from many loopback addresses:
 
 - idle: no attack, the peer every other phase is compared with;
-- slowloris: 1,100 half-sent requests held open;
+- slowloris: 1,100 half-sent requests held open (50 in smoke mode);
 - big bodies: four ``POST /login`` announcing 95 MiB and sending as fast as they can;
 - login flood: wrong passwords from rotating addresses, four at a time;
 - rebinding: requests for ``/setup`` naming another host (the figure is what they get).
@@ -20,6 +20,7 @@ Prints figures only; never passes or fails on a time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import resource
 import socket
 import statistics
@@ -30,11 +31,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from bench import count, span
 from tests.conftest_web import running_server
 from tests.hostile_http import Client, half_sent, peer, rss_mib
 from tests.server import ApplianceProcess
 
-PHASE_S = 8.0
+PHASE_S = span(8.0, smoke=1.0)
+SLOWLORIS = count(1100, smoke=50)
 USER_EVERY_S = 0.5
 SYSTEMD_NOFILE = 1024
 
@@ -151,7 +154,7 @@ def _user_loop(port: int, stop: threading.Event, figures: Figures) -> None:
 def _slowloris(port: int, stop: threading.Event, figures: Figures) -> Iterator[None]:
     held: list[socket.socket] = []
     stalls = 0
-    for i in range(1100):
+    for i in range(SLOWLORIS):
         try:
             held.append(half_sent(port, peer(i % 100), timeout=0.5))
         except OSError:
@@ -238,15 +241,15 @@ def main() -> None:
         resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE, (SYSTEMD_NOFILE, SYSTEMD_NOFILE))
         probe = AudioProbe(srv)
         try:
-            time.sleep(2.0)  # the probe connects and audio flows
+            time.sleep(span(2.0, smoke=1.0))  # the probe connects and audio flows
             tally: list[int] = []
             port = srv.port
 
             def big_bodies(stop: threading.Event, _f: Figures) -> contextlib.AbstractContextManager[None]:
-                return _threads([lambda i=i: _big_body(port, stop, i) for i in range(4)], stop)
+                return _threads([functools.partial(_big_body, port, stop, i) for i in range(4)], stop)
 
             def login_flood(stop: threading.Event, _f: Figures) -> contextlib.AbstractContextManager[None]:
-                return _threads([lambda i=i: _guesser(port, stop, i, tally) for i in range(4)], stop)
+                return _threads([functools.partial(_guesser, port, stop, i, tally) for i in range(4)], stop)
 
             phases: list[tuple[str, Attack]] = [
                 ("idle", lambda _stop, _f: contextlib.nullcontext()),

@@ -51,9 +51,15 @@ class Client:
         headers: dict[str, str] | None = None,
         timeout: float = 20.0,
     ) -> Reply:
-        cls = http.client.HTTPSConnection if self.tls else http.client.HTTPConnection
-        kwargs = {"context": self.tls} if self.tls else {}
-        conn = cls("127.0.0.1", self.port, timeout=timeout, source_address=(self.source, 0), **kwargs)
+        conn: http.client.HTTPConnection
+        if self.tls is not None:
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=timeout, source_address=(self.source, 0), context=self.tls
+            )
+        else:
+            conn = http.client.HTTPConnection(
+                "127.0.0.1", self.port, timeout=timeout, source_address=(self.source, 0)
+            )
         hdrs = {"Host": self.host or f"127.0.0.1:{self.port}", **(headers or {})}
         if self.cookies:
             hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
