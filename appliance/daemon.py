@@ -23,8 +23,10 @@ from appliance.storage import atomic_write_text
 from appliance.system.logtail import LogTail
 from appliance.system.mdns import Announcer, device_txt
 from appliance.system.notify import Notifier, ServiceState, WatchdogFeeder, describe_status
+from appliance.system.ratelog import limit_repeats
 from appliance.web.app import make_app
 from appliance.web.listen import start_web
+from appliance.web.server import NOISY_LOGGERS
 from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH
 from rtai.discover import TXT_CHANNELS, TXT_RATE
 
@@ -119,6 +121,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     )
     _attach_streams(service, opts)
     await service.start()
+    limit_repeats(*NOISY_LOGGERS)  # a flood of bad connections writes a few lines a minute
     web = start_web(
         make_app(service),
         data_dir=opts.data_dir,

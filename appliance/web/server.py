@@ -9,7 +9,8 @@
 - running out of file descriptors sheds such a connection too, or, with none
   to shed, pauses accepting for a moment instead of spinning on a readable
   listening socket (which is what wrote a log line per loop turn before);
-- Tornado's own log lines about bad connections are rate limited.
+- :data:`NOISY_LOGGERS` lists the loggers whose repeats the entry point
+  rate limits (Tornado's own lines about bad connections among them).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 
-from appliance.system.ratelog import RateLimitedLog, limit_repeats
+from appliance.system.ratelog import RateLimitedLog
 from appliance.web import limits
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,6 @@ class GuardedHTTPServer(HTTPServer):
             body_timeout=limits.API.timeout_s,
         )
         self.caps = caps or ConnectionCaps()
-        limit_repeats(*NOISY_LOGGERS)
 
     def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
         """Count the stream for its address, then serve it as Tornado does."""
