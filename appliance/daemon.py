@@ -128,7 +128,8 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
         http_port=opts.http_port,
         https_port=opts.https_port,
         bind=opts.bind,
-        names=(service.hostname, *opts.allowed_hosts),
+        host_names=(service.hostname,),
+        allowed_hosts=opts.allowed_hosts,
     )
     service.tokens.write_local_file(opts.http_port, _runtime_local_file())
     log.info("web app on port %d, data in %s", opts.http_port, opts.data_dir)

@@ -20,7 +20,7 @@ import pytest
 from appliance.system.ratelog import RepeatFilter
 from appliance.web import limits
 from browserinterface.protocol import WS_PATH
-from tests.conftest_web import PASSWORD, Server, running_server, wait_until
+from tests.conftest_web import PASSWORD, Server, device_dir, running_server, wait_until
 from tests.hostile_http import Client, half_sent, open_files, peer, rss_mib
 
 SYSTEMD_NOFILE = 1024
@@ -275,3 +275,17 @@ def test_the_same_message_is_logged_a_few_times_a_window_then_counted() -> None:
     finally:
         logger.removeFilter(repeat)
         logger.removeHandler(keep)
+
+
+def test_a_name_the_admin_allows_is_answered_too() -> None:
+    with device_dir() as data:
+        srv = Server(data, "sim", None, "--allow-host", "mic.lab.example")
+        try:
+            srv.start()
+            assert Client(srv.port, host=f"mic.lab.example:{srv.port}").request("GET", "/setup").status == 200
+            assert Client(srv.port, host="MIC.LAB.EXAMPLE.").request("GET", "/setup").status == 200
+            assert Client(srv.port, host="lab.example").request("GET", "/setup").status == 421
+            assert Client(srv.port, host="mic.local").request("GET", "/setup").status == 421
+        finally:
+            srv.stop()
+        srv.assert_clean_log()

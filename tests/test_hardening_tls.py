@@ -10,6 +10,7 @@ import hashlib
 import ipaddress
 import socket
 import ssl
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,3 +157,21 @@ def test_plain_http_from_the_lan_only_redirects(tmp_path: Path) -> None:
         assert _curl(laptop, "-k", "-H", "Host: rebind.example", f"https://{base}:8443/setup").startswith(
             "421"
         )
+
+
+def test_a_key_that_does_not_match_stops_the_start_in_words() -> None:
+    with https_device() as (srv, port):
+        cert_path, key_path = cert_paths(srv.data_dir)
+        srv.stop()
+        other = ec.generate_private_key(ec.SECP256R1())
+        key_path.write_bytes(
+            other.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        appliance = str(Path(sys.executable).parent / "appliance")
+        options = ["--source", "sim", "--no-mdns", "--bind", "127.0.0.1", "--data-dir", str(srv.data_dir)]
+        argv = [appliance, "serve", *options, "--http-port", str(srv.port), "--https-port", str(port)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2
+        assert f"appliance: cannot use {cert_path} with {key_path}" in done.stderr

@@ -60,15 +60,16 @@ def interface_addresses() -> set[str]:
 class DeviceNames:
     """Decides whether a ``Host`` header names this device."""
 
-    def __init__(self, names: Iterable[str] = ()) -> None:
+    def __init__(self, host_names: Iterable[str] = (), allowed: Iterable[str] = ()) -> None:
         self._names: set[str] = {"localhost"}
         self._addresses: set[str] = set()
         self._read_at = float("-inf")
-        self.add(socket.gethostname(), *names)
+        self.add(socket.gethostname(), *host_names)
+        self._names.update(h for h in map(split_host, allowed) if h)
 
-    def add(self, *names: str) -> None:
-        """Also answer to these host names (and their ``.local`` forms)."""
-        for name in names:
+    def add(self, *host_names: str) -> None:
+        """Also answer to these host names and their mDNS forms (``name.local``)."""
+        for name in host_names:
             host = split_host(name)
             if host:
                 self._names.add(host)

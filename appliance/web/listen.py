@@ -46,20 +46,25 @@ def start_web(
     http_port: int,
     https_port: int | None,
     bind: str,
-    names: Iterable[str],
+    host_names: Iterable[str],
+    allowed_hosts: Iterable[str] = (),
 ) -> WebServers:
     """Listen on ``http_port`` (and ``https_port`` when not None) with the app behind the front door."""
-    device_names = DeviceNames(names)
+    device_names = DeviceNames(host_names, allowed_hosts)
+    tls = None
+    if https_port is not None:
+        # Before anything listens: a certificate that cannot be used stops the start in words.
+        addresses = interface_addresses() | {"127.0.0.1", "::1"}
+        cert, key = ensure_certificate(data_dir, device_names.names, addresses)
+        tls = server_context(cert, key)
     caps = ConnectionCaps()
     door = FrontDoor(app, device_names, https_port, caps)
     http = GuardedHTTPServer(door, caps=caps)
     http.listen(http_port, address=bind)
     servers = [http]
     if https_port is not None:
-        addresses = interface_addresses() | {"127.0.0.1", "::1"}
-        cert, key = ensure_certificate(data_dir, device_names.names, addresses)
-        https = GuardedHTTPServer(door, ssl_options=server_context(cert, key), caps=caps)
+        https = GuardedHTTPServer(door, ssl_options=tls, caps=caps)
         https.listen(https_port, address=bind)
         servers.append(https)
-        log.info("HTTPS on port %d with %s; plain HTTP answers the LAN with a redirect", https_port, cert)
+        log.info("HTTPS on port %d; plain HTTP answers other machines with a redirect", https_port)
     return WebServers(device_names, servers)
