@@ -17,8 +17,11 @@ def boot_file_problems(data_dir: Path) -> list[str]:
     try:
         report = json.loads((data_dir / REPORT_FILE).read_text())
         problems = report.get("problems") or []
+        name = report.get("boot_file", "boot file")
         notices = [
-            f"{report.get('boot_file', 'boot file')} line {p.get('line')}: {p.get('key')}: {p.get('message')}"
+            f"{name} line {p.get('line')}: {p.get('key')}: {p.get('message')}"
+            if p.get("line")
+            else f"{name}: {p.get('message')}"
             for p in problems
         ]
     except FileNotFoundError:

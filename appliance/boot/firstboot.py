@@ -33,7 +33,7 @@ from pathlib import Path
 
 from appliance.auth import PasswordStore
 from appliance.boot import bootconfig, rootgrow
-from appliance.boot.bootconfig import BootConfig, BootConfigError, Problem, Setting
+from appliance.boot.bootconfig import BootConfig, BootConfigError, BootFileRefused, Problem, Setting
 from appliance.boot.bootreport import REPORT_FILE
 from appliance.errors import AuthError
 
@@ -282,23 +282,45 @@ def apply_config(root: Path, data_dir: Path, config: BootConfig, live: bool) -> 
 def process_boot_file(root: Path, boot_dir: Path, data_dir: Path, live: bool) -> Report | None:
     """Read, apply and rewrite the boot-partition file; None when it asks for nothing."""
     path = boot_dir / bootconfig.FILE_NAME
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     try:
         text = bootconfig.read(path)
     except FileNotFoundError:
         return None
+    except BootFileRefused as exc:
+        return refuse_boot_file(root, data_dir, path, str(exc), stamp)
     config = bootconfig.parse(text)
     if config.is_empty() and not config.problems and not bootconfig.has_secrets(text):
         return None
-    report = apply_config(root, data_dir, config, live)
-    report.boot_file = str(path)
-    report.time = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    report = Report(boot_file=str(path), time=stamp, problems=list(config.problems))
+    try:
+        report = apply_config(root, data_dir, config, live)
+        report.boot_file, report.time = str(path), stamp
+    finally:
+        # Even when applying failed in a way nobody foresaw, no secret stays.
+        if report.applied_lines or config.superseded or bootconfig.has_secrets(text):
+            _write_fat(path, bootconfig.rewrite(text, report.applied_lines, stamp, config.superseded))
     for problem in report.problems:
         log.warning("%s", problem)
-    if report.applied_lines or config.superseded or bootconfig.has_secrets(text):
-        rewritten = bootconfig.rewrite(text, report.applied_lines, report.time, config.superseded)
-        _write_fat(path, rewritten)
     write_report(root, data_dir, report)
     log.info("applied %s from %s", ", ".join(report.applied) or "nothing", path)
+    return report
+
+
+REFUSED_NOTE = """\
+# {name} could not be read at boot on {stamp}:
+#   {reason}
+# Its content was removed, as it may have held a password. Write the settings
+# again (one KEY=VALUE per line, see docs/image.md), saved as UTF-8.
+"""
+
+
+def refuse_boot_file(root: Path, data_dir: Path, path: Path, reason: str, stamp: str) -> Report:
+    """Replace a file that cannot be read with a note: nothing in it is applied, nothing stays."""
+    _write_fat(path, REFUSED_NOTE.format(name=bootconfig.FILE_NAME, stamp=stamp, reason=reason))
+    report = Report(time=stamp, boot_file=str(path), problems=[Problem(0, "", reason)])
+    log.warning("%s", report.problems[0])
+    write_report(root, data_dir, report)
     return report
 
 
@@ -306,7 +328,8 @@ def write_report(root: Path, data_dir: Path, report: Report) -> Path:
     """Leave the outcome where the web app shows it."""
     path = data_dir / REPORT_FILE
     data_dir.mkdir(parents=True, exist_ok=True)
-    _write(path, report.to_json(), 0o644)
+    # Only the service reads it (it shows the problems to the signed-in admin).
+    _write(path, report.to_json(), 0o640)
     give_to_service(root, path)
     return path
 
