@@ -49,6 +49,10 @@ cat > "$root/etc/ssh/sshd_config.d/micarray.conf" <<'SSHD'
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
+# First boot makes these two (an RSA key takes seconds on a Pi, longer in
+# QEMU, and every OpenSSH client of the last decade takes Ed25519).
+HostKey /etc/ssh/ssh_host_ed25519_key
+HostKey /etc/ssh/ssh_host_ecdsa_key
 SSHD
 
 step "network: systemd-networkd for wired, USB and Wi-Fi (DHCP), resolved, timesyncd"
@@ -98,8 +102,9 @@ step "the appliance: files, units, users ($APP_USER), $DATA_DIR, boot-partition 
 # sources in $APP_DIR, units in /usr/local/lib/systemd/system. The virtual
 # environment is already there from stage 2 and the wheel.
 make -s -C "$repo" --no-print-directory install-files install-units DESTDIR="$root" >&2
-install -m 0644 "$repo/systemd/micarray-firstboot.service" \
-	"$root/usr/local/lib/systemd/system/micarray-firstboot.service"
+for unit in micarray-firstboot.service micarray-rootgrow.service; do
+	install -m 0644 "$repo/systemd/$unit" "$root/usr/local/lib/systemd/system/$unit"
+done
 # The users, made now (host-side) so that first boot can hand files to them
 # before the service starts.
 systemd-sysusers --root="$root"
@@ -119,10 +124,10 @@ install -m 0644 "$here/files/micarray.txt" "$root/boot/firmware/micarray.txt"
 step "enabling units"
 systemctl --root="$root" --quiet enable \
 	systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
-	ssh.service micarray-firstboot.service "$APP_UNIT"
-# micarray.service wants network-online.target. By default that waits for
-# every managed link, so an unconfigured Wi-Fi radio next to a cable held
-# the service back by two minutes: wait for any one link, and not forever.
+	ssh.service micarray-firstboot.service micarray-rootgrow.service "$APP_UNIT"
+# No unit of the appliance waits for network-online.target; should anything
+# else pull it in, it waits for any one link, and not for ever (by default an
+# unconfigured Wi-Fi radio next to a cable held it back by two minutes).
 mkdir -p "$root/etc/systemd/system/systemd-networkd-wait-online.service.d"
 printf '%s\n' '[Service]' 'ExecStart=' \
 	'ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=30' \

@@ -324,3 +324,14 @@ def test_a_50_mib_file_is_refused_without_being_read(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20
+
+
+@needs
+def test_host_keys_are_the_two_quick_types_the_image_names(root: Path) -> None:
+    (root / "boot/firmware/micarray.txt").unlink()
+    run(root)
+    keys = sorted(p.name for p in (root / "etc/ssh").glob("ssh_host_*_key"))
+    assert keys == ["ssh_host_ecdsa_key", "ssh_host_ed25519_key"]
+    assert all((root / "etc/ssh" / k).stat().st_mode & 0o777 == 0o600 for k in keys)
+    customize = (Path(__file__).resolve().parent.parent / "image/customize.sh").read_text()
+    assert all(f"HostKey /etc/ssh/{k}\n" in customize for k in keys)

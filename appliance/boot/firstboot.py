@@ -44,6 +44,7 @@ BOOT_DIR = "boot/firmware"
 DATA_DIR = "var/lib/micarray"
 DEVICE_ID_FILE = "device-id"
 WIFI_INTERFACE = "wlan0"
+HOST_KEY_TYPES = ("ed25519", "ecdsa")
 #: Read by micarray.service at each start (EnvironmentFile= in the image's
 #: drop-in), so a value written during boot applies to the same boot.
 ENV_FILE = "etc/default/micarray"
@@ -102,8 +103,15 @@ def ensure_host_keys(root: Path) -> bool:
     if any(ssh_dir.glob("ssh_host_*_key")):
         return False
     ssh_dir.mkdir(parents=True, exist_ok=True)
-    # -A makes every missing default key type; -f puts them under the tree.
-    subprocess.run(["ssh-keygen", "-A", "-f", str(root)], check=True, capture_output=True)
+    # Ed25519 and ECDSA only (the image's sshd_config.d names these two): an
+    # RSA key costs seconds of first boot on a Pi and more in QEMU.
+    for kind in HOST_KEY_TYPES:
+        key = ssh_dir / f"ssh_host_{kind}_key"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "", "-f", str(key)],
+            check=True,
+            capture_output=True,
+        )
     if not any(ssh_dir.glob("ssh_host_*_key")):
         raise OSError(f"ssh-keygen made no host keys in {ssh_dir}")
     log.info("made new SSH host keys")
