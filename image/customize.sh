@@ -105,6 +105,10 @@ make -s -C "$repo" --no-print-directory install-files install-units DESTDIR="$ro
 for unit in micarray-firstboot.service micarray-rootgrow.service; do
 	install -m 0644 "$repo/systemd/$unit" "$root/usr/local/lib/systemd/system/$unit"
 done
+# systemd.run= in cmdline.txt (Imager's firstrun.sh hook) never runs a script
+# here and never powers the device off (docs/image.md).
+install -D -m 0644 "$repo/systemd/kernel-command-line.service.d/50-micarray.conf" \
+	"$root/etc/systemd/system/kernel-command-line.service.d/50-micarray.conf"
 # The users, made now (host-side) so that first boot can hand files to them
 # before the service starts.
 systemd-sysusers --root="$root"

@@ -265,3 +265,40 @@ def test_polkit_rule_allows_only_run_units() -> None:
         check=True,
     )
     assert json.loads(proc.stdout) == [expected for *_, expected in POLKIT_CASES]
+
+
+RUN_GENERATOR = Path("/usr/lib/systemd/system-generators/systemd-run-generator")
+
+
+@needs_analyze
+@pytest.mark.skipif(not RUN_GENERATOR.exists(), reason="needs systemd's run generator")
+def test_systemd_run_on_the_kernel_command_line_runs_nothing_and_powers_nothing_off(staged: Path) -> None:
+    # The real generator, fed Imager's kernel command line.
+    out = staged / "etc/systemd/system"
+    env = {"SYSTEMD_PROC_CMDLINE": "root=LABEL=RASPIROOT systemd.run=/boot/firstrun.sh "
+           "systemd.run_success_action=reboot systemd.unit=kernel-command-line.target"}  # fmt: skip
+    subprocess.run([str(RUN_GENERATOR), str(out), str(out), str(out)], env=env, check=True, timeout=60)
+    generated = (out / "kernel-command-line.service").read_text()
+    # What the drop-in must undo: running the script, and powering off when it fails.
+    assert "ExecStart=/boot/firstrun.sh" in generated and "FailureAction=exit" in generated
+    dropin = UNIT_DIR / "kernel-command-line.service.d/50-micarray.conf"
+    target = out / "kernel-command-line.service.d"
+    target.mkdir()
+    shutil.copy(dropin, target)
+    shutil.copy("/usr/bin/systemctl", staged / "usr/bin/systemctl")
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", f"--root={staged}", "kernel-command-line.service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout + proc.stderr) == (0, "")
+    settings: dict[str, list[str]] = {}
+    for line in dropin.read_text().splitlines():
+        if line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    assert settings["ExecStart"] == ["", "/usr/bin/systemctl --no-block start multi-user.target"]
+    assert settings["SuccessAction"] == ["none"] and settings["FailureAction"] == ["none"]
+    assert "kernel-command-line.service.d/50-micarray.conf" in (REPO / "image/customize.sh").read_text()

@@ -45,6 +45,8 @@ DATA_DIR = "var/lib/micarray"
 DEVICE_ID_FILE = "device-id"
 WIFI_INTERFACE = "wlan0"
 HOST_KEY_TYPES = ("ed25519", "ecdsa")
+#: Set by Raspberry Pi Imager's files only (a hidden network); see appliance.boot.imager.
+WIFI_HIDDEN = "WIFI_HIDDEN"
 #: Read by micarray.service at each start (EnvironmentFile= in the image's
 #: drop-in), so a value written during boot applies to the same boot.
 ENV_FILE = "etc/default/micarray"
@@ -65,14 +67,20 @@ class Report:
     """Lines that were rejected or failed to apply."""
     applied_lines: set[int] = field(default_factory=set)
     """Line numbers that were applied (not in the JSON)."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """For each applied key, the file on the boot partition that set it."""
+    notes: list[str] = field(default_factory=list)
+    """What was read and deliberately not used (Raspberry Pi Imager's extras), in words."""
 
     def to_json(self) -> str:
-        """The report as the web app reads it: time, boot_file, applied, problems."""
+        """The report as the web app reads it: time, boot_file, applied, sources, problems, notes."""
         body = {
             "time": self.time,
             "boot_file": self.boot_file,
             "applied": self.applied,
+            "sources": self.sources,
             "problems": [{"line": p.line, "key": p.key, "message": p.message} for p in self.problems],
+            "notes": self.notes,
         }
         return json.dumps(body, indent=2) + "\n"
 
@@ -159,7 +167,9 @@ def wifi_psk(ssid: str, passphrase: str) -> str:
     return key.hex()
 
 
-def apply_wifi(root: Path, ssid: str, passphrase: str | None, country: str | None) -> Path:
+def apply_wifi(
+    root: Path, ssid: str, passphrase: str | None, country: str | None, hidden: bool = False
+) -> Path:
     """Write wpa_supplicant's file for wlan0; the image's unit starts when it exists."""
     lines = [
         "# Written at boot from micarray.txt; edit here or set WIFI_* there again.",
@@ -170,6 +180,8 @@ def apply_wifi(root: Path, ssid: str, passphrase: str | None, country: str | Non
         lines.append(f"country={country}")
     # The SSID as hex needs no quoting rules whatever characters it holds.
     lines += ["network={", f"\tssid={ssid.encode('utf-8').hex()}"]
+    if hidden:
+        lines.append("\tscan_ssid=1")
     if passphrase:
         lines.append(f"\tpsk={wifi_psk(ssid, passphrase)}")
     else:
@@ -253,6 +265,7 @@ def _actions(
                 value(bootconfig.WIFI_SSID) or "",
                 value(bootconfig.WIFI_PASSPHRASE),
                 value(bootconfig.WIFI_COUNTRY),
+                value(WIFI_HIDDEN) == "1",
             ),
         ),
         (
@@ -307,10 +320,10 @@ def process_boot_file(root: Path, boot_dir: Path, data_dir: Path, live: bool) ->
     finally:
         # Even when applying failed in a way nobody foresaw, no secret stays.
         if report.applied_lines or config.superseded or bootconfig.has_secrets(text):
-            _write_fat(path, bootconfig.rewrite(text, report.applied_lines, stamp, config.superseded))
+            write_fat(path, bootconfig.rewrite(text, report.applied_lines, stamp, config.superseded))
     for problem in report.problems:
         log.warning("%s", problem)
-    write_report(root, data_dir, report)
+    report.sources = dict.fromkeys(report.applied, bootconfig.FILE_NAME)
     log.info("applied %s from %s", ", ".join(report.applied) or "nothing", path)
     return report
 
@@ -325,10 +338,9 @@ REFUSED_NOTE = """\
 
 def refuse_boot_file(root: Path, data_dir: Path, path: Path, reason: str, stamp: str) -> Report:
     """Replace a file that cannot be read with a note: nothing in it is applied, nothing stays."""
-    _write_fat(path, REFUSED_NOTE.format(name=bootconfig.FILE_NAME, stamp=stamp, reason=reason))
+    write_fat(path, REFUSED_NOTE.format(name=bootconfig.FILE_NAME, stamp=stamp, reason=reason))
     report = Report(time=stamp, boot_file=str(path), problems=[Problem(0, "", reason)])
     log.warning("%s", report.problems[0])
-    write_report(root, data_dir, report)
     return report
 
 
@@ -354,7 +366,7 @@ def _write(path: Path, text: str, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def _write_fat(path: Path, text: str) -> None:
+def write_fat(path: Path, text: str) -> None:
     """Replace a file on the FAT partition: no modes there, so no chmod."""
     tmp = path.with_name(path.name + ".new")
     with tmp.open("w", encoding="utf-8", newline="\r\n") as f:
@@ -377,7 +389,14 @@ def run(root: Path, boot_dir: Path, data_dir: Path, grow: bool) -> Report | None
     except (OSError, subprocess.CalledProcessError) as exc:
         log.error("could not make SSH host keys: %s", exc)
     ensure_device_id(root, data_dir)
-    return process_boot_file(root, boot_dir, data_dir, live)
+    report = process_boot_file(root, boot_dir, data_dir, live)
+    # Imager's files after micarray.txt: a key micarray.txt set is not set again.
+    from appliance.boot import imagerboot  # noqa: PLC0415 (it builds on this module)
+
+    report = imagerboot.process(root, boot_dir, data_dir, live, report)
+    if report is not None:
+        write_report(root, data_dir, report)
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
