@@ -18,7 +18,7 @@ from typing import Any
 
 from appliance import __version__
 from appliance.auth import PasswordStore, TokenStore
-from appliance.boot.bootreport import boot_file_problems
+from appliance.boot.bootreport import boot_file_problems, update_notices
 from appliance.capture.block import Block
 from appliance.capture.bus import QUEUE_SECONDS, Bus, blocks_for
 from appliance.capture.config import AudioConfig, Capabilities, apply_change, load_config, save_config
@@ -75,8 +75,8 @@ class Service:
         self.runs: Any = None
         self.streams: Any = None
         self.remote_runs: dict[str, dict[str, Any]] = {}
-        self.notices = boot_file_problems(data_dir)
-        """What the admin should know at every visit (bad lines of the boot partition's file)."""
+        self.notices = boot_file_problems(data_dir) + update_notices(data_dir)
+        """What the admin should know at every visit (boot-file problems, a rolled-back update)."""
         self.bus.add_listener(self._levels.add)
 
     # -- life cycle -----------------------------------------------------------

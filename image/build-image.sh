@@ -50,6 +50,10 @@ cp "$wheel" "$root/tmp/"
 in_root "$root" "$VENV_DIR/bin/pip" install -q --no-deps --no-index --force-reinstall \
 	"/tmp/$(basename "$wheel")"
 rm -f "$root/tmp/"*.whl
+# micarray-update keeps the running version's wheel to go back to
+# (appliance/boot/update.py); the image's own wheel is the first one.
+install -d -m 0700 "$root/var/lib/micarray-update/current"
+install -m 0600 "$wheel" "$root/var/lib/micarray-update/current/"
 "$here/customize.sh" "$root" "$repo"
 
 img="$OUT/$name.img"
