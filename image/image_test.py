@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import guest_checks
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -69,8 +70,8 @@ def fat(image: Path) -> str:
     return f"{image}@@{BOOT_OFFSET}"
 
 
-def prepare(image: Path, work: Path, password: str, pubkey: str) -> tuple[Path, Path, Path]:
-    """Copy the image, grow the copy, write micarray.txt, extract kernel and initrd."""
+def prepare(image: Path, work: Path, password: str, pubkey: str, imager_key: str) -> tuple[Path, Path, Path]:
+    """Copy the image, grow the copy, write micarray.txt and Imager's files, extract kernel and initrd."""
     disk = work / "disk.img"
     subprocess.run(["cp", "--sparse=always", str(image), str(disk)], check=True)
     with disk.open("r+b") as f:
@@ -83,6 +84,11 @@ def prepare(image: Path, work: Path, password: str, pubkey: str) -> tuple[Path, 
         f.write(f"SSH_AUTHORIZED_KEY={pubkey}\nTIMEZONE=Europe/Berlin\nCOLOUR=blue\n")
         f.write("ARRAY_PRESET=respeaker-usb\n")
     subprocess.run(["mcopy", "-o", "-i", fat(disk), str(settings), "::micarray.txt"], check=True)
+
+    def fat_copy(src: Path, dst: str) -> None:
+        subprocess.run(["mcopy", "-o", "-i", fat(disk), str(src), dst], check=True)
+
+    guest_checks.write_imager_files(fat_copy, work, imager_key)
     names = subprocess.run(
         ["mdir", "-b", "-i", fat(disk), "::"], check=True, capture_output=True, text=True
     ).stdout.split()
@@ -105,7 +111,7 @@ def start_qemu(
         "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
         "-kernel", str(kernel), "-initrd", str(initrd),
         "-append", "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait"
-        " modules-load=mac80211_hwsim",
+        " modules-load=mac80211_hwsim" + guest_checks.FIRSTRUN_APPEND,
         "-drive", f"if=none,id=hd0,format=raw,file={disk}", "-device", "virtio-blk-pci,drive=hd0",
         "-netdev", net, "-device", "virtio-net-pci,netdev=net0",
         "-display", "none", "-monitor", "none", "-serial", f"file:{log}", "-no-reboot",
@@ -196,6 +202,15 @@ class Guest:
         if check and done.returncode != 0:
             raise SystemExit(f"in the guest, {command!r} failed ({done.returncode}): {done.stderr}")
         return done.stdout.strip()
+
+    def copy_in(self, src: Path, dst: str) -> None:
+        """One file into the guest with scp."""
+        cmd = [
+            "scp", "-q", "-i", str(self.key), "-P", str(self.port), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", str(src), f"root@127.0.0.1:{dst}",
+        ]  # fmt: skip
+        subprocess.run(cmd, check=True, timeout=300)
 
     def ready(self) -> bool | None:
         """True once a command runs, None while SSH does not answer yet."""
@@ -374,9 +389,14 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     key = work / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    imager_key = work / "id_imager"
+    for k in (key, imager_key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(k)], check=True)
     password = secrets.token_urlsafe(12)
-    disk, kernel, initrd = prepare(args.image, work, password, key.with_suffix(".pub").read_text().strip())
+    disk, kernel, initrd = prepare(
+        args.image, work, password, key.with_suffix(".pub").read_text().strip(),
+        imager_key.with_suffix(".pub").read_text().strip(),
+    )  # fmt: skip
     say(f"image copy {disk} ready with micarray.txt settings; kernel {kernel.name}")
     http_port, ssh_port = free_port(), free_port()
     console = work / "console.log"
@@ -392,6 +412,12 @@ def main() -> int:
         poll("SSH", guest.ready, qemu)
         say(f"SSH with the key from micarray.txt works after {time.monotonic() - boot0:.1f} s")
         analyze = check_guest(guest, password)
+        if Guest(ssh_port, imager_key).run("echo up", check=False) != "up":
+            raise SystemExit("SSH with the key from Imager's user-data does not work")
+        guest_checks.check_imager(guest, HOSTNAME)
+        say("Imager's user-data: its key logs in as root, micarray.txt's host name won, firstrun.sh not run")
+        for row in guest_checks.check_firmware(guest):
+            say(f"Wi-Fi firmware in the image: {row}")
         jar = web_login(http_port, password)
         try:
             say(f"editor run (Execute, the run template, its own user): {editor_run(http_port, jar)}")
@@ -408,6 +434,7 @@ def main() -> int:
         say(f"mDNS answer inside the guest: {answer!r}")
         if HOSTNAME not in answer:
             raise SystemExit("no _http._tcp answer naming the device over mDNS")
+        say("updates: " + guest_checks.check_update(guest, guest.copy_in, work))
         say(f"boot (systemd-analyze in the guest): {analyze}")
         say(f"time from QEMU start to a working web app: {t_web:.1f} s")
         guest.run("systemctl poweroff", check=False)
