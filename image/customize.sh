@@ -125,6 +125,15 @@ printf '%s\n' '[Service]' 'EnvironmentFile=-/etc/default/micarray' \
 	> "$root/etc/systemd/system/micarray.service.d/50-image.conf"
 install -m 0644 "$here/files/micarray.txt" "$root/boot/firmware/micarray.txt"
 
+step "I2S HAT overlays (dtc, from image/overlays/*.dts)"
+# Debian's kernel ships no Raspberry Pi overlays; I2S_HAT= in micarray.txt
+# names one of ours (appliance/boot/hats.py). The firmware loads them from
+# overlays/ on the boot partition.
+mkdir -p "$root/boot/firmware/overlays"
+for dts in "$here"/overlays/*.dts; do
+	dtc -q -@ -I dts -O dtb -o "$root/boot/firmware/overlays/$(basename "$dts" .dts).dtbo" "$dts"
+done
+
 step "enabling units"
 systemctl --root="$root" --quiet enable \
 	systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \

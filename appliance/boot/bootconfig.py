@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.boot import hats
 from appliance.capture.sources.arrays import preset_names
 
 FILE_NAME = "micarray.txt"
@@ -41,6 +42,7 @@ ADMIN_PASSWORD = "ADMIN_PASSWORD"
 SSH_AUTHORIZED_KEY = "SSH_AUTHORIZED_KEY"
 TIMEZONE = "TIMEZONE"
 ARRAY_PRESET = "ARRAY_PRESET"
+I2S_HAT = "I2S_HAT"
 
 #: Keys whose values are removed from the file once read, applied or not.
 SECRET_KEYS = frozenset({ADMIN_PASSWORD, WIFI_PASSPHRASE})
@@ -206,6 +208,14 @@ def check_preset(value: str) -> str:
     return name
 
 
+def check_hat(value: str) -> str:
+    """An I2S HAT the image has an overlay for (``appliance.boot.hats``), or ``none``."""
+    try:
+        return hats.check_hat(value)
+    except hats.HatError as exc:
+        raise BootConfigError(str(exc)) from None
+
+
 CHECKS: dict[str, Callable[[str], str]] = {
     HOSTNAME: check_hostname,
     WIFI_COUNTRY: check_country,
@@ -215,6 +225,7 @@ CHECKS: dict[str, Callable[[str], str]] = {
     SSH_AUTHORIZED_KEY: check_ssh_key,
     TIMEZONE: check_timezone,
     ARRAY_PRESET: check_preset,
+    I2S_HAT: check_hat,
 }
 
 

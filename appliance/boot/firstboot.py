@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance.auth import PasswordStore
-from appliance.boot import bootconfig, rootgrow
+from appliance.boot import bootconfig, hats, rootgrow
 from appliance.boot.bootconfig import BootConfig, BootConfigError, BootFileRefused, Problem, Setting
 from appliance.boot.bootreport import REPORT_FILE
 from appliance.errors import AuthError
@@ -274,6 +274,7 @@ def _actions(
         ),
         ([bootconfig.TIMEZONE], lambda: apply_timezone(root, value(bootconfig.TIMEZONE) or "")),
         ([bootconfig.ARRAY_PRESET], lambda: apply_preset(root, value(bootconfig.ARRAY_PRESET) or "")),
+        ([bootconfig.I2S_HAT], lambda: _apply_hat(root, value(bootconfig.I2S_HAT) or "")),
     ]
     out: list[tuple[list[Setting], Action]] = []
     for keys, action in acts:
@@ -284,6 +285,13 @@ def _actions(
         keys = [s.value for s in config.ssh_keys]
         out.append((list(config.ssh_keys), lambda: apply_ssh_keys(root, keys)))
     return out
+
+
+def _apply_hat(root: Path, hat: str) -> None:
+    try:
+        hats.apply_hat(root, root / BOOT_DIR, hat)
+    except hats.HatError as exc:
+        raise BootConfigError(str(exc)) from None
 
 
 def apply_config(root: Path, data_dir: Path, config: BootConfig, live: bool) -> Report:
@@ -396,6 +404,10 @@ def run(root: Path, boot_dir: Path, data_dir: Path, grow: bool) -> Report | None
     report = imagerboot.process(root, boot_dir, data_dir, live, report)
     if report is not None:
         write_report(root, data_dir, report)
+    # The firmware applies overlays only when it starts: once, after a HAT change.
+    if live and report is not None and bootconfig.I2S_HAT in report.applied:
+        log.warning("the I2S HAT's overlay is loaded at the next boot: restarting once")
+        subprocess.run(["systemctl", "--no-block", "reboot"], check=False)
     return report
 
 
