@@ -259,6 +259,11 @@ class Service:
         info["output"] = (info["output"] + [line])[-200:]
         self.broadcast_runs({"type": "run_output", "run": info["id"], **line})
 
+    @property
+    def simulated(self) -> bool:
+        """True while the audio is the simulator's (no array was found, or none was asked for)."""
+        return self.source.info.kind == "sim"
+
     def welcome(self, session: ClientSession) -> dict[str, Any]:
         info = self.source.info
         msg: dict[str, Any] = {
@@ -270,6 +275,7 @@ class Service:
                 "name": self.hostname,
                 "model": info.model,
                 "source": info.spec,
+                "simulated": self.simulated,
                 "version": __version__,
                 "geometry": info.channel_geometry(),
             },
@@ -370,6 +376,7 @@ class Service:
         return {
             "type": "stats",
             "source": self.source.info.spec,
+            "simulated": self.simulated,
             "model": self.source.info.model,
             "state": status.state if status else "starting",
             "message": status.message if status else "",

@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import urllib.request
+import wave
 from pathlib import Path
 
 import pytest
 
 from appliance.boot import bootconfig, firstboot, hats
+from tests import wsclient
+from tests.browser_login import login
+from tests.server import ApplianceProcess
 
 REPO = Path(__file__).resolve().parent.parent
 OVERLAYS = sorted((REPO / "image/overlays").glob("*.dts"))
@@ -187,3 +192,42 @@ def test_i2s_hat_in_the_boot_file_writes_the_overlay_where_kernel_updates_keep_i
 def test_a_hat_the_kernel_cannot_drive_is_refused_in_words(value: str, message: str) -> None:
     config = bootconfig.parse(f"I2S_HAT={value}\n")
     assert message in config.problems[0].message
+
+
+def _wav(path: Path) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\x00\x00" * 2 * 16000)
+    return path
+
+
+BANNER = "Simulated data: no microphone array was found"
+
+
+@pytest.mark.parametrize("source", ["sim", "wav"])
+async def test_simulated_data_is_said_on_every_page_and_in_the_api(tmp_path: Path, source: str) -> None:
+    # A HAT preset without a working capture device ends up on the simulator.
+    spec = "sim" if source == "sim" else f"wav:{_wav(tmp_path / 'in.wav')}"
+    server = ApplianceProcess(tmp_path / "data", spec).start()
+    try:
+        pages = []
+        for path in ("/setup", "/login"):
+            with urllib.request.urlopen(f"{server.url}{path}", timeout=10) as answer:
+                pages.append(answer.read().decode())
+        ws, welcome = await wsclient.browser(server)
+        cookie = login(server.port, server.data_dir)
+        request = urllib.request.Request(f"{server.url}/", headers={"Cookie": cookie})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            pages.append(answer.read().decode())  # the app itself
+        stats = await wsclient.receive(ws, "stats", timeout=20)
+        await wsclient.shut(ws)
+    finally:
+        server.stop()
+    simulated = source == "sim"
+    assert [BANNER in page for page in pages] == [simulated, simulated, simulated]
+    assert 'id="btn-execute"' in pages[2]
+    assert welcome["device"]["simulated"] is simulated
+    assert stats["simulated"] is simulated
+    assert "Traceback" not in server.log()
