@@ -15,6 +15,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+IMAGE_STAGE="stage 2/3 packages+venv"
 repo=$(cd "$here/.." && pwd)
 CACHE=${IMAGE_CACHE:-$here/cache}
 HOST_PIP=${HOST_PIP:-$repo/.venv/bin/pip}
