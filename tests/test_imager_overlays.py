@@ -25,6 +25,8 @@ from tests import wsclient
 from tests.browser_login import login
 from tests.server import ApplianceProcess
 
+# The first run downloads Debian's kernel package (60 MB) once.
+pytestmark = pytest.mark.timeout(600)
 REPO = Path(__file__).resolve().parent.parent
 OVERLAYS = sorted((REPO / "image/overlays").glob("*.dts"))
 CACHE = REPO / "image/cache/debs"

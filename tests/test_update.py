@@ -29,6 +29,8 @@ import pytest
 from appliance.boot import bootreport, update
 from tests.server import free_port
 
+# Building four wheels and a venv takes a minute alone, several on a loaded machine.
+pytestmark = pytest.mark.timeout(900)
 REPO = Path(__file__).resolve().parent.parent
 BASE, GOOD, BROKEN, SILENT = "0.1.0", "0.1.1", "0.1.2", "0.1.3"
 # Each broken wheel breaks the service module the way a bad release would.
