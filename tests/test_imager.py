@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from appliance.auth import PasswordStore
-from appliance.boot import cryptpass, firstboot, firstrun
+from appliance.boot import bootreport, cryptpass, firstboot, firstrun
 
 needs = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("ssh-keygen", "openssl")), reason="needs openssh-client and openssl"
@@ -349,6 +349,7 @@ def test_a_missing_script_only_loses_its_arguments(root: Path) -> None:
         ('users:\n- passwd: "plaintext-by-hand"\n', "the password hash is not one this device accepts"),
         ("hostname: ok\n" + "#" * 70_000 + "\n", "user-data is larger than 64 KiB"),
         ("hostname: [unclosed\n", "user-data is not valid YAML (line 2)"),
+        ("hostname: " + "[" * 30_000 + "\n", "user-data is nested too deeply"),
     ],
 )
 def test_hostile_or_broken_user_data_is_refused_in_words(
@@ -362,6 +363,9 @@ def test_hostile_or_broken_user_data_is_refused_in_words(
     else:
         assert any(message in p for p in problems), problems
     assert not Path("/tmp/owned").exists()
+    # What the web app shows names the file the problem is in.
+    shown = bootreport.boot_file_problems(root / "var/lib/micarray")
+    assert all(line.startswith("user-data: ") for line in shown), shown
     assert "plaintext-by-hand" not in json.dumps(report(root))
     assert (boot(root) / "user-data").read_text().startswith("# This file was written by Raspberry Pi Imager")
 

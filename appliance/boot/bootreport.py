@@ -21,7 +21,7 @@ def boot_file_problems(data_dir: Path) -> list[str]:
         notices = [
             f"{name} line {p.get('line')}: {p.get('key')}: {p.get('message')}"
             if p.get("line")
-            else f"{name}: {p.get('message')}"
+            else f"{p.get('key') or name}: {p.get('message')}"
             for p in problems
         ]
     except FileNotFoundError:

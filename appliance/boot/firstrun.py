@@ -29,6 +29,7 @@ SELF_REMOVAL = "rm -f /boot/firstrun.sh"
 RUN_ARGUMENTS = ("systemd.run=", "systemd.run_success_action=", "systemd.run_failure_action=")
 RUN_TARGET = "systemd.unit=kernel-command-line.target"
 REGDOM = "cfg80211.ieee80211_regdom="
+MAX_CMDLINE_BYTES = 16 * 1024
 
 
 def named_script(cmdline: str) -> str | None:
@@ -100,7 +101,9 @@ def read_cmdline(boot_dir: Path, cfg: ImagerConfig) -> str | None:
     """Handle the hook and Imager's Wi-Fi country; returns cmdline.txt's new text, or None."""
     path = boot_dir / CMDLINE
     try:
-        cmdline = path.read_text(encoding="utf-8", errors="replace").strip()
+        with path.open("rb") as f:
+            # The firmware reads one line of at most a few KiB; so do we.
+            cmdline = f.read(MAX_CMDLINE_BYTES).decode("utf-8", "replace").strip()
     except FileNotFoundError:
         return None
     for arg in cmdline.split():

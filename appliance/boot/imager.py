@@ -134,6 +134,10 @@ def load_yaml(text: str, name: str, cfg: ImagerConfig) -> dict[str, Any] | None:
     """The file as a mapping, safely; a syntax error is reported by line, never quoted."""
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        # Deep nesting within the size cap: PyYAML's pure-Python loader recurses.
+        cfg.problem(name, f"{name} is nested too deeply; it was not used")
+        return None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
