@@ -34,8 +34,11 @@ class Guest(Protocol):
     def run(self, command: str, stdin: str | None = None, check: bool = True) -> str: ...
 
 
-def write_imager_files(fat_copy: Callable[[Path, str], None], work: Path, pubkey: str) -> None:
-    """Imager's cloud-init user-data (as Imager 2 writes it) and a firstrun.sh that is not Imager's."""
+def write_imager_files(
+    fat_copy: Callable[[Path, str], None], fat_read: Callable[[str, Path], None], work: Path, pubkey: str
+) -> None:
+    """Imager's cloud-init user-data (as Imager 2 writes it), a firstrun.sh that is not Imager's,
+    and the hook in cmdline.txt as Imager adds it (QEMU passes the same arguments to the kernel)."""
     user_data = work / "user-data"
     user_data.write_text(
         "manage_resolv_conf: false\n"
@@ -48,6 +51,10 @@ def write_imager_files(fat_copy: Callable[[Path, str], None], work: Path, pubkey
     script = work / "firstrun.sh"
     script.write_text(UNKNOWN_SCRIPT)
     fat_copy(script, "::firstrun.sh")
+    cmdline = work / "cmdline.txt"
+    fat_read("::cmdline.txt", cmdline)
+    cmdline.write_text(cmdline.read_text().strip() + FIRSTRUN_APPEND + "\n")
+    fat_copy(cmdline, "::cmdline.txt")
 
 
 def check_imager(guest: Guest, hostname: str) -> None:

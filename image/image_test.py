@@ -88,7 +88,10 @@ def prepare(image: Path, work: Path, password: str, pubkey: str, imager_key: str
     def fat_copy(src: Path, dst: str) -> None:
         subprocess.run(["mcopy", "-o", "-i", fat(disk), str(src), dst], check=True)
 
-    guest_checks.write_imager_files(fat_copy, work, imager_key)
+    def fat_read(src: str, dst: Path) -> None:
+        subprocess.run(["mcopy", "-n", "-i", fat(disk), src, str(dst)], check=True)
+
+    guest_checks.write_imager_files(fat_copy, fat_read, work, imager_key)
     names = subprocess.run(
         ["mdir", "-b", "-i", fat(disk), "::"], check=True, capture_output=True, text=True
     ).stdout.split()
