@@ -1,1 +1,1 @@
-"""The image's own steps: first boot (micarray.txt, Raspberry Pi Imager's files, HATs), its report, root growth, updates."""
+"""The image's own steps: first boot (micarray.txt, Imager's files, HATs), root growth, updates."""
