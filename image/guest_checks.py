@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -75,6 +76,22 @@ def check_imager(guest: Guest, hostname: str) -> None:
     target = guest.run("systemctl is-active multi-user.target", check=False)
     if target != "active":
         raise SystemExit(f"with systemd.run on the kernel command line, multi-user.target is {target}")
+
+
+def check_rootgrow(guest: Guest, deadline_s: float = 600.0) -> str:
+    """micarray-rootgrow.service (which nothing waits for) ended well; its journal line."""
+    deadline = time.monotonic() + deadline_s
+    state = ""
+    while time.monotonic() < deadline:
+        state = guest.run("systemctl show -p ActiveState --value micarray-rootgrow.service", check=False)
+        if state not in ("activating", "deactivating", ""):
+            break
+        time.sleep(1.0)
+    result = guest.run("systemctl show -p Result --value micarray-rootgrow.service", check=False)
+    if result != "success":
+        log = guest.run("journalctl -b -u micarray-rootgrow --no-pager | tail -5", check=False)
+        raise SystemExit(f"micarray-rootgrow.service ended {state}/{result}: {log}")
+    return guest.run("journalctl -b -u micarray-rootgrow --no-pager -o cat | tail -1", check=False)
 
 
 def check_firmware(guest: Guest) -> list[str]:

@@ -369,6 +369,7 @@ def check_guest(guest: Guest, password: str) -> str:
     if name != HOSTNAME:
         raise SystemExit(f"host name is {name!r}, expected {HOSTNAME!r}")
     say(f"host name {name}, time zone {guest.run('cat /etc/timezone')}")
+    say(f"micarray-rootgrow.service: {guest_checks.check_rootgrow(guest)}")
     say(f"root file system: {guest.run('df -h --output=size,used,avail / | tail -1')} (grown)")
     say(f"SSH host key: {guest.run('ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub')}")
     analyze = ""
