@@ -378,6 +378,10 @@ def test_country_from_the_kernel_command_line(root: Path) -> None:
     run(root)
     assert "country=NL" in wpa(root)
     assert report(root)["sources"]["WIFI_COUNTRY"] == "cmdline.txt"
+    # The argument stays in cmdline.txt; at later boots it alone asks for nothing.
+    before = report(root)
+    assert run(root) is None
+    assert report(root) == before
 
 
 def test_cmdline_cleaning_keeps_every_other_argument() -> None:

@@ -107,10 +107,6 @@ class ImagerConfig:
         """Record a refusal; never with a secret value in it."""
         self.problems.append(Problem(0, source, message))
 
-    def is_empty(self) -> bool:
-        """True when nothing was found and nothing needs removing."""
-        return not (self.values or self.ssh_keys or self.problems or self.consumed)
-
 
 def read_text(path: Path, cfg: ImagerConfig) -> str | None:
     """A small UTF-8 file's text, or None (missing, or refused with a problem)."""

@@ -30,7 +30,9 @@ def process(root: Path, boot_dir: Path, data_dir: Path, live: bool, earlier: Rep
     """Apply Imager's settings that ``earlier`` (micarray.txt's report) did not; the merged report."""
     cfg = imager.read_boot_partition(boot_dir)
     new_cmdline = firstrun.read_cmdline(boot_dir, cfg)
-    if cfg.is_empty() and new_cmdline is None:
+    # Imager's Wi-Fi country stays in cmdline.txt for good: alone, it asks for nothing.
+    only_cmdline = all(f.source == firstrun.CMDLINE for f in cfg.values.values())
+    if new_cmdline is None and only_cmdline and not (cfg.ssh_keys or cfg.problems or cfg.consumed):
         return earlier
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     report = earlier or Report(time=stamp, boot_file=str(boot_dir / bootconfig.FILE_NAME))
