@@ -43,6 +43,8 @@ step "identity: machine-id uninitialized, no SSH host keys (made on first boot)"
 echo uninitialized > "$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*
 mkdir -p "$root/etc/ssh/sshd_config.d"
+# First boot may write root's authorized_keys only here (its sandbox).
+install -d -m 0700 "$root/root/.ssh"
 cat > "$root/etc/ssh/sshd_config.d/micarray.conf" <<'SSHD'
 # Keys only: the image has no default password, and root logs in with the key
 # from micarray.txt (SSH_AUTHORIZED_KEY).

@@ -335,3 +335,15 @@ def test_host_keys_are_the_two_quick_types_the_image_names(root: Path) -> None:
     assert all((root / "etc/ssh" / k).stat().st_mode & 0o777 == 0o600 for k in keys)
     customize = (Path(__file__).resolve().parent.parent / "image/customize.sh").read_text()
     assert all(f"HostKey /etc/ssh/{k}\n" in customize for k in keys)
+
+
+@needs
+def test_files_others_read_stay_readable_under_the_units_umask(root: Path) -> None:
+    boot_file(root, "HOSTNAME=masked\nTIMEZONE=Europe/Berlin\nARRAY_PRESET=respeaker-usb\n")
+    old = os.umask(0o077)  # micarray-firstboot.service's UMask=
+    try:
+        run(root)
+    finally:
+        os.umask(old)
+    for name in ("etc/hostname", "etc/hosts", "etc/timezone", "etc/default/micarray"):
+        assert (root / name).stat().st_mode & 0o777 == 0o644, name

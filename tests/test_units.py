@@ -171,7 +171,9 @@ def test_every_service_is_scored() -> None:
 def test_root_services_keep_only_the_capabilities_they_use() -> None:
     firstboot = unit_settings("micarray-firstboot.service")
     assert firstboot["CapabilityBoundingSet"] == ["CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_SYS_ADMIN"]
-    assert firstboot["ReadWritePaths"] == ["/etc /var/lib/micarray /boot/firmware -/root"]
+    assert firstboot["ReadWritePaths"] == ["/etc /var/lib/micarray /boot/firmware -/root/.ssh"]
+    # The image makes /root/.ssh, so the writable path exists below ProtectHome's /root.
+    assert 'install -d -m 0700 "$root/root/.ssh"' in (REPO / "image/customize.sh").read_text()
     assert firstboot["PrivateNetwork"] == ["yes"] and firstboot["ProtectSystem"] == ["strict"]
     assert "--no-grow" in firstboot["ExecStart"][0]
     grow = unit_settings("micarray-rootgrow.service")

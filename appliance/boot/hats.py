@@ -85,6 +85,7 @@ def apply_hat(root: Path, boot_dir: Path, hat: str) -> bool:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".new")
             tmp.write_text(after)
+            tmp.chmod(0o644)  # whatever the unit's UMask: kernel hooks read it
             tmp.replace(path)
             changed = True
     log.info("I2S HAT %s: %s", hat, ", ".join(lines) or "no overlay")
