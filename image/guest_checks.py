@@ -153,7 +153,7 @@ def build_wheels(work: Path) -> dict[str, Path]:
     return out
 
 
-def check_update(guest: Guest, copy_in: Callable[[Path, str], None], work: Path) -> str:
+def check_update(guest: Guest, copy_in: Callable[[Path, str], None], work: Path) -> tuple[str, str]:
     """A broken update goes back by itself and the device serves; a good one is kept."""
     wheels = build_wheels(work)
     for wheel in wheels.values():
@@ -171,7 +171,42 @@ def check_update(guest: Guest, copy_in: Callable[[Path, str], None], work: Path)
     good = guest.run(f"micarray-update /root/{wheels['good'].name}; echo exit=$?", check=False)
     if not good.endswith("exit=0"):
         raise SystemExit(f"the good update failed: {good}")
-    version = guest.run('/opt/micarray/.venv/bin/python -c "import appliance; print(appliance.__version__)"')
+    version = installed_version(guest)
+    if version != wheels["good"].name.split("-")[1]:
+        raise SystemExit(f"after the good update {version} is installed")
     return (
-        f"broken update rolled back ({status['reason']}); journal: {journal!r}; good update kept: {version}"
+        version,
+        f"broken update rolled back ({status['reason']}); journal: {journal!r}; good update: {version}",
     )
+
+
+def installed_version(guest: Guest) -> str:
+    """The appliance version installed in the guest's venv (the package's own __version__ is fixed)."""
+    return guest.run(
+        "/opt/micarray/.venv/bin/python -c "
+        "\"import importlib.metadata as m; print(m.version('micarray-appliance'))\""
+    )
+
+
+def reboot(guest: Guest, web_answers: Callable[[], object | None], deadline_s: float = 900.0) -> float:
+    """Reboot the guest; seconds from `systemctl reboot` until the new boot's web app answers."""
+    before = guest.run("cat /proc/sys/kernel/random/boot_id")
+    started = time.monotonic()
+    guest.run("systemctl --no-block reboot", check=False)
+    deadline = started + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            now = guest.run("cat /proc/sys/kernel/random/boot_id", check=False)
+        except subprocess.TimeoutExpired:
+            now = ""
+        if now and now != before and web_answers() is not None:
+            return time.monotonic() - started
+        time.sleep(1.0)
+    raise SystemExit(f"the guest did not come back from a reboot within {deadline_s:.0f} s")
+
+
+def check_update_kept(guest: Guest, version: str) -> None:
+    """After a reboot the good update is still the one that runs."""
+    now = installed_version(guest)
+    if now != version or guest.run("systemctl is-active micarray.service", check=False) != "active":
+        raise SystemExit(f"after a reboot {now} is installed (expected {version})")
