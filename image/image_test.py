@@ -78,11 +78,11 @@ def prepare(image: Path, work: Path, password: str, pubkey: str, imager_key: str
         f.truncate(disk.stat().st_size + (1 << 30))
     settings = work / "micarray.txt"
     subprocess.run(["mcopy", "-n", "-i", fat(disk), "::micarray.txt", str(settings)], check=True)
-    with settings.open("a") as f:
-        f.write(f"\nHOSTNAME={HOSTNAME}\nADMIN_PASSWORD={password}\n")
-        f.write(f"WIFI_COUNTRY=DE\nWIFI_SSID={WIFI_SSID}\nWIFI_PASSPHRASE={password}-wifi\n")
-        f.write(f"SSH_AUTHORIZED_KEY={pubkey}\nTIMEZONE=Europe/Berlin\nCOLOUR=blue\n")
-        f.write("ARRAY_PRESET=respeaker-usb\n")
+    with settings.open("a") as text:
+        text.write(f"\nHOSTNAME={HOSTNAME}\nADMIN_PASSWORD={password}\n")
+        text.write(f"WIFI_COUNTRY=DE\nWIFI_SSID={WIFI_SSID}\nWIFI_PASSPHRASE={password}-wifi\n")
+        text.write(f"SSH_AUTHORIZED_KEY={pubkey}\nTIMEZONE=Europe/Berlin\nCOLOUR=blue\n")
+        text.write("ARRAY_PRESET=respeaker-usb\n")
     subprocess.run(["mcopy", "-o", "-i", fat(disk), str(settings), "::micarray.txt"], check=True)
 
     def fat_copy(src: Path, dst: str) -> None:
