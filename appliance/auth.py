@@ -213,9 +213,20 @@ class PasswordStore:
         }
         atomic_write_text(self._path, json.dumps(body) + "\n", mode=0o600)
 
+    def import_crypt(self, crypted: str) -> None:
+        """Keep a crypt(3) hash as the password (Raspberry Pi Imager writes no plaintext)."""
+        from appliance.boot import cryptpass  # noqa: PLC0415 (first boot only)
+
+        body = {"scheme": "crypt", "hash": cryptpass.check_hash(crypted), "generation": secrets.token_hex(8)}
+        atomic_write_text(self._path, json.dumps(body) + "\n", mode=0o600)
+
     def verify(self, password: str) -> bool:
         """True when ``password`` is the admin password."""
         raw = self._load()
+        if raw is not None and raw.get("scheme") == "crypt":
+            from appliance.boot import cryptpass  # noqa: PLC0415
+
+            return cryptpass.verify(password, str(raw.get("hash", "")))
         if raw is None or raw.get("scheme") != "scrypt":
             return False
         try:

@@ -18,7 +18,7 @@ from typing import Any
 
 from appliance import __version__
 from appliance.auth import PasswordStore, TokenStore
-from appliance.boot.bootreport import boot_file_problems
+from appliance.boot.bootreport import boot_file_problems, update_notices
 from appliance.capture.block import Block
 from appliance.capture.bus import QUEUE_SECONDS, Bus, blocks_for
 from appliance.capture.config import AudioConfig, Capabilities, apply_change, load_config, save_config
@@ -75,8 +75,8 @@ class Service:
         self.runs: Any = None
         self.streams: Any = None
         self.remote_runs: dict[str, dict[str, Any]] = {}
-        self.notices = boot_file_problems(data_dir)
-        """What the admin should know at every visit (bad lines of the boot partition's file)."""
+        self.notices = boot_file_problems(data_dir) + update_notices(data_dir)
+        """What the admin should know at every visit (boot-file problems, a rolled-back update)."""
         self.bus.add_listener(self._levels.add)
 
     # -- life cycle -----------------------------------------------------------
@@ -259,6 +259,11 @@ class Service:
         info["output"] = (info["output"] + [line])[-200:]
         self.broadcast_runs({"type": "run_output", "run": info["id"], **line})
 
+    @property
+    def simulated(self) -> bool:
+        """True while the audio is the simulator's (no array was found, or none was asked for)."""
+        return self.source.info.kind == "sim"
+
     def welcome(self, session: ClientSession) -> dict[str, Any]:
         info = self.source.info
         msg: dict[str, Any] = {
@@ -270,6 +275,7 @@ class Service:
                 "name": self.hostname,
                 "model": info.model,
                 "source": info.spec,
+                "simulated": self.simulated,
                 "version": __version__,
                 "geometry": info.channel_geometry(),
             },
@@ -371,6 +377,7 @@ class Service:
         return {
             "type": "stats",
             "source": self.source.info.spec,
+            "simulated": self.simulated,
             "model": self.source.info.model,
             "state": status.state if status else "starting",
             "message": status.message if status else "",
