@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from appliance.daemon import ServeOptions, serve  # noqa: PLC0415
+    from appliance.daemon import ServeOptions, ServiceFailed, serve  # noqa: PLC0415
     from appliance.system.logsetup import setup_logging  # noqa: PLC0415
     from appliance.system.logtail import LogTail  # noqa: PLC0415
 
@@ -133,7 +133,10 @@ def _serve(args: argparse.Namespace) -> int:
         https_port=args.https_port,
         allowed_hosts=tuple(args.allow_host),
     )
-    asyncio.run(serve(opts, tail))
+    try:
+        asyncio.run(serve(opts, tail))
+    except ServiceFailed:
+        return 1  # already logged, with the failing task's traceback
     return 0
 
 

@@ -147,17 +147,28 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    status_task = loop.create_task(_report_status(service, notifier, feeder, announcer))
-    await stop.wait()
+    service.supervisor.spawn(
+        "status", lambda: _report_status(service, notifier, feeder, announcer), "restart"
+    )
+    # A signal, or a background task failed beyond repair.
+    waiters = {loop.create_task(stop.wait()), loop.create_task(service.failed.wait())}
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
     log.info("stopping")
     notifier.stopping()
-    status_task.cancel()
     await feeder.stop()
     if announcer is not None:
         await announcer.close()
     web.stop()
     await service.stop()
     await web.close_all_connections()
+    if service.failure is not None:
+        raise ServiceFailed(service.failure)
+
+
+class ServiceFailed(RuntimeError):
+    """A background task failed beyond repair; the service ended with status 1."""
 
 
 def _attach_streams(service: Service, opts: ServeOptions) -> None:

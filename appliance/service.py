@@ -29,6 +29,7 @@ from appliance.errors import ApplianceError, ConfigError
 from appliance.sessions.handlers import HandlerRegistry
 from appliance.sessions.session import ClientSession
 from appliance.system.logtail import LogTail
+from appliance.system.supervisor import Supervisor
 from browserinterface import protocol as P
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,10 @@ class Service:
         self._levels = Levels()
         self._cpu = CpuMeter()
         self._last_levels: list[float] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor(self._fail)
+        self.failed = asyncio.Event()
+        """Set when a background task failed beyond repair: the service must stop (status 1)."""
+        self.failure: str | None = None
         self._capture_ready = asyncio.Event()
         self.capture: Capture | None = None
         self.runs: Any = None
@@ -92,8 +96,8 @@ class Service:
 
         self.capture = Capture(self.source, deliver=deliver, on_status=on_status, desired=self._config)
         self.capture.start()
-        self._tasks.append(loop.create_task(self._every(STATS_INTERVAL_S, self._send_stats)))
-        self._tasks.append(loop.create_task(self._every(LEVELS_INTERVAL_S, self._send_levels)))
+        self.supervisor.spawn("stats", lambda: self._every(STATS_INTERVAL_S, self._send_stats), "restart")
+        self.supervisor.spawn("levels", lambda: self._every(LEVELS_INTERVAL_S, self._send_levels), "restart")
 
     async def wait_capturing(self, timeout: float) -> bool:
         """True once capture has opened (or a missing device was reported) within ``timeout``."""
@@ -110,13 +114,14 @@ class Service:
         for session in list(self._sessions.values()):
             session.transport.close(1001, "device shutting down")
             session.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.supervisor.stop()
         if self.capture is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.capture.stop)
+
+    def _fail(self, reason: str) -> None:
+        log.critical("%s; the service stops so that it is started afresh", reason)
+        self.failure = reason
+        self.failed.set()
 
     async def _every(self, interval: float, fn: Callable[[], None]) -> None:
         while True:
@@ -299,7 +304,7 @@ class Service:
     def start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
         if self.runs is None:
             raise ApplianceError("script runs are not available on this device")
-        asyncio.get_running_loop().create_task(self._start_run(session, request_id, name, code))
+        self.supervisor.spawn("run start", lambda: self._start_run(session, request_id, name, code), "once")
 
     async def _start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
         try:
@@ -318,7 +323,7 @@ class Service:
         if self.runs is None or self.runs.get(run_id) is None:
             session.error("unknown_run", f"no run {run_id!r}", request_id)
             return
-        asyncio.get_running_loop().create_task(self._stop_run(session, request_id, run_id))
+        self.supervisor.spawn("run stop", lambda: self._stop_run(session, request_id, run_id), "once")
 
     async def _stop_run(self, session: ClientSession, request_id: Any, run_id: str) -> None:
         await self.runs.stop(run_id)

@@ -22,6 +22,7 @@ from appliance.capture.config import AudioConfig
 from appliance.errors import ApplianceError
 from appliance.sessions.handlers import HandlerRegistry, Owner
 from appliance.system.ratelog import RateLimitedLog
+from appliance.system.supervisor import log_failure
 from browserinterface import protocol as P
 from browserinterface import schema as S
 
@@ -108,7 +109,8 @@ class ClientSession:
         self.auth_generation: str | None = None
         """For a browser: the password generation it signed in under; a change ends the session."""
         self._closed = False
-        self._sender = asyncio.get_running_loop().create_task(self._drain())
+        self._sender = asyncio.get_running_loop().create_task(self._drain(), name=f"session {sid} sender")
+        self._sender.add_done_callback(log_failure)
 
     # -- sending --------------------------------------------------------------
     def push(self, msg: dict[str, Any] | bytes) -> None:
@@ -223,7 +225,9 @@ class ClientSession:
         self.audio_channels = channels
         if self._audio is None:
             self._audio = self.service.bus.subscribe(f"session {self.id}", self.service.queue_blocks())
-            self._audio_task = asyncio.get_running_loop().create_task(self._pump_audio(self._audio))
+            pump = self._pump_audio(self._audio)
+            self._audio_task = asyncio.get_running_loop().create_task(pump, name=f"session {self.id} audio")
+            self._audio_task.add_done_callback(log_failure)
         return {}
 
     async def _pump_audio(self, sub: Subscription) -> None:
