@@ -106,7 +106,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     service = Service(
         source, opts.data_dir, http_port=opts.http_port, hostname=opts.hostname, log_tail=log_tail
     )
-    launcher = default_launcher()
+    launcher = default_launcher(hidden=(opts.data_dir,))
     service.runs = RunManager(
         launcher.fixed_run_root or run_root(opts.data_dir),
         launcher,
