@@ -241,7 +241,7 @@ def default_launcher(
         if template_installed():
             return SystemdUnitLauncher(limits)
         if os.geteuid() == 0 and shutil.which("systemd-run") is not None:
-            return SystemdRunLauncher(limits, interpreter)
+            return SystemdRunLauncher(limits, interpreter, hidden=hidden)
     if os.geteuid() != 0:
         log.warning("scripts run as this service's own user: no systemd run unit and not root")
     return RlimitLauncher(limits, interpreter, hidden=hidden)

@@ -39,6 +39,7 @@ from appliance.runs.launchbase import (
     resolve_run_user,
     spawn_with_pipes,
 )
+from appliance.runs.sandbox import UidPool
 
 log = logging.getLogger(__name__)
 
@@ -311,28 +312,89 @@ class SystemdUnitLauncher:
         return ended
 
 
+#: Sandbox of every transient run unit, as in ``systemd/micarray-run@.service``.
+SANDBOX_PROPERTIES = {
+    "KillMode": "control-group",
+    "TimeoutStopSec": "1s",
+    "NoNewPrivileges": "yes",
+    "PrivateTmp": "yes",
+    "PrivateDevices": "yes",
+    "PrivateMounts": "yes",
+    "RemoveIPC": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "ProtectProc": "invisible",
+    "ProcSubset": "pid",
+    "ProtectKernelTunables": "yes",
+    "ProtectKernelModules": "yes",
+    "ProtectKernelLogs": "yes",
+    "ProtectControlGroups": "yes",
+    "ProtectClock": "yes",
+    "ProtectHostname": "yes",
+    "RestrictNamespaces": "yes",
+    "RestrictRealtime": "yes",
+    "RestrictSUIDSGID": "yes",
+    "LockPersonality": "yes",
+    "CapabilityBoundingSet": "",
+    "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+    "SystemCallArchitectures": "native",
+    "SystemCallFilter": "@system-service",
+    "SystemCallErrorNumber": "EPERM",
+    "UMask": "0077",
+}
+
+
+def transient_properties(
+    spec: LaunchSpec, limits: RunLimits, env_file: Path, hidden: Sequence[Path] = ()
+) -> list[tuple[str, str]]:
+    """Every property of one run's transient unit (pure: the unit is read from this).
+
+    Each run sees its own directory and none of its siblings (an empty
+    file system over the run root, its own directory bound back), nothing
+    of ``hidden`` (the data directory), its own /tmp, /var/tmp and
+    /dev/shm, and with ``network == "api"`` only loopback.
+    """
+    props = [
+        ("MemoryMax", str(limits.memory_bytes)),
+        ("MemorySwapMax", "0"),
+        ("CPUQuota", f"{limits.cpu_percent}%"),
+        ("TasksMax", str(limits.max_processes)),
+        ("LimitCORE", "0"),
+        ("EnvironmentFile", str(env_file)),
+        *SANDBOX_PROPERTIES.items(),
+        ("SystemCallFilter", "~@privileged"),
+        ("TemporaryFileSystem", f"{spec.run_dir.parent}:ro /dev/shm"),
+        ("BindPaths", str(spec.run_dir)),
+        ("ReadWritePaths", str(spec.run_dir)),
+    ]
+    if hidden:
+        props.append(("InaccessiblePaths", " ".join(f"-{path}" for path in hidden)))
+    if limits.network == "api":
+        props += [("IPAddressDeny", "any"), ("IPAddressAllow", "localhost")]
+    return props
+
+
+def unit_file_text(props: Sequence[tuple[str, str]], argv: Sequence[str], description: str) -> str:
+    """The transient unit written out as a unit file, for ``systemd-analyze`` to judge."""
+    lines = ["[Unit]", f"Description={description}", "", "[Service]", "ExecStart=" + " ".join(argv)]
+    lines += [f"{key}={value}" for key, value in props]
+    return "\n".join(lines) + "\n"
+
+
 def systemd_run_argv(
-    spec: LaunchSpec, limits: RunLimits, user: RunUser | None, interpreter: str, env_file: Path
+    spec: LaunchSpec,
+    limits: RunLimits,
+    user: RunUser | None,
+    interpreter: str,
+    env_file: Path,
+    *,
+    hidden: Sequence[Path] = (),
 ) -> list[str]:
     """The ``systemd-run`` command line for one run (pure, for tests and logs).
 
     The environment goes through a root-only file rather than ``--setenv`` so
     the run's token never shows up in ``ps``.
     """
-    props = {
-        "MemoryMax": str(limits.memory_bytes),
-        "MemorySwapMax": "0",
-        "CPUQuota": f"{limits.cpu_percent}%",
-        "TasksMax": str(limits.max_processes),
-        "LimitCORE": "0",
-        "EnvironmentFile": str(env_file),
-        "KillMode": "control-group",
-        "TimeoutStopSec": "1s",
-        "NoNewPrivileges": "yes",
-        "PrivateTmp": "yes",
-        "ProtectSystem": "strict",
-        "ReadWritePaths": str(spec.run_dir),
-    }
     argv = [
         "systemd-run",
         f"--unit={transient_unit(spec)}",
@@ -345,7 +407,8 @@ def systemd_run_argv(
     ]
     if user is not None:
         argv += [f"--uid={user.uid}", f"--gid={user.gid}"]
-    argv += [f"--property={key}={value}" for key, value in props.items()]
+    props = transient_properties(spec, limits, env_file, hidden)
+    argv += [f"--property={key}={value}" for key, value in props]
     return [*argv, "--", interpreter, "-u", spec.script]
 
 
@@ -361,32 +424,62 @@ class SystemdRunLauncher:
     its result (``oom-kill`` says the memory limit ended it) and reset it.
     """
 
-    def __init__(self, limits: RunLimits | None = None, interpreter: str = sys.executable) -> None:
+    def __init__(
+        self,
+        limits: RunLimits | None = None,
+        interpreter: str = sys.executable,
+        *,
+        hidden: tuple[Path, ...] = (),
+    ) -> None:
         self.limits = limits or RunLimits()
         self.fixed_run_root: Path | None = None
         self.interpreter = interpreter
         self.user = resolve_run_user(self.limits.user)
+        self.hidden = hidden
+        """Directories no run may see (the data directory)."""
         self.command = ("systemctl",)
+        # Each run its own uid (numeric, no account): ProtectProc=invisible
+        # then hides every other run's processes, and their files are not its.
+        self._uids = UidPool()
+        self._last_user: RunUser | None = None
 
     @property
     def user_name(self) -> str:
-        """The account runs execute as."""
+        """The account the newest run executes as."""
+        if self._last_user is not None:
+            return self._last_user.name
         return self.user.name if self.user else own_user_name()
+
+    def _run_user(self, spec: LaunchSpec) -> RunUser | None:
+        if self.user is None:
+            return None
+        uid = self._uids.get(spec.run_id)
+        if uid is None:
+            uid = self._uids.take(spec.run_id)
+        self._last_user = RunUser(f"run-{uid}", uid, uid)
+        return self._last_user
 
     def _env_file(self, spec: LaunchSpec) -> Path:
         return spec.run_dir.with_name(f"{spec.run_id}.env")
 
     def prepare(self, spec: LaunchSpec) -> None:
-        """Hand the run directory to the run user and write the root-only env file."""
-        if self.user is not None:
-            check_reachable(spec.run_dir, self.user)
-            os.chown(spec.run_dir, self.user.uid, self.user.gid)
+        """Hand the run directory to the run's user and write the root-only env file."""
+        user = self._run_user(spec)
+        if user is not None:
+            check_reachable(spec.run_dir, user)
+            os.chown(spec.run_dir, user.uid, user.gid)
         write_env_file(self._env_file(spec), spec.env)
 
     async def spawn(self, spec: LaunchSpec) -> Launched:
         """Start ``systemd-run --wait --pipe``; it lives as long as the unit."""
-        argv = systemd_run_argv(spec, self.limits, self.user, self.interpreter, self._env_file(spec))
-        return await spawn_with_pipes(*argv, start_new_session=True)
+        user = self._run_user(spec)
+        env_file = self._env_file(spec)
+        argv = systemd_run_argv(spec, self.limits, user, self.interpreter, env_file, hidden=self.hidden)
+        try:
+            return await spawn_with_pipes(*argv, start_new_session=True)
+        except BaseException:
+            self._uids.give_back(spec.run_id)
+            raise
 
     async def signal(self, spec: LaunchSpec, proc: asyncio.subprocess.Process, sig: int) -> None:
         """Signal every process in the unit's cgroup."""
@@ -403,4 +496,5 @@ class SystemdRunLauncher:
         ended = await finish_unit(self.command, transient_unit(spec), returncode, self.limits)
         with contextlib.suppress(FileNotFoundError):
             self._env_file(spec).unlink()
+        self._uids.give_back(spec.run_id)
         return ended
