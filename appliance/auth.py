@@ -86,9 +86,12 @@ class TokenStore:
             self._api = {}
         self._stamp = stamp
 
-    def _save(self) -> None:
-        body = json.dumps({"tokens": self._api}, indent=2) + "\n"
+    def _save(self, tokens: dict[str, dict[str, Any]]) -> None:
+        # Written before it is kept: on a full disk (DiskFullError) the tokens
+        # in memory stay those on the card.
+        body = json.dumps({"tokens": tokens}, indent=2) + "\n"
         atomic_write_text(self._path, body, mode=0o600)
+        self._api = tokens
         self._stamp = None
 
     def create(self, name: str) -> str:
@@ -101,16 +104,15 @@ class TokenStore:
         if name in self._api:
             raise AuthError(f"a token named {name!r} exists already; revoke it first or pick another name")
         token = new_token()
-        self._api[name] = {"sha256": _digest(token), "created": time.time()}
-        self._save()
+        self._save({**self._api, name: {"sha256": _digest(token), "created": time.time()}})
         return token
 
     def revoke(self, name: str) -> None:
         """Delete the API token ``name``."""
         self._reload()
-        if self._api.pop(name, None) is None:
+        if name not in self._api:
             raise AuthError(f"no token named {name!r}")
-        self._save()
+        self._save({n: entry for n, entry in self._api.items() if n != name})
 
     def list(self) -> list[dict[str, Any]]:
         """Names and creation times of the API tokens (never the tokens)."""

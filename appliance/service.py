@@ -158,8 +158,10 @@ class Service:
         new = apply_change(self._config, self._caps, **fields)
         if new == self._config:
             return new
-        old, self._config = self._config, new
+        # Saved first: on a full disk (DiskFullError) nothing changes, so what
+        # is announced and what is captured never part ways.
         save_config(self.data_dir, new)
+        old, self._config = self._config, new
         assert self.capture is not None
         if (old.rate, old.channels, old.buffer_frames) != (new.rate, new.channels, new.buffer_frames):
             self.capture.reconfigure(new)
