@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import secrets
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -242,7 +244,7 @@ class Service:
     def sessions(self, role: str | None = None) -> list[ClientSession]:
         return [s for s in self._sessions.values() if role is None or s.role == role]
 
-    def broadcast_browsers(self, msg: dict[str, Any] | bytes) -> None:
+    def broadcast_browsers(self, msg: dict[str, Any] | bytes | str) -> None:
         for session in self._sessions.values():
             if session.role == "browser":
                 session.push(msg)
@@ -278,10 +280,20 @@ class Service:
         }
         if session.role == "browser":
             msg["notices"] = self.notices
-            msg["handlers"] = self.handlers.visible()
+            msg["handlers"] = self.handlers.visible()  # welcome_text avoids decoding these
             msg["runs"] = self.run_list()
             msg["log"] = [line.to_json() for line in self.log_tail.lines]
         return msg
+
+    def welcome_text(self, session: ClientSession) -> str:
+        """:meth:`welcome` as its JSON frame, the charts' history spliced in as held."""
+        msg = self.welcome(session)
+        if "handlers" not in msg:
+            return P.encode_message(msg)
+        # An unguessable placeholder: no text a script or the log holds can match it.
+        placeholder = f"handlers-{secrets.token_hex(16)}"
+        msg["handlers"] = placeholder
+        return P.encode_message(msg).replace(f'"{placeholder}"', self.handlers.visible_json(), 1)
 
     # -- runs -----------------------------------------------------------------
     def run_list(self) -> list[dict[str, Any]]:
@@ -388,6 +400,7 @@ class Service:
 
     def _send_stats(self) -> None:
         self._end_stale_browser_sessions()
+        self.handlers.sweep(time.monotonic(), shown=bool(self.sessions("browser")))
         self.broadcast_browsers(self.stats())
 
     def _end_stale_browser_sessions(self) -> None:

@@ -68,14 +68,15 @@ class ClientSession:
         self._sender = asyncio.get_running_loop().create_task(self._drain())
 
     # -- sending --------------------------------------------------------------
-    def push(self, msg: dict[str, Any] | bytes) -> None:
-        """Queue a message; when the client is too slow the newest ones are dropped and counted."""
+    def push(self, msg: dict[str, Any] | bytes | str) -> None:
+        """Queue a message (a ``str`` is a text frame already encoded); when the
+        client is too slow the newest ones are dropped and counted."""
         if self._closed:
             return
         if len(self._outbox) >= OUTBOX_MESSAGES:
             self.dropped_messages += 1
             return
-        self._outbox.append(msg if isinstance(msg, bytes) else P.encode_message(msg))
+        self._outbox.append(msg if isinstance(msg, (bytes, str)) else P.encode_message(msg))
         self._wake.set()
 
     async def _drain(self) -> None:
@@ -160,7 +161,7 @@ class ClientSession:
         )
         self.inform_browser = bool(msg.get("inform_browser", False))
         self.service.attach(self)
-        self.push(self.service.welcome(self))
+        self.push(self.service.welcome_text(self))
 
     def _on_ping(self, msg: dict[str, Any]) -> None:
         self.push({"type": "pong", "id": msg.get("id")})
