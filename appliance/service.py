@@ -29,6 +29,7 @@ from appliance.capture.stats import CpuMeter, Levels, disk_free_bytes, temperatu
 from appliance.capture.thread import Capture, CaptureStatus
 from appliance.errors import ApplianceError, ConfigError
 from appliance.sessions.handlers import HandlerRegistry
+from appliance.sessions.quotas import check_stream_quota
 from appliance.sessions.session import ClientSession
 from appliance.system.logtail import LogTail
 from browserinterface import protocol as P
@@ -153,8 +154,12 @@ class Service:
     def status(self) -> CaptureStatus | None:
         return self._status
 
-    def change_config(self, **fields: Any) -> AudioConfig:
-        """Validate and apply a change for the whole device; raises ConfigError."""
+    def change_config(self, by: str = "the device", **fields: Any) -> AudioConfig:
+        """Validate and apply a change for the whole device; raises ConfigError.
+
+        ``by`` says who asked; every change is logged with it, since one
+        script's change applies to every other script and listener.
+        """
         if self._caps is None:
             raise ConfigError("the capture device is not available yet; try again when it is")
         new = apply_change(self._config, self._caps, **fields)
@@ -169,7 +174,7 @@ class Service:
             self.capture.reconfigure(new)
         else:
             self.capture.set_volume(new.volume)
-        log.info("configuration changed to %s", new)
+        log.info("configuration changed to %s by %s", new, by)
         self._config_changed()
         return new
 
@@ -353,6 +358,7 @@ class Service:
     def stream_start(self, session: ClientSession, msg: dict[str, Any]) -> None:
         if self.streams is None:
             raise ApplianceError("streaming is not available on this device")
+        check_stream_quota(session, self._sessions.values(), self.streams.listeners())
         stream = self.streams.subscribe(
             session.id, session.peer, msg["port"], msg.get("channels"), msg.get("max_payload")
         )

@@ -25,6 +25,8 @@ from typing import Any
 from appliance.errors import ApplianceError
 
 MAX_HANDLERS = 64
+#: Live tabs one credential (a run, a token, the local token) may have at once.
+TABS_PER_OWNER = 16
 HISTORY_MESSAGES = 300
 #: Bytes of history one chart holds (as counted by :func:`held_bytes`).
 HISTORY_BYTES = 2 << 20
@@ -57,6 +59,13 @@ class Owner:
     host: str
     """Where the script runs (``device`` or a host name or address)."""
     run: str | None = None
+    credential: str = ""
+    """Who connected (``run:ID``, ``api:NAME``...): quotas count per credential, so
+    one token cannot take every tab with many connections.  Empty: the key."""
+
+    @property
+    def quota_key(self) -> str:
+        return self.credential or self.key
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "run": self.run, "name": self.name, "host": self.host}
@@ -125,6 +134,7 @@ class HandlerRegistry:
         for old in list(self._handlers.values()):
             if old.ended and old.name == name and old.owner.name == owner.name:
                 self.close(old.id)
+        self._check_share(owner)
         self._make_room()
         handler = Handler(f"h{next(self._ids)}", name, handler_type, parameters, owner, visible)
         self._handlers[handler.id] = handler
@@ -132,10 +142,24 @@ class HandlerRegistry:
             self._notify({"type": "handler_added", "handler": handler.to_json()})
         return handler
 
+    def _check_share(self, owner: Owner) -> None:
+        key = owner.quota_key
+        live = sum(1 for h in self._handlers.values() if not h.ended and h.owner.quota_key == key)
+        if live >= TABS_PER_OWNER:
+            raise HandlerError(
+                f"{live} tabs of this script are open; the limit is {TABS_PER_OWNER} per script (or token)"
+            )
+
     def _make_room(self) -> None:
+        """Only finished tabs give way: a script never removes another's live tab."""
         while len(self._handlers) >= MAX_HANDLERS:
-            victims = [h for h in self._handlers.values() if h.ended] or list(self._handlers.values())
-            self.close(victims[0].id)
+            ended = [h for h in self._handlers.values() if h.ended]
+            if not ended:
+                raise HandlerError(
+                    f"the device shows {len(self._handlers)} tabs of running scripts, its limit; "
+                    "stop a script or close its tabs first"
+                )
+            self.close(ended[0].id)
 
     def data(self, handler_id: Any, data: Any, owner_key: str) -> None:
         """Record ``data`` for a handler the caller owns and pass it to browsers."""

@@ -207,7 +207,7 @@ class ClientSession:
 
     def _on_change_config(self, msg: dict[str, Any]) -> None:
         fields = {k: msg.get(k) for k in ("rate", "channels", "buffer_frames", "volume")}
-        config = self.service.change_config(**fields)
+        config = self.service.change_config(**fields, by=f"{self.credential} ({self.name} on {self.host})")
         self.push({"type": "ack", "id": msg.get("id"), "config": config.to_json()})
 
     @property
@@ -215,10 +215,15 @@ class ClientSession:
         """What this client's tabs belong to: its run, or this connection."""
         return self.principal.name if self.principal.kind == "run" else self.id
 
+    @property
+    def credential(self) -> str:
+        """Who this connection is, for quotas and logs: ``run:ID``, ``api:NAME``, ``admin:admin``."""
+        return f"{self.principal.kind}:{self.principal.name}"
+
     def owner(self) -> Owner:
         if self.principal.kind == "run":
             return Owner("run", self.owner_key, self.name, "device", run=self.principal.name)
-        return Owner("script", self.owner_key, self.name, self.host)
+        return Owner("script", self.owner_key, self.name, self.host, credential=self.credential)
 
     def _on_add_handler(self, msg: dict[str, Any]) -> None:
         visible = self.principal.kind == "run" or self.inform_browser
