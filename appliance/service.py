@@ -406,6 +406,7 @@ class Service:
 
     def _send_stats(self) -> None:
         self._end_stale_browser_sessions()
+        self.tokens.close_revoked()
         self.handlers.sweep(time.monotonic(), shown=bool(self.sessions("browser")))
         self.broadcast_browsers(self.stats())
 

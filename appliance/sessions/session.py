@@ -66,6 +66,16 @@ class ClientSession:
         """For a browser: the password generation it signed in under; a change ends the session."""
         self._closed = False
         self._sender = asyncio.get_running_loop().create_task(self._drain())
+        self._forget = [service.tokens.connections.add([self.credential], self.end)]
+
+    def register_credential(self, key: str) -> None:
+        """Also end this connection when ``key`` is ended (``browser:SESSION`` on sign-out)."""
+        self._forget.append(self.service.tokens.connections.add([key], self.end))
+
+    def end(self, reason: str) -> None:
+        """The credential was revoked or the session ended: close at once."""
+        self.transport.close(4003, reason[:120])
+        self.close()
 
     # -- sending --------------------------------------------------------------
     def push(self, msg: dict[str, Any] | bytes | str) -> None:
@@ -278,6 +288,8 @@ class ClientSession:
         if self._closed:
             return
         self._closed = True
+        for forget in self._forget:
+            forget()
         self.stop_audio()
         self._wake.set()
         self.service.detach(self)
