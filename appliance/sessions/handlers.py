@@ -30,6 +30,8 @@ TABS_PER_OWNER = 16
 HISTORY_MESSAGES = 300
 #: Bytes of history one chart holds (as counted by :func:`held_bytes`).
 HISTORY_BYTES = 2 << 20
+#: Largest ``send_data`` message, as JSON: a 256x256 heatmap fits with room to spare.
+MAX_DATA_BYTES = 512 << 10
 #: Bytes of history all charts together hold.
 DEVICE_HISTORY_BYTES = 24 << 20
 #: Seconds an ended script's tabs and history are kept while no browser shows them.
@@ -171,10 +173,11 @@ class HandlerRegistry:
         except ValueError:
             raise HandlerError("handler data must be JSON without NaN or Infinity") from None
         size = held_bytes(text)
-        if size > HISTORY_BYTES:
+        if len(text) > MAX_DATA_BYTES or size > HISTORY_BYTES:
+            limit = min(MAX_DATA_BYTES, HISTORY_BYTES - held_bytes(""))
             raise HandlerError(
-                f"handler data of {len(text)} bytes is too big; one message may hold up to "
-                f"{HISTORY_BYTES - ENTRY_OVERHEAD - sys.getsizeof('')} bytes of JSON"
+                f"handler data of {len(text)} bytes is too big; "
+                f"one message may hold up to {limit} bytes of JSON"
             )
         handler.history.append((size, text))
         handler.history_bytes += size

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from appliance.auth import Principal
 from appliance.capture.bus import Subscription
 from appliance.errors import ApplianceError
+from appliance.sessions import flow
 from appliance.sessions.handlers import Owner
 from appliance.system.ratelog import RateLimitedLog
 from browserinterface import protocol as P
@@ -60,6 +61,7 @@ class ClientSession:
         self._audio: Subscription | None = None
         self._audio_task: asyncio.Task[None] | None = None
         self._outbox: deque[str | bytes] = deque()
+        self._outbox_bytes = 0
         self._wake = asyncio.Event()
         self.dropped_messages = 0
         self.auth_generation: str | None = None
@@ -83,10 +85,13 @@ class ClientSession:
         client is too slow the newest ones are dropped and counted."""
         if self._closed:
             return
-        if len(self._outbox) >= OUTBOX_MESSAGES:
+        frame = msg if isinstance(msg, (bytes, str)) else P.encode_message(msg)
+        # Bounded in bytes too: a peer that does not read holds at most OUTBOX_BYTES.
+        if len(self._outbox) >= OUTBOX_MESSAGES or self._outbox_bytes + len(frame) > flow.OUTBOX_BYTES:
             self.dropped_messages += 1
             return
-        self._outbox.append(msg if isinstance(msg, (bytes, str)) else P.encode_message(msg))
+        self._outbox.append(frame)
+        self._outbox_bytes += len(frame)
         self._wake.set()
 
     async def _drain(self) -> None:
@@ -102,8 +107,10 @@ class ClientSession:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            frame = self._outbox.popleft()
+            self._outbox_bytes -= len(frame)
             try:
-                await self.transport.send(self._outbox.popleft())
+                await self.transport.send(frame)
             except ConnectionError:
                 return
 

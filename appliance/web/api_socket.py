@@ -18,6 +18,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from appliance.auth import Principal
 from appliance.service import Service
+from appliance.sessions import flow
 from appliance.sessions.session import ClientSession
 from appliance.web.access import SESSION_COOKIE, SESSION_DAYS, browser_user
 
@@ -47,6 +48,7 @@ class ApiSocket(WebSocketHandler):
         self.service = service
         self.principal: Principal | None = None
         self.session: ClientSession | None = None
+        self.budget = flow.TextBudget()
 
     def _authenticate(self) -> Principal | None:
         header = self.request.headers.get("Authorization", "")
@@ -101,6 +103,16 @@ class ApiSocket(WebSocketHandler):
 
     def on_message(self, message: str | bytes) -> None:
         if self.session is None:
+            return
+        # Sizes and budget before any decoding: the loop's time is everyone's audio.
+        size = len(message)
+        if isinstance(message, str) and (refusal := flow.too_big(size)) is not None:
+            self.session.error("too_big", refusal)
+            return
+        if not self.budget.admit(size):
+            report = self.budget.report()
+            if report is not None:
+                self.session.error("over_budget", report)
             return
         if isinstance(message, bytes):
             self.session.on_binary(message)

@@ -1,0 +1,72 @@
+"""How much one connection may send and have queued, so chart and control
+traffic never costs anyone audio.
+
+Audio to scripts is cheap for the loop; what can starve it is the work done
+per JSON message (decode, check, encode, fan out to browsers) and memory
+queued for a peer that does not read.  So, per connection:
+
+- a text frame larger than :data:`MAX_TEXT_BYTES` is refused unread;
+- text frames draw from a byte budget (:data:`TEXT_BYTES_PER_S`, bursts up to
+  :data:`TEXT_BURST_BYTES`) *before* they are decoded; over it they are
+  dropped and the sender is told once a second how many;
+- what waits to be sent to it is bounded in bytes (:data:`OUTBOX_BYTES`) as
+  well as in messages, so a browser that is connected but not reading holds
+  at most that much memory.
+"""
+
+from __future__ import annotations
+
+import time
+
+#: Largest text frame (JSON) a client may send; a chart message is far smaller.
+MAX_TEXT_BYTES = 1 << 20
+#: Sustained JSON bytes per second one connection may send.
+TEXT_BYTES_PER_S = 2 << 20
+#: Bytes one connection may send at once above the sustained rate.
+TEXT_BURST_BYTES = 8 << 20
+#: Bytes of text messages queued for one connection before newer ones are dropped.
+OUTBOX_BYTES = 8 << 20
+#: At most one "dropped" error per connection per this many seconds.
+REPORT_EVERY_S = 1.0
+
+
+class TextBudget:
+    """A byte bucket for one connection's incoming frames, checked before any decoding."""
+
+    def __init__(self, rate: float = TEXT_BYTES_PER_S, burst: float = TEXT_BURST_BYTES) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._level = burst
+        self._at = time.monotonic()
+        self._refused = 0
+        self._reported = float("-inf")
+
+    def admit(self, size: int, now: float | None = None) -> bool:
+        """Whether a frame of ``size`` bytes fits the budget now (it is then charged)."""
+        now = time.monotonic() if now is None else now
+        self._level = min(self.burst, self._level + (now - self._at) * self.rate)
+        self._at = now
+        if size > self._level:
+            self._refused += 1
+            return False
+        self._level -= size
+        return True
+
+    def report(self, now: float | None = None) -> str | None:
+        """What to tell the sender about refused frames, at most once per :data:`REPORT_EVERY_S`."""
+        now = time.monotonic() if now is None else now
+        if not self._refused or now - self._reported < REPORT_EVERY_S:
+            return None
+        self._reported = now
+        count, self._refused = self._refused, 0
+        return (
+            f"{count} message(s) dropped: this connection sent more than {self.rate / (1 << 20):.0f} MiB/s "
+            f"(bursts up to {self.burst / (1 << 20):.0f} MiB); send less often or less data"
+        )
+
+
+def too_big(size: int) -> str | None:
+    """Why a text frame of ``size`` bytes is refused unread, or None when it is not."""
+    if size > MAX_TEXT_BYTES:
+        return f"a message of {size} bytes is too big; the limit is {MAX_TEXT_BYTES} bytes"
+    return None

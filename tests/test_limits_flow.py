@@ -1,0 +1,129 @@
+"""Big chart messages against a real device: size limits, a per-connection budget,
+and a browser that is connected but never reads holding bounded memory while
+another script keeps every block."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from tornado.websocket import WebSocketClientConnection
+
+from appliance.sessions import flow
+from browserinterface import protocol as P
+from tests.browser_login import login
+from tests.server import ApplianceProcess
+from tests.wsclient import connect, hello, receive, shut
+
+FLOOD_MESSAGES = 100
+#: Just under the largest chart message, so each one is accepted on its own.
+MESSAGE_BYTES = 500_000
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def stuck_browser(server: ApplianceProcess) -> socket.socket:
+    """A signed-in browser's WebSocket that says hello and then never reads again."""
+    cookie = login(server.port, server.data_dir)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET {P.WS_PATH} HTTP/1.1\r\nHost: {server.device}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Cookie: {cookie}\r\nOrigin: http://{server.device}\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payload, mask = b'{"type":"hello","protocol":1,"role":"browser"}', os.urandom(4)
+    sock.sendall(
+        bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    )
+    return sock
+
+
+async def errors_until(ws: WebSocketClientConnection, codes: set[str]) -> dict[str, dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+
+    async def collect() -> None:
+        while not codes <= seen.keys():
+            raw = await ws.read_message()
+            assert raw is not None
+            if isinstance(raw, str) and (msg := json.loads(raw))["type"] == "error":
+                seen.setdefault(msg["code"], msg)
+
+    await asyncio.wait_for(collect(), 30)
+    return seen
+
+
+async def count_losses(ws: WebSocketClientConnection, stop: asyncio.Event) -> list[dict[str, Any]]:
+    losses = []
+    while not stop.is_set():
+        raw = await ws.read_message()
+        assert raw is not None
+        if isinstance(raw, str) and json.loads(raw)["type"] == "loss":
+            losses.append(json.loads(raw))
+    return losses
+
+
+async def test_a_chart_flood_is_budgeted_and_costs_another_script_nothing(
+    appliance: ApplianceProcess,
+) -> None:
+    assert appliance.proc is not None
+    listener = await connect(appliance, appliance.token("listener"))
+    await hello(listener)
+    await listener.write_message(json.dumps({"type": "audio", "id": 1, "on": True}))
+    await receive(listener, "ack")
+    stuck = stuck_browser(appliance)
+    flooder = await connect(appliance, appliance.token("flooder"))
+    await hello(flooder, name="flood.py", inform_browser=True)
+    await flooder.write_message(
+        json.dumps({"type": "add_handler", "id": 1, "name": "f", "handler_type": "x:y"})
+    )
+    tab = (await receive(flooder, "ack"))["handler"]
+    before = peak_rss_kib(appliance.proc.pid)
+    stop = asyncio.Event()
+    counting = asyncio.ensure_future(count_losses(listener, stop))
+    row = [0.5] * (MESSAGE_BYTES // 4)
+    text = json.dumps({"type": "handler_data", "handler": tab, "data": [row]})
+    for _ in range(FLOOD_MESSAGES):
+        await flooder.write_message(text)
+    await flooder.write_message("x" * (flow.MAX_TEXT_BYTES + 1))
+    seen = await errors_until(flooder, {"over_budget", "too_big"})
+    assert seen["too_big"]["message"] == (
+        f"a message of {flow.MAX_TEXT_BYTES + 1} bytes is too big; the limit is {flow.MAX_TEXT_BYTES} bytes"
+    )
+    assert seen["over_budget"]["message"].endswith(
+        "this connection sent more than 2 MiB/s (bursts up to 8 MiB); send less often or less data"
+    )
+    # Another round trip on each socket: everything sent before has been handled.
+    await flooder.write_message(json.dumps({"type": "ping", "id": 99}))
+    await receive(flooder, "pong")
+    stop.set()
+    await listener.write_message(json.dumps({"type": "ping", "id": 2}))
+    losses = await asyncio.wait_for(counting, 30)
+    grown_mib = (peak_rss_kib(appliance.proc.pid) - before) / 1024
+    print(
+        f"\nchart flood: service peak RSS grew {grown_mib:.0f} MiB; the other script lost {len(losses)} times"
+    )
+    assert losses == []
+    # The stuck browser's queue, the budget's burst and the history are bounded.
+    assert grown_mib < 64, grown_mib
+    stuck.close()
+    await shut(listener, flooder)
+    assert "Traceback" not in appliance.log()
