@@ -105,11 +105,7 @@ class ApiSocket(WebSocketHandler):
         if self.session is None:
             return
         # Sizes and budget before any decoding: the loop's time is everyone's audio.
-        size = len(message)
-        if isinstance(message, str) and (refusal := flow.too_big(size)) is not None:
-            self.session.error("too_big", refusal)
-            return
-        if not self.budget.admit(size):
+        if not self.budget.admit(len(message)):
             report = self.budget.report()
             if report is not None:
                 self.session.error("over_budget", report)
