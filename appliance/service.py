@@ -28,6 +28,7 @@ from appliance.capture.sources.base import CaptureSource
 from appliance.capture.stats import CpuMeter, Levels, disk_free_bytes, temperature_c
 from appliance.capture.thread import Capture, CaptureStatus
 from appliance.errors import ApplianceError, ConfigError
+from appliance.sessions.flow import DEVICE_BURST_BYTES, DEVICE_BYTES_PER_S, TextBudget
 from appliance.sessions.handlers import HandlerRegistry
 from appliance.sessions.quotas import check_stream_quota
 from appliance.sessions.session import ClientSession
@@ -61,6 +62,8 @@ class Service:
         self.tokens = TokenStore(data_dir)
         self.passwords = PasswordStore(data_dir)
         self.handlers = HandlerRegistry(self.broadcast_browsers)
+        self.text_budget = TextBudget(DEVICE_BYTES_PER_S, DEVICE_BURST_BYTES)
+        """What all connections together may send per second (``appliance.sessions.flow``)."""
         self.log_tail = log_tail or LogTail()
         self.log_tail.listener = lambda line: self.broadcast_browsers(line.to_json())
         self._config = load_config(data_dir) or AudioConfig()

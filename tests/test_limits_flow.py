@@ -15,6 +15,7 @@ from typing import Any
 
 from tornado.websocket import WebSocketClientConnection
 
+from appliance.sessions.flow import TextBudget
 from browserinterface import protocol as P
 from tests.browser_login import login
 from tests.server import ApplianceProcess
@@ -122,7 +123,8 @@ async def test_a_chart_flood_is_budgeted_and_costs_another_script_nothing(
     errors = json.loads(out)
     assert errors["too_large"] == f"message of {P.MAX_TEXT_BYTES + 1} bytes exceeds {P.MAX_TEXT_BYTES}"
     assert errors["over_budget"].endswith(
-        "this connection sent more than 512 KiB/s (bursts up to 2048 KiB); send less often or less data"
+        "this connection sent more than 512 KiB/s (bursts up to 2048 KiB), "
+        "or all clients together more than 1024 KiB/s; send less often or less data"
     )
     stop.set()
     await listener.write_message(json.dumps({"type": "ping", "id": 2}))
@@ -137,3 +139,18 @@ async def test_a_chart_flood_is_budgeted_and_costs_another_script_nothing(
     stuck.close()
     await shut(listener)
     assert "Traceback" not in appliance.log()
+
+
+def test_many_connections_share_the_devices_budget() -> None:
+    device = TextBudget(1000, 2000, now=0)
+    a, b = TextBudget(1000, 1500, now=0), TextBudget(1000, 1500, now=0)
+    assert a.admit(1500, now=0, shared=device)
+    assert not b.admit(1000, now=0, shared=device)  # b has room, the device has 500 left
+    assert b.admit(500, now=0, shared=device)
+    assert not a.admit(10, now=0, shared=device)
+    assert b.report(now=0) is not None and b.report(now=0.5) is None  # once a second at most
+    assert b.admit(1000, now=1.0, shared=device)  # a second later both have refilled
+    report = a.report(now=1.0)
+    assert report is not None and report.startswith(
+        "1 message(s) dropped: this connection sent more than 1 KiB/s"
+    )

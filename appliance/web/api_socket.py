@@ -105,7 +105,7 @@ class ApiSocket(WebSocketHandler):
         if self.session is None:
             return
         # Sizes and budget before any decoding: the loop's time is everyone's audio.
-        if not self.budget.admit(len(message)):
+        if not self.budget.admit(len(message), shared=self.service.text_budget):
             report = self.budget.report()
             if report is not None:
                 self.session.error("over_budget", report)
