@@ -32,6 +32,10 @@ TEXT_BURST_BYTES = 2 << 20
 DEVICE_BYTES_PER_S = 1 << 20
 #: Bytes all connections together may send at once above that.
 DEVICE_BURST_BYTES = 4 << 20
+#: Frames up to this size skip the device's budget (they still count for their
+#: connection): control messages (hello, ping, change_config) always get
+#: through, however busy another client keeps the device.
+SMALL_FRAME_BYTES = 4096
 #: Bytes of text messages queued for one connection before newer ones are dropped.
 OUTBOX_BYTES = 8 << 20
 #: At most one "dropped" error per connection per this many seconds.
@@ -54,6 +58,8 @@ class TextBudget:
     def admit(self, size: int, now: float | None = None, shared: TextBudget | None = None) -> bool:
         """Whether a frame of ``size`` bytes fits this budget (and ``shared``) now; it is then charged."""
         now = time.monotonic() if now is None else now
+        if size <= SMALL_FRAME_BYTES:
+            shared = None
         if not (self._fits(size, now) and (shared is None or shared._fits(size, now))):
             self._refused += 1
             return False
