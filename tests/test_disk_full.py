@@ -17,6 +17,8 @@ import pytest
 
 from appliance.auth import TokenStore
 from appliance.capture.config import AudioConfig, load_config, save_config
+from appliance.runs.launcher import RlimitLauncher
+from appliance.runs.runner import RunError, RunManager
 from appliance.storage import DiskFullError, atomic_write_text
 from tests.conftest_web import Http, device_dir
 from tests.server import ApplianceProcess
@@ -119,3 +121,16 @@ async def test_the_device_on_a_full_disk_answers_in_words_and_never_half_changes
         log = server.log()
         assert "Traceback" not in log
         assert "the disk is full (0 MB free); doa.py was not saved" in log
+
+
+async def test_a_run_on_a_full_disk_says_so(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        disk.chmod(0o711)
+        tmp_path.chmod(0o711)
+        manager = RunManager(disk / "runs", RlimitLauncher(sandbox=False), lambda r, n: {}, lambda e: None)
+        fill(disk)
+        with pytest.raises(
+            RunError, match=r"^could not start big\.py: the disk is full \(0 MB free\); big\.py"
+        ):
+            await manager.start("big", "x = 1\n" * 10_000)
+        assert list((disk / "runs").iterdir()) == []
