@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from tornado.websocket import WebSocketClientConnection
 
-from appliance.sessions.handlers import TABS_PER_OWNER
+from appliance.sessions.handlers import MAX_HANDLERS, TABS_PER_OWNER, HandlerError, HandlerRegistry, Owner
 from appliance.sessions.quotas import STREAMS_PER_OWNER
 from tests.server import ApplianceProcess
 from tests.wsclient import browser, connect, hello, shut
@@ -88,3 +89,18 @@ async def test_a_scripts_config_change_is_logged_with_who_made_it(appliance: App
     await shut(ws)
     assert "by api:tuner (tune.py on lab-laptop)" in appliance.log()
     assert "Traceback" not in appliance.log()
+
+
+def test_at_the_devices_limit_only_finished_tabs_give_way() -> None:
+    reg = HandlerRegistry(lambda msg: None)
+    owners = [Owner("script", f"s{i}", f"s{i}.py", "laptop", credential=f"api:t{i}") for i in range(3)]
+    for n in range(MAX_HANDLERS):
+        reg.add(f"t{n}", "base:heatmap", {}, owners[n % 2], visible=True)
+    full = rf"^the device shows {MAX_HANDLERS} tabs of running scripts, its limit; stop a script"
+    with pytest.raises(HandlerError, match=full):
+        reg.add("late", "base:heatmap", {}, owners[2], visible=True)
+    assert len(reg.visible()) == MAX_HANDLERS
+    reg.end_owner("s0")
+    reg.add("late", "base:heatmap", {}, owners[2], visible=True)
+    names = [h["name"] for h in reg.visible()]
+    assert "late" in names and "t0" not in names and "t1" in names

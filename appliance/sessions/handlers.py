@@ -26,7 +26,7 @@ from appliance.errors import ApplianceError
 
 MAX_HANDLERS = 64
 #: Live tabs one credential (a run, a token, the local token) may have at once.
-TABS_PER_OWNER = 16
+TABS_PER_OWNER = 32
 HISTORY_MESSAGES = 300
 #: Bytes of history one chart holds (as counted by :func:`held_bytes`).
 HISTORY_BYTES = 2 << 20
