@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from appliance.runs.launchbase import LaunchSpec, RunLimits, RunUser
-from appliance.runs.systemd_launcher import systemd_run_argv, transient_properties, unit_file_text
+from appliance.runs.systemd_launcher import systemd_run_argv
+from appliance.runs.unit_sandbox import transient_properties, unit_file_text
 
 SPEC = LaunchSpec("0123456789ab", "doa.py", Path("/run/micarray/runs/0123456789ab"), {"BI_TOKEN": "x"})
 needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
