@@ -17,6 +17,7 @@ from tornado.httpserver import HTTPServer
 
 from appliance import __version__
 from appliance.capture.sources.factory import make_source
+from appliance.runs.launchbase import RunLimits
 from appliance.runs.launcher import default_launcher
 from appliance.runs.runner import RunManager
 from appliance.service import Service
@@ -50,6 +51,8 @@ class ServeOptions:
     """Send RTP only to this group (the admin's choice) instead of to each listener."""
     rtp_max_payload: int = 1472
     """Largest UDP payload of an RTP packet: the path MTU less IP and UDP headers."""
+    run_network: str = "api"
+    """What scripts run from the editor may reach: ``api`` (this device's API only) or ``all``."""
 
 
 def default_data_dir() -> Path:
@@ -106,7 +109,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     service = Service(
         source, opts.data_dir, http_port=opts.http_port, hostname=opts.hostname, log_tail=log_tail
     )
-    launcher = default_launcher(hidden=(opts.data_dir,))
+    launcher = default_launcher(RunLimits(network=opts.run_network), hidden=(opts.data_dir,))
     service.runs = RunManager(
         launcher.fixed_run_root or run_root(opts.data_dir),
         launcher,
