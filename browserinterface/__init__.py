@@ -240,6 +240,7 @@ def start() -> None:
     running after its last line until stopped (Ctrl-C, or Stop in the web app).
     """
     global _connection
+    _say_setup_errors_in_words()
     with _lock:
         if _connection is not None:
             return
@@ -267,6 +268,26 @@ def start() -> None:
     if inform_browser:
         _forward_output(conn)
     _at_main_exit(_keep_running)
+
+
+def _say_setup_errors_in_words() -> None:
+    """A script that cannot reach its device ends with one line saying why, not a traceback.
+
+    Only uncaught errors of this module are reworded, and only where Python's
+    own hook would print them (a Jupyter kernel shows exceptions its own way).
+    """
+    previous = sys.excepthook
+    if getattr(previous, "_browserinterface", False):
+        return
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if isinstance(value, SetupError):
+            print(f"browserinterface: {value}", file=sys.stderr, flush=True)
+        else:
+            previous(kind, value, tb)
+
+    hook._browserinterface = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def _send_pending_config() -> None:
