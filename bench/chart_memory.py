@@ -23,11 +23,12 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from appliance.auth import TokenStore
+from bench import count, span
 from browserinterface import protocol as P
 from tests.server import ApplianceProcess
 
-CHARTS = 64
-SECONDS = 30.0
+CHARTS = count(64, smoke=4)
+SECONDS = span(30.0, smoke=1.0)
 MESSAGE_FLOATS = 5000  # about 50 kB of JSON
 PAUSE_S = 0.5  # per connection; 64 of them then offer about 6 MB/s
 

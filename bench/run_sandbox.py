@@ -19,9 +19,10 @@ import time
 from appliance.runs import sandbox
 from appliance.runs.launcher import RlimitLauncher
 from appliance.runs.runner import RunManager
+from bench import count
 from tests.isolation_support import Events, code, make_root
 
-RUNS = 5
+RUNS = count(5)
 FIRST_LINE = """
 import numpy
 print("ready", flush=True)
