@@ -53,6 +53,7 @@ class Connection:
         self._handlers: list[RemoteHandler] = []
         self._want_audio = False
         self._closing = False
+        self._shutdown_task: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[None]] = set()
         self.connected = threading.Event()
         self.settled = threading.Event()
@@ -68,11 +69,14 @@ class Connection:
         if not self._closing:
             self._closing = True
             if self._thread.is_alive():
-                self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._shutdown()))
+                self._loop.call_soon_threadsafe(self._begin_shutdown)
         # Every caller waits for the flush: the main thread must not end the
         # interpreter while a callback's stop() is still sending.
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=CLOSE_FLUSH_S + 1)
+
+    def _begin_shutdown(self) -> None:
+        self._shutdown_task = self._loop.create_task(self._shutdown())
 
     async def _shutdown(self) -> None:
         # Sends may queue more sends (a tab's data after its ack): wait until none is left.
@@ -94,6 +98,11 @@ class Connection:
         except asyncio.CancelledError:
             pass
         finally:
+            # The connection may end while the shutdown still closes the socket: let it finish.
+            task = self._shutdown_task
+            if task is not None and not task.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    self._loop.run_until_complete(task)
             self._loop.close()
 
     async def _keep_connected(self) -> None:

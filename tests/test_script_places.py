@@ -9,6 +9,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.guide import Script
 from tests.server import BIN, ApplianceProcess, free_port
 from tests.wsclient import browser, shut
@@ -145,7 +147,8 @@ async def test_data_sent_just_before_stop_arrives_once(appliance: ApplianceProce
     await shut(ws)
     tabs = [h for h in welcome["handlers"] if h["name"] == "Once"]
     assert len(tabs) == 1, ("the tab was made twice or not at all", welcome["handlers"], out.stderr)
-    assert [d[0]["x"] for d in tabs[0]["history"]] == list(range(50)), (out.stderr, appliance.log()[-3000:])
+    got = [d[0]["x"] for d in tabs[0]["history"]]
+    assert got == list(range(50)), (got, out.stderr)
 
 
 def _first_lines_until(argv: list[str], env: dict[str, str], needle: str, timeout: float = 30) -> str:
@@ -196,3 +199,38 @@ def test_every_client_says_a_refused_token_and_a_missing_device_the_same_way(
             assert words in said, (who, said)
             assert "Traceback" not in said, (who, said)
             assert f"the device 127.0.0.1 at {device}" in said, (who, said)
+
+
+ENDINGS = {
+    # How a script ends -> its exit status and what its output must show.
+    "exit0_at_exit": ("def cb(b):\n    sys.exit(0)\nbi.register_handle_data(cb)\nbi.start()\n", 0, ""),
+    "exit3_while_main_sleeps": (
+        "def cb(b):\n    sys.exit(3)\nbi.register_handle_data(cb)\nbi.start()\n"
+        "while True:\n    time.sleep(0.05)\n",
+        3,
+        "",
+    ),
+    "raise_in_callback": (
+        "def cb(b):\n    raise ValueError('bad block')\nbi.register_handle_data(cb)\nbi.start()\n",
+        1,
+        "ValueError: bad block",
+    ),
+    "raise_after_start": (
+        "bi.register_handle_data(lambda b: None)\nbi.start()\nraise KeyError('mine')\n",
+        1,
+        "KeyError",
+    ),
+}
+
+
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+def test_a_script_ends_with_the_status_its_code_chose(
+    appliance: ApplianceProcess, tmp_path: Path, ending: str
+) -> None:
+    body, status, shown = ENDINGS[ending]
+    path = tmp_path / f"{ending}.py"
+    path.write_text("import sys, time\nimport browserinterface as bi\n" + body)
+    env = {**os.environ, "BI_DEVICE": appliance.device, "BI_TOKEN": appliance.token(ending)}
+    out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == status, (out.returncode, out.stderr[-2000:])
+    assert shown in out.stderr, out.stderr[-2000:]

@@ -13,19 +13,18 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
-from appliance.auth import Principal
-from appliance.capture.bus import Subscription
+from appliance.auth import Principal, TokenStore
+from appliance.capture.block import Block
+from appliance.capture.bus import Bus, Subscription
+from appliance.capture.config import AudioConfig
 from appliance.errors import ApplianceError
 from appliance.sessions import flow
-from appliance.sessions.handlers import Owner
+from appliance.sessions.handlers import HandlerRegistry, Owner
 from appliance.system.ratelog import RateLimitedLog
 from browserinterface import protocol as P
 from browserinterface import schema as S
-
-if TYPE_CHECKING:
-    from appliance.service import Service
 
 log = logging.getLogger(__name__)
 bad_input = RateLimitedLog(log)
@@ -36,6 +35,52 @@ Reply = dict[str, Any] | None
 #: Who may start and stop scripts on the device.
 RUN_PRINCIPALS = ("admin", "local")
 MAX_BROWSER_AUDIO_CHANNELS = 16
+
+
+class SessionHost(Protocol):
+    """What a session needs from the service: the narrow seam between the two.
+
+    ``appliance.service.Service`` implements it; nothing here imports the
+    service, so dependencies point one way, from the service down.
+    """
+
+    bus: Bus
+    handlers: HandlerRegistry
+    tokens: TokenStore
+    """Its ``connections`` end this session when its credential is revoked or ends."""
+
+    @property
+    def config(self) -> AudioConfig: ...
+
+    def attach(self, session: ClientSession) -> None: ...
+
+    def detach(self, session: ClientSession) -> None: ...
+
+    def welcome(self, session: ClientSession) -> dict[str, Any]: ...
+
+    def welcome_text(self, session: ClientSession) -> str: ...
+
+    def queue_blocks(self) -> int: ...
+
+    def encode_block(self, block: Block, channels: list[int] | None) -> bytes | None: ...
+
+    def change_config(self, by: str = "the device", **fields: Any) -> AudioConfig: ...
+
+    def broadcast_browsers(self, msg: dict[str, Any] | bytes | str) -> None: ...
+
+    def remote_output(self, session: ClientSession, stream: str, text: str) -> None: ...
+
+    def start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None: ...
+
+    def stop_run(self, session: ClientSession, request_id: Any, run_id: str) -> None: ...
+
+    def stream_start(
+        self, session: ClientSession, port: int, channels: list[int] | None, max_payload: int | None
+    ) -> dict[str, Any]: ...
+
+    def stream_renew(self, session: ClientSession, stream_id: str) -> None: ...
+
+    def stream_stop(self, session: ClientSession, stream_id: str | None) -> None: ...
 
 
 class Transport(Protocol):
@@ -49,7 +94,7 @@ class Transport(Protocol):
 class ClientSession:
     """The state of one connection: role, audio subscription, outbox."""
 
-    def __init__(self, service: Service, transport: Transport, principal: Principal, peer: str, sid: str):
+    def __init__(self, service: SessionHost, transport: Transport, principal: Principal, peer: str, sid: str):
         self.service = service
         self.transport = transport
         self.principal = principal

@@ -13,6 +13,7 @@ from tornado.web import HTTPError, RequestHandler
 from appliance.auth import PasswordStore
 from appliance.storage import DiskFullError
 from appliance.web.access import browser_user
+from appliance.web.headers import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +51,16 @@ class BrowserHandler(RequestHandler):
 
     def set_default_headers(self) -> None:
         # The app never needs to be framed or to load anything from elsewhere.
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "same-origin")
-        self.set_header(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-            "style-src 'self' 'unsafe-inline'; worker-src 'self' blob:; "
-            "connect-src 'self'; frame-ancestors 'none'",
-        )
+        for name, value in SECURITY_HEADERS.items():
+            self.set_header(name, value)
+
+
+class NotFoundPage(BrowserHandler):
+    """Any path no route takes: a 404 with the security headers, like every other answer."""
+
+    def prepare(self) -> None:
+        """Refuse before any method runs."""
+        raise HTTPError(404, reason="no such page")
 
 
 class JsonErrors(RequestHandler):
