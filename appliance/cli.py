@@ -11,6 +11,7 @@ from pathlib import Path
 
 from appliance.auth import TokenStore
 from appliance.errors import ApplianceError
+from appliance.runs.launchbase import RUN_NETWORKS
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--rtp-max-payload", type=int, default=1472, help="largest RTP datagram payload (path MTU less 28)"
+    )
+    serve.add_argument(
+        "--run-network",
+        choices=RUN_NETWORKS,
+        default="api",
+        help="what scripts run from the editor may reach: api (default: only this device's API) or all",
     )
     serve.add_argument("--log-level", default="INFO")
 
@@ -130,6 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
         hostname=args.hostname,
         multicast=args.multicast,
         rtp_max_payload=args.rtp_max_payload,
+        run_network=args.run_network,
         https_port=args.https_port,
         allowed_hosts=tuple(args.allow_host),
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from appliance import __version__
 from appliance.capture.sources.factory import make_source
+from appliance.runs.launchbase import RunLimits
 from appliance.runs.launcher import default_launcher
 from appliance.runs.runner import RunManager
 from appliance.service import Service
@@ -51,6 +52,8 @@ class ServeOptions:
     """Send RTP only to this group (the admin's choice) instead of to each listener."""
     rtp_max_payload: int = 1472
     """Largest UDP payload of an RTP packet: the path MTU less IP and UDP headers."""
+    run_network: str = "api"
+    """What scripts run from the editor may reach: ``api`` (this device's API only) or ``all``."""
     https_port: int | None = None
     """HTTPS here (certificate in ``tls/`` of the data directory); plain HTTP then only
     redirects the LAN. None: plain HTTP for everyone (``make run``, tests)."""
@@ -112,7 +115,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     service = Service(
         source, opts.data_dir, http_port=opts.http_port, hostname=opts.hostname, log_tail=log_tail
     )
-    launcher = default_launcher()
+    launcher = default_launcher(RunLimits(network=opts.run_network), hidden=(opts.data_dir,))
     service.runs = RunManager(
         launcher.fixed_run_root or run_root(opts.data_dir),
         launcher,

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import secrets
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +28,9 @@ from appliance.capture.sources.base import CaptureSource
 from appliance.capture.stats import CpuMeter, Levels, disk_free_bytes, temperature_c
 from appliance.capture.thread import Capture, CaptureStatus
 from appliance.errors import ApplianceError, ConfigError
+from appliance.sessions.flow import DEVICE_BURST_BYTES, DEVICE_BYTES_PER_S, TextBudget
 from appliance.sessions.handlers import HandlerRegistry
+from appliance.sessions.quotas import check_stream_quota
 from appliance.sessions.session import ClientSession
 from appliance.system.logtail import LogTail
 from appliance.system.supervisor import Supervisor
@@ -59,6 +63,8 @@ class Service:
         self.tokens = TokenStore(data_dir)
         self.passwords = PasswordStore(data_dir)
         self.handlers = HandlerRegistry(self.broadcast_browsers)
+        self.text_budget = TextBudget(DEVICE_BYTES_PER_S, DEVICE_BURST_BYTES)
+        """What all connections together may send per second (``appliance.sessions.flow``)."""
         self.log_tail = log_tail or LogTail()
         self.log_tail.listener = lambda line: self.broadcast_browsers(line.to_json())
         self._config = load_config(data_dir) or AudioConfig()
@@ -156,21 +162,27 @@ class Service:
     def status(self) -> CaptureStatus | None:
         return self._status
 
-    def change_config(self, **fields: Any) -> AudioConfig:
-        """Validate and apply a change for the whole device; raises ConfigError."""
+    def change_config(self, by: str = "the device", **fields: Any) -> AudioConfig:
+        """Validate and apply a change for the whole device; raises ConfigError.
+
+        ``by`` says who asked; every change is logged with it, since one
+        script's change applies to every other script and listener.
+        """
         if self._caps is None:
             raise ConfigError("the capture device is not available yet; try again when it is")
         new = apply_change(self._config, self._caps, **fields)
         if new == self._config:
             return new
-        old, self._config = self._config, new
+        # Saved first: on a full disk (DiskFullError) nothing changes, so what
+        # is announced and what is captured never part ways.
         save_config(self.data_dir, new)
+        old, self._config = self._config, new
         assert self.capture is not None
         if (old.rate, old.channels, old.buffer_frames) != (new.rate, new.channels, new.buffer_frames):
             self.capture.reconfigure(new)
         else:
             self.capture.set_volume(new.volume)
-        log.info("configuration changed to %s", new)
+        log.info("configuration changed to %s by %s", new, by)
         self._config_changed()
         return new
 
@@ -245,7 +257,7 @@ class Service:
     def sessions(self, role: str | None = None) -> list[ClientSession]:
         return [s for s in self._sessions.values() if role is None or s.role == role]
 
-    def broadcast_browsers(self, msg: dict[str, Any] | bytes) -> None:
+    def broadcast_browsers(self, msg: dict[str, Any] | bytes | str) -> None:
         for session in self._sessions.values():
             if session.role == "browser":
                 session.push(msg)
@@ -287,10 +299,20 @@ class Service:
         }
         if session.role == "browser":
             msg["notices"] = self.notices
-            msg["handlers"] = self.handlers.visible()
+            msg["handlers"] = self.handlers.visible()  # welcome_text avoids decoding these
             msg["runs"] = self.run_list()
             msg["log"] = [line.to_json() for line in self.log_tail.lines]
         return msg
+
+    def welcome_text(self, session: ClientSession) -> str:
+        """:meth:`welcome` as its JSON frame, the charts' history spliced in as held."""
+        msg = self.welcome(session)
+        if "handlers" not in msg:
+            return P.encode_message(msg)
+        # An unguessable placeholder: no text a script or the log holds can match it.
+        placeholder = f"handlers-{secrets.token_hex(16)}"
+        msg["handlers"] = placeholder
+        return P.encode_message(msg).replace(f'"{placeholder}"', self.handlers.visible_json(), 1)
 
     # -- runs -----------------------------------------------------------------
     def run_list(self) -> list[dict[str, Any]]:
@@ -353,6 +375,7 @@ class Service:
         """Start RTP to the session's own address; returns the stream's description."""
         if self.streams is None:
             raise ApplianceError("streaming is not available on this device")
+        check_stream_quota(session, self._sessions.values(), self.streams.listeners())
         stream: dict[str, Any] = self.streams.subscribe(session.id, session.peer, port, channels, max_payload)
         return stream
 
@@ -399,6 +422,8 @@ class Service:
 
     def _send_stats(self) -> None:
         self._end_stale_browser_sessions()
+        self.tokens.close_revoked()
+        self.handlers.sweep(time.monotonic(), shown=bool(self.sessions("browser")))
         self.broadcast_browsers(self.stats())
 
     def _end_stale_browser_sessions(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -15,7 +16,12 @@ LAPTOP = Owner("script", "s7", "mine.py", "laptop")
 
 def registry() -> tuple[HandlerRegistry, list[dict[str, Any]]]:
     events: list[dict[str, Any]] = []
-    return HandlerRegistry(events.append), events
+
+    def notify(msg: dict[str, Any] | str) -> None:
+        # handler_data arrives as its JSON frame, encoded once for every browser.
+        events.append(json.loads(msg) if isinstance(msg, str) else msg)
+
+    return HandlerRegistry(notify), events
 
 
 def test_history_is_bounded_and_keeps_the_newest(monkeypatch: pytest.MonkeyPatch) -> None:

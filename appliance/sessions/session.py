@@ -15,11 +15,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol
 
-from appliance.auth import Principal
+from appliance.auth import Principal, TokenStore
 from appliance.capture.block import Block
 from appliance.capture.bus import Bus, Subscription
 from appliance.capture.config import AudioConfig
 from appliance.errors import ApplianceError
+from appliance.sessions import flow
 from appliance.sessions.handlers import HandlerRegistry, Owner
 from appliance.system.ratelog import RateLimitedLog
 from appliance.system.supervisor import log_failure
@@ -46,6 +47,8 @@ class SessionHost(Protocol):
 
     bus: Bus
     handlers: HandlerRegistry
+    tokens: TokenStore
+    """Its ``connections`` end this session when its credential is revoked or ends."""
 
     @property
     def config(self) -> AudioConfig: ...
@@ -56,13 +59,15 @@ class SessionHost(Protocol):
 
     def welcome(self, session: ClientSession) -> dict[str, Any]: ...
 
+    def welcome_text(self, session: ClientSession) -> str: ...
+
     def queue_blocks(self) -> int: ...
 
     def encode_block(self, block: Block, channels: list[int] | None) -> bytes | None: ...
 
-    def change_config(self, **fields: Any) -> AudioConfig: ...
+    def change_config(self, by: str = "the device", **fields: Any) -> AudioConfig: ...
 
-    def broadcast_browsers(self, msg: dict[str, Any] | bytes) -> None: ...
+    def broadcast_browsers(self, msg: dict[str, Any] | bytes | str) -> None: ...
 
     def remote_output(self, session: ClientSession, stream: str, text: str) -> None: ...
 
@@ -104,6 +109,7 @@ class ClientSession:
         self._audio: Subscription | None = None
         self._audio_task: asyncio.Task[None] | None = None
         self._outbox: deque[str | bytes] = deque()
+        self._outbox_bytes = 0
         self._wake = asyncio.Event()
         self.dropped_messages = 0
         self.auth_generation: str | None = None
@@ -111,16 +117,30 @@ class ClientSession:
         self._closed = False
         self._sender = asyncio.get_running_loop().create_task(self._drain(), name=f"session {sid} sender")
         self._sender.add_done_callback(log_failure)
+        self._forget = [service.tokens.connections.add([self.credential], self.end)]
+
+    def register_credential(self, key: str) -> None:
+        """Also end this connection when ``key`` is ended (``browser:SESSION`` on sign-out)."""
+        self._forget.append(self.service.tokens.connections.add([key], self.end))
+
+    def end(self, reason: str) -> None:
+        """The credential was revoked or the session ended: close at once."""
+        self.transport.close(4003, reason[:120])
+        self.close()
 
     # -- sending --------------------------------------------------------------
-    def push(self, msg: dict[str, Any] | bytes) -> None:
-        """Queue a message; when the client is too slow the newest ones are dropped and counted."""
+    def push(self, msg: dict[str, Any] | bytes | str) -> None:
+        """Queue a message (a ``str`` is a text frame already encoded); when the
+        client is too slow the newest ones are dropped and counted."""
         if self._closed:
             return
-        if len(self._outbox) >= OUTBOX_MESSAGES:
+        frame = msg if isinstance(msg, (bytes, str)) else P.encode_message(msg)
+        # Bounded in bytes too: a peer that does not read holds at most OUTBOX_BYTES.
+        if len(self._outbox) >= OUTBOX_MESSAGES or self._outbox_bytes + len(frame) > flow.OUTBOX_BYTES:
             self.dropped_messages += 1
             return
-        self._outbox.append(msg if isinstance(msg, bytes) else P.encode_message(msg))
+        self._outbox.append(frame)
+        self._outbox_bytes += len(frame)
         self._wake.set()
 
     async def _drain(self) -> None:
@@ -136,8 +156,10 @@ class ClientSession:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            frame = self._outbox.popleft()
+            self._outbox_bytes -= len(frame)
             try:
-                await self.transport.send(self._outbox.popleft())
+                await self.transport.send(frame)
             except ConnectionError:
                 return
 
@@ -205,7 +227,7 @@ class ClientSession:
         self.host = "device" if self.principal.kind in ("run", "local") else msg.host or self.peer
         self.inform_browser = msg.inform_browser
         self.service.attach(self)
-        self.push(self.service.welcome(self))
+        self.push(self.service.welcome_text(self))
         return None
 
     def _on_ping(self, msg: S.Ping) -> Reply:
@@ -252,7 +274,8 @@ class ClientSession:
             self._audio = None
 
     def _on_change_config(self, msg: S.ChangeConfig) -> Reply:
-        config = self.service.change_config(**msg.fields())
+        who = f"{self.credential} ({self.name} on {self.host})"
+        config = self.service.change_config(**msg.fields(), by=who)
         return {"config": config.to_json()}
 
     @property
@@ -260,10 +283,15 @@ class ClientSession:
         """What this client's tabs belong to: its run, or this connection."""
         return self.principal.name if self.principal.kind == "run" else self.id
 
+    @property
+    def credential(self) -> str:
+        """Who this connection is, for quotas and logs: ``run:ID``, ``api:NAME``, ``admin:admin``."""
+        return f"{self.principal.kind}:{self.principal.name}"
+
     def owner(self) -> Owner:
         if self.principal.kind == "run":
             return Owner("run", self.owner_key, self.name, "device", run=self.principal.name)
-        return Owner("script", self.owner_key, self.name, self.host)
+        return Owner("script", self.owner_key, self.name, self.host, credential=self.credential)
 
     def _on_add_handler(self, msg: S.AddHandler) -> Reply:
         visible = self.principal.kind == "run" or self.inform_browser
@@ -335,6 +363,8 @@ class ClientSession:
         if self._closed:
             return
         self._closed = True
+        for forget in self._forget:
+            forget()
         self.stop_audio()
         self._wake.set()
         self.service.detach(self)

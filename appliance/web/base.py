@@ -11,6 +11,7 @@ from typing import Any
 from tornado.web import HTTPError, RequestHandler
 
 from appliance.auth import PasswordStore
+from appliance.storage import DiskFullError
 from appliance.web.access import browser_user
 from appliance.web.headers import SECURITY_HEADERS
 
@@ -33,6 +34,20 @@ class BrowserHandler(RequestHandler):
     def passwords(self) -> PasswordStore:
         """The admin password store (stateless: it reads the file each time)."""
         return PasswordStore(self.data_dir)
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """A full disk is 507 with its words ("the disk is full (N MB free)..."), not a 500."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, DiskFullError):
+            status_code, kwargs["reason"] = 507, str(exc)
+        super().send_error(status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """A full disk is the admin's to fix, not a bug: one line, no traceback."""
+        if isinstance(value, DiskFullError):
+            log.warning("%s %s: %s", self.request.method, self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
 
     def set_default_headers(self) -> None:
         # The app never needs to be framed or to load anything from elsewhere.
@@ -63,6 +78,8 @@ class JsonErrors(RequestHandler):
         exception = exc_info[1] if exc_info else None
         if isinstance(exception, HTTPError) and exception.reason:
             words, exception.reason = exception.reason, None
+        elif isinstance(exception, DiskFullError):
+            status_code, words = 507, str(exception)
         self._error_words = words
         super().send_error(status_code, **kwargs)
 
