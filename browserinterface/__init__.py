@@ -76,6 +76,8 @@ __all__ = [
     "send_audio",
     "start",
     "stop",
+    "unregister_handle_data",
+    "unregister_when_new_config",
     "valid_num_channels",
     "valid_rates",
     "volume",
@@ -166,15 +168,44 @@ def _want_audio() -> None:
         _connection.want_audio()
 
 
-def register_handle_data(fn: Callable[[Buffer], None]) -> None:
-    """Call ``fn(buffer)`` for every captured buffer (int16, ``(buffer_frames, channels)``)."""
-    _dispatcher.data_callbacks.append(fn)
-    _want_audio()
+def register_handle_data(fn: Callable[[Buffer], None] | None, *, add: bool = False) -> None:
+    """Call ``fn(buffer)`` for every captured buffer (int16, ``(buffer_frames, channels)``).
+
+    Registering again replaces the previous callback, as in easy-dsp (a re-run
+    notebook cell does not double the calls); ``add=True`` keeps the others and
+    calls them all, in the order they were added.  ``None`` removes them all;
+    ``unregister_handle_data(fn)`` removes one.
+    """
+    _dispatcher.set_data_callback(fn, add)
+    if fn is not None:
+        _want_audio()
 
 
-def register_when_new_config(fn: Callable[[int, int, int, int], None]) -> None:
-    """Call ``fn(buffer_frames, rate, channels, volume)`` now (if known) and on every change."""
-    _dispatcher.config_callbacks.append(fn)
+def unregister_handle_data(fn: Callable[[Buffer], None] | None = None) -> None:
+    """Stop calling ``fn`` for each buffer (every data callback when ``fn`` is None)."""
+    _dispatcher.remove_data_callback(fn)
+
+
+def register_when_new_config(fn: Callable[[int, int, int, int], None] | None, *, add: bool = False) -> None:
+    """Call ``fn(buffer_frames, rate, channels, volume)`` now (if known) and on every change.
+
+    Registering again replaces the previous callback; ``add=True`` keeps the
+    others; ``None`` removes them all; ``unregister_when_new_config(fn)`` removes one.
+    """
+    _dispatcher.set_config_callback(fn, add)
+    if fn is not None and rate is not None:
+        _dispatcher.call_soon(lambda: _call_with_config(fn))
+
+
+def unregister_when_new_config(fn: Callable[[int, int, int, int], None] | None = None) -> None:
+    """Stop calling ``fn`` on configuration changes (every config callback when ``fn`` is None)."""
+    _dispatcher.remove_config_callback(fn)
+
+
+def _call_with_config(fn: Callable[[int, int, int, int], None]) -> None:
+    if fn in _dispatcher.config_callbacks and rate is not None:
+        assert buffer_frames is not None and channels is not None and volume is not None
+        fn(buffer_frames, rate, channels, volume)
 
 
 def change_config(
@@ -198,11 +229,27 @@ def change_config(
         raise ConfigError(reply.get("message", "the device refused the configuration"))
 
 
-def record_audio(duration_ms: float, callback: Callable[[Buffer], None]) -> None:
-    """Call ``callback(buffer)`` once at least ``duration_ms`` of audio has arrived from now."""
-    if not duration_ms > 0:
-        raise ValueError(f"duration_ms must be positive, not {duration_ms!r}")
-    _dispatcher.add_recording(float(duration_ms), callback)
+def record_audio(
+    duration_ms: float | None = None,
+    callback: Callable[[Buffer], None] | None = None,
+    *,
+    duration: float | None = None,
+) -> None:
+    """Call ``callback(buffer)`` once at least ``duration_ms`` of audio has arrived from now.
+
+    ``duration`` is easy-dsp's name for ``duration_ms`` (also in milliseconds):
+    ``record_audio(duration=2000, callback=done)`` works as it did there.
+    """
+    if duration is not None and duration_ms is not None:
+        raise TypeError("record_audio takes duration_ms or duration (the same, in ms), not both")
+    length = duration if duration_ms is None else duration_ms
+    if length is None or callback is None:
+        raise TypeError("record_audio needs a duration in ms and a callback: record_audio(2000, done)")
+    if not callable(callback):
+        raise TypeError(f"record_audio's callback must be a function, not {callback!r}")
+    if not isinstance(length, int | float) or isinstance(length, bool) or not length > 0:
+        raise ValueError(f"record_audio's duration (ms) must be a positive number, not {length!r}")
+    _dispatcher.add_recording(float(length), callback)
     _want_audio()
 
 
@@ -219,17 +266,40 @@ def add_handler(name: str, type: str, parameters: dict[str, Any] | None = None) 
 _early_handlers: list[RemoteHandler] = []
 
 
-def send_audio(buffer: Buffer) -> None:
-    """Play int16 audio (``(frames, channels)`` or one channel) in the browser."""
-    data = np.asarray(buffer)
-    if data.ndim == 1:
-        data = data[:, None]
-    if data.ndim != 2 or data.dtype != np.int16:
-        raise ValueError(
-            f"send_audio needs an int16 array of (frames, channels), not {data.dtype} {data.shape}"
-        )
+def send_audio(buffer: Any) -> None:
+    """Play audio in the browser: ``(frames, channels)``, or one channel as ``(frames,)``.
+
+    Takes what easy-dsp took: an int16 array as is; any other integer or float
+    array, or nested lists of numbers, in the same units as the buffers the
+    script receives (sample values, full scale 32767; a float signal in
+    [-1, 1] must be multiplied by 32767 first).  Floats are rounded; values
+    beyond the int16 range are clipped to -32768..32767, NaN plays as 0.
+    Only a wrong shape (or something that is not numbers) raises ValueError.
+    """
+    data = _playback_samples(buffer)
     if _connection is not None:
         _connection.post(_protocol.encode_audio(_protocol.KIND_PLAYBACK, 0, 0.0, data))
+
+
+def _playback_samples(buffer: Any) -> Buffer:
+    try:
+        data = np.asarray(buffer)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"send_audio needs (frames, channels) of numbers; the rows differ ({exc})") from None
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] == 0:
+        raise ValueError(f"send_audio needs (frames, channels) or (frames,) numbers, not shape {data.shape}")
+    if data.dtype == np.int16:
+        return np.ascontiguousarray(data)
+    if data.dtype.kind in "iu":
+        clipped: NDArray[Any] = np.clip(data, -32768, 32767)
+        return clipped.astype(np.int16)
+    if data.dtype.kind == "f":
+        rounded: NDArray[Any] = np.rint(np.nan_to_num(data, nan=0.0, posinf=32767.0, neginf=-32768.0))
+        clipped = np.clip(rounded, -32768, 32767)
+        return clipped.astype(np.int16)
+    raise ValueError(f"send_audio needs numbers (integers or floats), not {data.dtype} values")
 
 
 def start() -> None:
@@ -261,6 +331,7 @@ def start() -> None:
             file=sys.stderr,
             flush=True,
         )
+    _watch_for_uncaught_exceptions()
     _dispatcher.run_in_background()
     if _pending_config:
         _dispatcher.call_soon(_send_pending_config)
@@ -310,8 +381,30 @@ def _at_main_exit(fn: Callable[[], None]) -> None:
         atexit.register(fn)
 
 
+_main_failed = False
+
+
+def _watch_for_uncaught_exceptions() -> None:
+    """Note when the script's own code ends with an exception (after its traceback is printed)."""
+    previous = sys.excepthook
+    if getattr(previous, "_browserinterface", False):
+        return
+
+    def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        global _main_failed
+        _main_failed = True
+        previous(kind, value, tb)
+
+    excepthook._browserinterface = True  # type: ignore[attr-defined]
+    sys.excepthook = excepthook
+
+
 def _keep_running() -> None:
-    # The script's own code is done; like the original, it keeps serving callbacks.
+    # The script's own code is done; like the original, it keeps serving callbacks,
+    # unless that code failed: then the script ends with its traceback and status 1.
+    if _main_failed:
+        stop()
+        return
     if not _dispatcher.stopped:
         with contextlib.suppress(KeyboardInterrupt):
             _dispatcher.take_over()

@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +27,7 @@ WARN_INTERVAL_S = 10.0
 POLL_S = 0.2
 
 Buffer = NDArray[np.int16]
+_F = TypeVar("_F", bound=Callable[..., None])
 
 
 @dataclass
@@ -175,6 +176,33 @@ class Dispatcher:
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         self._queue.put(("call", fn))
+
+    # -- callbacks: one by default (easy-dsp replaced it), more with add=True ----------
+    # The lists are replaced, never changed in place, so a drain in progress
+    # iterates over the callbacks as they were when the block arrived.
+    def set_data_callback(self, fn: Callable[[Buffer], None] | None, add: bool) -> None:
+        self.data_callbacks = _with(self.data_callbacks, fn, add)
+
+    def remove_data_callback(self, fn: Callable[[Buffer], None] | None) -> None:
+        self.data_callbacks = _without(self.data_callbacks, fn)
+
+    def set_config_callback(self, fn: Callable[[int, int, int, int], None] | None, add: bool) -> None:
+        self.config_callbacks = _with(self.config_callbacks, fn, add)
+
+    def remove_config_callback(self, fn: Callable[[int, int, int, int], None] | None) -> None:
+        self.config_callbacks = _without(self.config_callbacks, fn)
+
+
+def _with(callbacks: list[_F], fn: _F | None, add: bool) -> list[_F]:
+    if fn is None:
+        return []
+    if not callable(fn):
+        raise TypeError(f"a callback must be a function, not {fn!r}")
+    return [*callbacks, fn] if add else [fn]
+
+
+def _without(callbacks: list[_F], fn: _F | None) -> list[_F]:
+    return [] if fn is None else [cb for cb in callbacks if cb != fn]
 
 
 def _frames_for(duration_ms: float, rate: int) -> int:

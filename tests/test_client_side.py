@@ -15,7 +15,7 @@ PUBLIC = {
     "ConfigError", "Handler", "SetupError", "add_handler", "bi_board_ip", "board_ip", "buffer_frames",
     "change_config", "channels", "geometry", "inform_browser", "loop_callbacks", "rate", "record_audio",
     "register_handle_data", "register_when_new_config", "send_audio", "start", "stop",
-    "valid_num_channels", "valid_rates", "volume",
+    "unregister_handle_data", "unregister_when_new_config", "valid_num_channels", "valid_rates", "volume",
 }  # fmt: skip
 
 
