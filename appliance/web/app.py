@@ -12,6 +12,7 @@ from appliance.auth import TokenStore, load_or_make_secret
 from appliance.runs.scripts_store import ScriptStore
 from appliance.web.access import LoginLimiter, browser_user
 from appliance.web.api_socket import ApiSocket
+from appliance.web.handler_files import HandlerFileHandler, HandlerFileListApi
 from appliance.web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
 from appliance.web.recordings_api import RecordingApi, RecordingListApi
 from appliance.web.scripts_api import (
@@ -69,6 +70,8 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/api/v1/tokens/([^/]+)", TokenApi),
         (r"/api/v1/recordings", RecordingListApi),
         (r"/api/v1/recordings/([^/]+)", RecordingApi),
+        (r"/api/v1/handler-files", HandlerFileListApi),
+        (r"/handlers/([^/]+)", HandlerFileHandler),
         (WS_PATH, ApiSocket, {"service": service}),
     ]
     settings: dict[str, Any] = {
