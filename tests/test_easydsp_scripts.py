@@ -401,3 +401,25 @@ def test_a_callback_still_runs_forever_when_nothing_failed(run_script: Any) -> N
     script.expect(r"^main done$")
     assert script.proc.poll() is None  # still serving callbacks after its last line
     assert script.interrupt() in (0, 130), script.output()
+
+
+# ---- 1. polar parameters are checked where they enter --------------------------------
+
+BAD_POLAR = """
+import browserinterface as bi
+
+bi.add_handler("DOA", "base:polar:line", {"series": ["p"], "numPoints": 0})
+bi.add_handler("Beam", "base:polar:line", {"series": ["p"], "numPoints": 60})
+bi.start()
+print("started", flush=True)
+"""
+
+
+def test_polar_parameters_that_cannot_work_are_refused_in_words(run_script: Any) -> None:
+    script = run_script("bad_polar", BAD_POLAR)
+    script.expect(
+        r"^browserinterface: add_handler 'DOA': numPoints must be a whole number from 1 to 100000, not 0$"
+    )
+    assert "started" in script.output()  # the script goes on after the refusal
+    assert script.interrupt() in (0, 130), script.output()
+    assert "Beam" not in script.output()
