@@ -16,7 +16,8 @@ export function installDataHandlers(registerHandlerType, target) {
         throw new TypeError(`dataHandlers.registerNewType("${type}", handler): handler must be a function (html, parameters)`);
       }
       registerHandlerType(type, (container, parameters) => {
-        const made = new handler(container, parameters);
+        // Arrow functions cannot be called with `new`; they are called plainly.
+        const made = handler.prototype ? new handler(container, parameters) : handler(container, parameters);
         if (!made || (typeof made.newData !== "function" && typeof made.update !== "function")) {
           throw new TypeError(`the handler of ${type} returned no object with newData(data)`);
         }
