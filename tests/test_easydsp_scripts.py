@@ -425,3 +425,50 @@ def test_polar_parameters_that_cannot_work_are_refused_in_words(run_script: Any)
         script.expect(r"^started$")
     assert script.interrupt() in (0, 130), script.output()
     assert "Beam" not in script.output()
+
+
+async def _answer_a_change_at_once(appliance: ApplianceProcess, token: str) -> tuple[dict[str, Any], ...]:
+    """Client b changes the volume the moment it hears of a's rate change (while capture reopens)."""
+    a, b = await connect(appliance, token), await connect(appliance, token)
+    await hello(a)
+    await hello(b)
+    await a.write_message(json.dumps({"type": "change_config", "id": 1, "rate": 44100}))
+    while (msg := await asyncio.wait_for(b.read_message(), 20)) is not None:
+        if isinstance(msg, str) and json.loads(msg)["type"] == "config":
+            await b.write_message(json.dumps({"type": "change_config", "id": 2, "volume": 61}))
+            break
+    # Audio of the new rate for a means capture has reported its reopen; then a later change.
+    await a.write_message(json.dumps({"type": "audio", "on": True}))
+    last: dict[Any, dict[str, Any]] = {}
+    for ws in (a, b):
+        while True:
+            msg = await asyncio.wait_for(ws.read_message(), 20)
+            assert msg is not None
+            if isinstance(msg, bytes):
+                if ws is a and last.get(a, {}).get("volume") == 61:
+                    break
+                continue
+            parsed = json.loads(msg)
+            if parsed["type"] == "config":
+                last[ws] = parsed["config"]
+            if ws is b and parsed.get("id") == 2:
+                break
+    await a.write_message(json.dumps({"type": "change_config", "id": 3, "buffer_frames": 2048}))
+    for ws in (a, b):  # the next change must keep volume 61
+        while True:
+            msg = await asyncio.wait_for(ws.read_message(), 20)
+            assert msg is not None
+            if isinstance(msg, str) and json.loads(msg)["type"] == "config":
+                last[ws] = json.loads(msg)["config"]
+                if last[ws]["buffer_frames"] == 2048:
+                    break
+    await shut(a, b)
+    return last[a], last[b]
+
+
+def test_a_change_answered_at_once_by_another_client_is_kept(appliance: ApplianceProcess) -> None:
+    token = appliance.token("answer")
+    for last in asyncio.run(_answer_a_change_at_once(appliance, token)):
+        assert (last["rate"], last["volume"], last["buffer_frames"]) == (44100, 61, 2048), last
+    config = asyncio.run(_welcome_config(appliance, token))
+    assert (config["rate"], config["volume"], config["buffer_frames"]) == (44100, 61, 2048), config
