@@ -33,8 +33,12 @@ and ``BI_TOKEN`` to a token made in the web app.  A script started from a
 terminal shows its tabs and output in the browser when it sets
 ``inform_browser = True``.
 
-Callbacks run one at a time, in order, on one thread; ``loop_callbacks()``
-runs them in the calling thread and blocks.  Ctrl-C ends the script cleanly;
+Registering a callback again replaces it, as in easy-dsp (``add=True`` keeps
+the others; ``unregister_handle_data`` and ``unregister_when_new_config``
+remove them).  Callbacks run one at a time, in order, on one thread;
+``loop_callbacks()`` runs them in the calling thread and blocks.  An uncaught
+exception, in a callback or in the script's code after ``start()``, ends the
+script with its traceback and status 1.  Ctrl-C ends the script cleanly;
 if the device restarts, the script reconnects and gets the configuration again.
 """
 
