@@ -46,10 +46,12 @@ def run_script(appliance: ApplianceProcess, tmp_path: Path) -> Iterator[Any]:
 # ---- 2. change_config twice in a row: the last request wins ------------------------
 
 CONFIG_WATCHER = """
+import sys
 import browserinterface as bi
 
 def config(buffer_frames, rate, channels, volume):
-    print("config", buffer_frames, rate, channels, volume, flush=True)
+    # One write per line: the main thread may print at the same time.
+    sys.stdout.write(f"config {buffer_frames} {rate} {channels} {volume}\\n")
 
 bi.register_when_new_config(config)
 bi.start()
@@ -395,13 +397,32 @@ def test_uncaught_exception_after_start_ends_the_script(
     assert script.output().count("Did not receive expected audio!") < 20, script.output()
 
 
+FOREVER = """
+import sys
+import browserinterface as bi
+
+count = 0
+
+def data(buffer):
+    global count
+    count += 1
+    if count in (3, 6):  # buffers served after the script's last line
+        sys.stdout.write(f"buffer {count}\\n")
+
+bi.register_handle_data(data)
+bi.start()
+sys.stdout.write("main done\\n")
+"""
+
+
 def test_a_callback_still_runs_forever_when_nothing_failed(run_script: Any) -> None:
-    script = run_script(
-        "forever", CONFIG_WATCHER.replace("bi.start()", "bi.start()\nprint('main done', flush=True)")
-    )
+    script = run_script("forever", FOREVER)
     script.expect(r"^main done$")
+    script.expect(r"^buffer 3$")
+    script.expect(r"^buffer 6$")
     assert script.proc.poll() is None  # still serving callbacks after its last line
     assert script.interrupt() in (0, 130), script.output()
+    assert "Traceback" not in script.output()
 
 
 # ---- 1. polar parameters are checked where they enter --------------------------------
