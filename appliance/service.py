@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import secrets
@@ -68,6 +69,8 @@ class Service:
         self.log_tail = log_tail or LogTail()
         self.log_tail.listener = lambda line: self.broadcast_browsers(line.to_json())
         self._config = load_config(data_dir) or AudioConfig()
+        self._asked = self._config
+        """What capture was last asked for: the shape of the last reopen, the last volume."""
         self._caps: Capabilities | None = None
         self._status: CaptureStatus | None = None
         self._sessions: dict[str, ClientSession] = {}
@@ -144,11 +147,33 @@ class Service:
             self._capture_ready.set()
         if previous is None or previous.state != status.state:
             log.info("capture %s: %s", status.state, status.message)
-        if status.config is not None and status.config != self._config:
-            self._config = status.config
+        captured = self._captured_config(status)
+        if captured is not None and captured != self._config:
+            self._config = captured
             self._config_changed()
         elif previous is None or previous.capabilities != status.capabilities:
             self._config_changed()
+
+    def _captured_config(self, status: CaptureStatus) -> AudioConfig | None:
+        """The configuration a status reports, or None when it is stale or absent.
+
+        Capture reopens on its own thread, so its report of an open can arrive
+        after a newer change was asked for: such a report must not undo it.  A
+        report whose shape is not what the last request moves to on this
+        device is stale (the reopen for the newer request follows); its volume
+        is always the last one asked for, which capture applies at its next buffer.
+        """
+        config, caps = status.config, status.capabilities
+        if config is None or caps is None:
+            return None
+        expected = caps.default_config(self._asked)
+        if (config.rate, config.channels, config.buffer_frames) != (
+            expected.rate,
+            expected.channels,
+            expected.buffer_frames,
+        ):
+            return None
+        return dataclasses.replace(config, volume=self._asked.volume)
 
     @property
     def config(self) -> AudioConfig:
@@ -178,9 +203,12 @@ class Service:
         save_config(self.data_dir, new)
         old, self._config = self._config, new
         assert self.capture is not None
+        # Mirrors what capture keeps as its wish, so late reports can be told apart (_captured_config).
         if (old.rate, old.channels, old.buffer_frames) != (new.rate, new.channels, new.buffer_frames):
+            self._asked = new
             self.capture.reconfigure(new)
         else:
+            self._asked = dataclasses.replace(self._asked, volume=new.volume)
             self.capture.set_volume(new.volume)
         log.info("configuration changed to %s by %s", new, by)
         self._config_changed()

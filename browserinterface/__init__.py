@@ -121,13 +121,14 @@ _device = Device(on_config=_publish)
 _exit_hook_registered = False
 
 
-def register_handle_data(fn: Callable[..., None], *, info: bool = False) -> None:
+def register_handle_data(fn: Callable[..., None] | None, *, add: bool = False, info: bool = False) -> None:
     """Call ``fn(buffer)`` for every captured buffer (int16, ``(buffer_frames, channels)``).
 
-    Replaces any earlier callback; ``info=True`` calls ``fn(buffer, info)`` with
-    the block's ``time``, ``seq`` and ``lost``.
+    Registering again replaces the previous callback, as in easy-dsp;
+    ``add=True`` keeps the others; ``None`` removes them all.  ``info=True``
+    calls ``fn(buffer, info)`` with the block's ``time``, ``seq`` and ``lost``.
     """
-    _device.register_handle_data(fn, info=info)
+    _device.register_handle_data(fn, add=add, info=info)
 
 
 def add_handle_data(fn: Callable[..., None], *, info: bool = False) -> None:
@@ -140,9 +141,13 @@ def unregister_handle_data(fn: Callable[..., None] | None = None) -> None:
     _device.unregister_handle_data(fn)
 
 
-def register_when_new_config(fn: Callable[[int, int, int, int], None]) -> None:
-    """Call ``fn(buffer_frames, rate, channels, volume)`` now (if known) and on every change."""
-    _device.register_when_new_config(fn)
+def register_when_new_config(fn: Callable[[int, int, int, int], None] | None, *, add: bool = False) -> None:
+    """Call ``fn(buffer_frames, rate, channels, volume)`` now (if known) and on every change.
+
+    Registering again replaces the previous callback; ``add=True`` keeps the
+    others; ``None`` removes them all.
+    """
+    _device.register_when_new_config(fn, add=add)
 
 
 def add_when_new_config(fn: Callable[[int, int, int, int], None]) -> None:
@@ -169,9 +174,17 @@ def change_config(
     _device.change_config(rate, channels, buffer_frames, volume)
 
 
-def record_audio(duration_ms: float, callback: Callable[[Buffer], None]) -> None:
-    """Call ``callback(buffer)`` once at least ``duration_ms`` of audio has arrived from now."""
-    _device.record_audio(duration_ms, callback)
+def record_audio(
+    duration_ms: float | None = None,
+    callback: Callable[[Buffer], None] | None = None,
+    *,
+    duration: float | None = None,
+) -> None:
+    """Call ``callback(buffer)`` once at least ``duration_ms`` of audio has arrived from now.
+
+    ``duration`` is easy-dsp's name for ``duration_ms`` (also in milliseconds).
+    """
+    _device.record_audio(duration_ms, callback, duration=duration)
 
 
 def add_handler(name: str, type: str, parameters: dict[str, Any] | None = None) -> Handler:
@@ -179,8 +192,8 @@ def add_handler(name: str, type: str, parameters: dict[str, Any] | None = None) 
     return _device.add_handler(name, type, parameters)
 
 
-def send_audio(buffer: Buffer) -> None:
-    """Play int16 audio (``(frames, channels)`` or one channel) in the browser."""
+def send_audio(buffer: Any) -> None:
+    """Play audio in the browser: int16 as is, other numbers converted as easy-dsp did (see Device)."""
     _device.send_audio(buffer)
 
 

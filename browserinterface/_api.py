@@ -70,6 +70,33 @@ def jsonable(data: Any) -> Any:
     return data
 
 
+def _check_callable(fn: object) -> None:
+    if not callable(fn):
+        raise TypeError(f"a callback must be a function, not {fn!r}")
+
+
+def playback_samples(buffer: Any) -> Buffer:
+    """``send_audio``'s input as int16 ``(frames, channels)``, converted as easy-dsp did."""
+    try:
+        data = np.asarray(buffer)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"send_audio needs (frames, channels) of numbers; the rows differ ({exc})") from None
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] == 0:
+        raise ValueError(f"send_audio needs (frames, channels) or (frames,) numbers, not shape {data.shape}")
+    if data.dtype == np.int16:
+        return np.ascontiguousarray(data)
+    if data.dtype.kind in "iu":
+        clipped: NDArray[Any] = np.clip(data, -32768, 32767)
+        return clipped.astype(np.int16)
+    if data.dtype.kind == "f":
+        rounded: NDArray[Any] = np.rint(np.nan_to_num(data, nan=0.0, posinf=32767.0, neginf=-32768.0))
+        clipped = np.clip(rounded, -32768, 32767)
+        return clipped.astype(np.int16)
+    raise ValueError(f"send_audio needs numbers (integers or floats), not {data.dtype} values")
+
+
 class Device:
     """A microphone-array device: capture callbacks, tabs, configuration, playback.
 
@@ -117,44 +144,91 @@ class Device:
             self._on_config(msg)
 
     # -- callbacks -----------------------------------------------------------------
-    def register_handle_data(self, fn: Callable[..., None], *, info: bool = False) -> None:
+    def register_handle_data(
+        self, fn: Callable[..., None] | None, *, add: bool = False, info: bool = False
+    ) -> None:
         """Call ``fn(buffer)`` for every captured buffer, instead of any earlier callback.
 
-        With ``info=True`` it is called ``fn(buffer, info)``: ``info.time`` is the
-        capture time of the block's last frame (Unix seconds), ``info.seq`` its
-        sequence number and ``info.lost`` how many blocks were lost before it.
+        Registering again replaces, as in easy-dsp (a re-run notebook cell does
+        not double the calls); ``add=True`` keeps the others; ``None`` removes
+        them all.  With ``info=True`` it is called ``fn(buffer, info)``:
+        ``info.time`` is the capture time of the block's last frame (Unix
+        seconds), ``info.seq`` its sequence number and ``info.lost`` how many
+        blocks were lost before it.
         """
-        self._dispatcher.set_data_callbacks([(fn, info)])
+        if fn is None:
+            self._dispatcher.set_data_callbacks([])
+            return
+        _check_callable(fn)
+        if add:
+            self._dispatcher.add_data_callback(fn, info)
+        else:
+            self._dispatcher.set_data_callbacks([(fn, info)])
         self._want_audio()
 
     def add_handle_data(self, fn: Callable[..., None], *, info: bool = False) -> None:
         """Call ``fn`` for every buffer too, beside the callbacks already registered."""
-        self._dispatcher.add_data_callback(fn, info)
-        self._want_audio()
+        self.register_handle_data(fn, add=True, info=info)
 
     def unregister_handle_data(self, fn: Callable[..., None] | None = None) -> None:
         """Stop calling ``fn`` (None: every data callback)."""
         self._dispatcher.remove_data_callback(fn)
 
-    def register_when_new_config(self, fn: Callable[[int, int, int, int], None]) -> None:
-        """Call ``fn(buffer_frames, rate, channels, volume)`` on every change, instead of any earlier one."""
-        self._dispatcher.config_callbacks[:] = [fn]
+    def register_when_new_config(
+        self, fn: Callable[[int, int, int, int], None] | None, *, add: bool = False
+    ) -> None:
+        """Call ``fn(buffer_frames, rate, channels, volume)`` now (when known) and on every change.
+
+        Replaces any earlier callback; ``add=True`` keeps the others; ``None`` removes them all.
+        """
+        if fn is None:
+            self._dispatcher.config_callbacks = []
+            return
+        _check_callable(fn)
+        callbacks = self._dispatcher.config_callbacks
+        if add:
+            self._dispatcher.config_callbacks = [*callbacks, fn] if fn not in callbacks else callbacks
+        else:
+            self._dispatcher.config_callbacks = [fn]
+        if self.rate is not None:
+            self._dispatcher.call_soon(lambda: self._call_with_config(fn))
+
+    def _call_with_config(self, fn: Callable[[int, int, int, int], None]) -> None:
+        if fn in self._dispatcher.config_callbacks and self.rate is not None:
+            assert self.buffer_frames is not None and self.channels is not None and self.volume is not None
+            fn(self.buffer_frames, self.rate, self.channels, self.volume)
 
     def add_when_new_config(self, fn: Callable[[int, int, int, int], None]) -> None:
         """Call ``fn`` on every configuration change too, beside those already registered."""
-        if fn not in self._dispatcher.config_callbacks:
-            self._dispatcher.config_callbacks.append(fn)
+        self.register_when_new_config(fn, add=True)
 
     def unregister_when_new_config(self, fn: Callable[[int, int, int, int], None] | None = None) -> None:
         """Stop calling ``fn`` (None: every configuration callback)."""
         callbacks = self._dispatcher.config_callbacks
-        callbacks[:] = [] if fn is None else [f for f in callbacks if f is not fn]
+        self._dispatcher.config_callbacks = [] if fn is None else [f for f in callbacks if f != fn]
 
-    def record_audio(self, duration_ms: float, callback: Callable[[Buffer], None]) -> None:
-        """Call ``callback(buffer)`` once at least ``duration_ms`` of audio has arrived from now."""
-        if not duration_ms > 0:
-            raise ValueError(f"duration_ms must be positive, not {duration_ms!r}")
-        self._dispatcher.add_recording(float(duration_ms), callback)
+    def record_audio(
+        self,
+        duration_ms: float | None = None,
+        callback: Callable[[Buffer], None] | None = None,
+        *,
+        duration: float | None = None,
+    ) -> None:
+        """Call ``callback(buffer)`` once at least ``duration_ms`` of audio has arrived from now.
+
+        ``duration`` is easy-dsp's name for ``duration_ms`` (also in milliseconds):
+        ``record_audio(duration=2000, callback=done)`` works as it did there.
+        """
+        if duration is not None and duration_ms is not None:
+            raise TypeError("record_audio takes duration_ms or duration (the same, in ms), not both")
+        length = duration if duration_ms is None else duration_ms
+        if length is None or callback is None:
+            raise TypeError("record_audio needs a duration in ms and a callback: record_audio(2000, done)")
+        if not callable(callback):
+            raise TypeError(f"record_audio's callback must be a function, not {callback!r}")
+        if not isinstance(length, int | float) or isinstance(length, bool) or not length > 0:
+            raise ValueError(f"record_audio's duration (ms) must be a positive number, not {length!r}")
+        self._dispatcher.add_recording(float(length), callback)
         self._want_audio()
 
     def _want_audio(self) -> None:
@@ -193,15 +267,17 @@ class Device:
             self.connection.add_handler(remote)
         return Handler(self, remote)
 
-    def send_audio(self, buffer: Buffer) -> None:
-        """Play int16 audio (``(frames, channels)`` or one channel) in the browser."""
-        data = np.asarray(buffer)
-        if data.ndim == 1:
-            data = data[:, None]
-        if data.ndim != 2 or data.dtype != np.int16:
-            raise ValueError(
-                f"send_audio needs an int16 array of (frames, channels), not {data.dtype} {data.shape}"
-            )
+    def send_audio(self, buffer: Any) -> None:
+        """Play audio in the browser: ``(frames, channels)``, or one channel as ``(frames,)``.
+
+        Takes what easy-dsp took: an int16 array as is; any other integer or float
+        array, or nested lists of numbers, in the same units as the buffers the
+        script receives (sample values, full scale 32767; a float signal in
+        [-1, 1] must be multiplied by 32767 first).  Floats are rounded; values
+        beyond the int16 range are clipped to -32768..32767, NaN plays as 0.
+        Only a wrong shape (or something that is not numbers) raises ValueError.
+        """
+        data = playback_samples(buffer)
         if self.connection is not None:
             self.connection.post(_protocol.encode_audio(_protocol.KIND_PLAYBACK, 0, 0.0, data))
 

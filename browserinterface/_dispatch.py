@@ -95,7 +95,7 @@ class Dispatcher:
             self.data_callbacks = [*self.data_callbacks, (fn, info)]
 
     def remove_data_callback(self, fn: Callable[..., None] | None) -> None:
-        self.data_callbacks = [] if fn is None else [(f, i) for f, i in self.data_callbacks if f is not fn]
+        self.data_callbacks = [] if fn is None else [(f, i) for f, i in self.data_callbacks if f != fn]
 
     def restart(self) -> None:
         """Ready to run again after stop(): nothing of the last run is left queued."""

@@ -181,9 +181,13 @@ def test_polar_orientation_and_direction(harness: Harness) -> None:
 
 
 def test_polar_replace_longer_than_the_legend_is_refused(harness: Harness) -> None:
-    harness.draw("p", "base:polar:line", {"series": ["s"], "numPoints": 4}, [[{"replace": [1, 2, 3, 4, 5]}]])
+    # N + 1 values close the circle (easy-dsp's scripts send them); N + 2 are refused.
+    harness.draw(
+        "p", "base:polar:line", {"series": ["s"], "numPoints": 4}, [[{"replace": [1, 2, 3, 4, 5, 6]}]]
+    )
     assert harness.banner("p") == (
-        "bad data (base:polar:line): data[0].replace has 5 values but the chart has 4 angles"
+        "bad data (base:polar:line): data[0].replace has 6 values but the chart has 4 angles"
+        " (5 closes the circle: the last value is at one full turn)"
     )
     harness.assert_clean()
 

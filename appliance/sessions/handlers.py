@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.errors import ApplianceError
+from appliance.sessions.handler_params import check_parameters
 
 MAX_HANDLERS = 64
 #: Live tabs one credential (a run, a token, the local token) may have at once.
@@ -133,6 +134,7 @@ class HandlerRegistry:
             parameters = {}
         if not isinstance(parameters, dict):
             raise HandlerError(f"handler parameters must be an object, not {type(parameters).__name__}")
+        check_parameters(handler_type, parameters)
         for old in list(self._handlers.values()):
             if old.ended and old.name == name and old.owner.name == owner.name:
                 self.close(old.id)

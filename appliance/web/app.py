@@ -13,6 +13,7 @@ from appliance.runs.scripts_store import ScriptStore
 from appliance.web.access import LoginLimiter, browser_user
 from appliance.web.api_socket import ApiSocket
 from appliance.web.base import NotFoundPage
+from appliance.web.handler_files import HandlerFileHandler, HandlerFileListApi
 from appliance.web.headers import SECURITY_HEADERS
 from appliance.web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
 from appliance.web.recordings_api import RecordingApi, RecordingListApi
@@ -76,6 +77,8 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/api/v1/tokens/([^/]+)", TokenApi),
         (r"/api/v1/recordings", RecordingListApi),
         (r"/api/v1/recordings/([^/]+)", RecordingApi),
+        (r"/api/v1/handler-files", HandlerFileListApi),
+        (r"/handlers/([^/]+)", HandlerFileHandler),
         (WS_PATH, ApiSocket, {"service": service}),
     ]
     settings: dict[str, Any] = {
