@@ -181,7 +181,7 @@ class Dispatcher:
         elif kind == "config":
             self._on_config(payload)
         elif kind in ("warning", "disconnected"):
-            print(f"browserinterface: {payload}", file=sys.stderr, flush=True)
+            say(f"browserinterface: {payload}")
         elif kind == "loss":
             self._dropped += payload
             self._lost_since += payload
@@ -189,7 +189,7 @@ class Dispatcher:
         elif kind == "call":
             payload()
         elif kind in ("fatal", "stop"):
-            print(f"browserinterface: {payload}", file=sys.stderr, flush=True)
+            say(f"browserinterface: {payload}")
             self.stop(payload)
 
     def _warn_loss(self) -> None:
@@ -274,6 +274,12 @@ def _end_main_thread(code: int) -> None:
     main = threading.main_thread().ident
     if main is not None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(exc))
+
+
+def say(line: str) -> None:
+    """One line to stderr in one write, so a line printed by another thread cannot land inside it."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _frames_for(duration_ms: float, rate: int) -> int:
