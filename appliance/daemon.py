@@ -167,7 +167,11 @@ async def _announce(service: Service, opts: ServeOptions) -> Announcer | None:
         version=__version__,
         protocol=str(PROTOCOL_VERSION),
     )
-    announcer = Announcer(service.hostname, opts.http_port, txt)
+
+    def renamed(name: str) -> None:
+        service.hostname = name  # the page's device name comes from the welcome message
+
+    announcer = Announcer(service.hostname, opts.http_port, txt, data_dir=opts.data_dir, on_name=renamed)
     try:
         await announcer.start()
     except OSError as exc:
