@@ -8,9 +8,11 @@ later renames itself too, and a renamed device keeps its name after a restart.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.avahi import avahi, requires_avahi
@@ -107,3 +109,39 @@ def test_a_claimed_name_is_defended_against_another_stack(tmp_path: Path) -> Non
         with avahi(other, tmp_path / "avahi", publish_as="twin") as stranger:
             assert "Host name is twin-2.local" in stranger.ready
             assert stranger.resolve("twin.local") == device.address
+
+
+def _bridge_port(host: Host, index: int, state: str) -> None:
+    bridge = host.ns.rsplit("-h", 1)[0] + "-br"  # tests.netns names the bridge's namespace so
+    subprocess.run(["ip", "-n", bridge, "link", "set", f"p{index}", state], check=True, timeout=30)
+
+
+def test_two_networks_joined_later_resolve_the_clash(tmp_path: Path) -> None:
+    """Both devices hold ``twin`` on separate segments; once joined, one renames (section 9)."""
+    with lan(3) as (first, second, laptop):
+        _bridge_port(second, 1, "down")
+        one, two = serve(first, tmp_path / "a"), serve(second, tmp_path / "b")
+        assert announced(one, first.address) == "twin"
+        assert announced(two, second.address) == "twin"
+        _bridge_port(second, 1, "up")
+        with avahi(laptop, tmp_path / "avahi") as resolver:
+            # The laptop's question makes both answer; each hears the other, and the
+            # new probes' tie-break (or the holder's defence) leaves one name each.
+            resolver.resolve("twin.local")
+            renamed = wait_for_any([one, two], "announced twin-2.local")
+            keeper = two if renamed is one else one
+            assert resolver.resolve("twin-2.local") == (first if renamed is one else second).address
+            assert resolver.resolve("twin.local") == (first if keeper is one else second).address
+
+
+def wait_for_any(
+    procs: list[subprocess.Popen[str]], needle: str, deadline_s: float = 60
+) -> subprocess.Popen[str]:
+    """The process that logs ``needle`` first."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        for proc in procs:
+            with contextlib.suppress(AssertionError):
+                wait_for_line(proc, needle, deadline_s=0.5)
+                return proc
+    raise AssertionError(f"no process logged {needle!r} in {deadline_s} s")
