@@ -17,17 +17,15 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from browserinterface.device import DeviceAddress
-from rtai.audiofile import WavWriter
 from rtai.client import DeviceStream
 from rtai.errors import RtaiError
-from rtai.jitterbuffer import ReceivedBlock
-from rtai.playback import Player, load_sounddevice
+from rtai.playback import load_sounddevice
 from rtai.receiver import DEFAULT_LATENCY_MS, Receiver
+from rtai.recording import STDOUT, Recording
 from rtai.stats import ReceiverStats
 
 log = logging.getLogger("rtai")
@@ -70,7 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     listen = sub.add_parser("listen", help="record or play a device's microphones")
     _device_arguments(listen)
-    listen.add_argument("--out", type=Path, help="write a 16-bit WAV file")
+    listen.add_argument(
+        "--out", metavar="FILE", help="write 16-bit audio as it arrives to FILE, or to standard output with -"
+    )
+    listen.add_argument(
+        "--format", choices=("wav", "raw"), default="wav",
+        help="wav (RF64 past 4 GiB; sizes unknown in a pipe) or raw interleaved s16le",
+    )  # fmt: skip
     listen.add_argument("--duration", type=float, help="seconds of audio to record (default: until Ctrl-C)")
     listen.add_argument("--play", action="store_true", help="play live on this machine (needs sounddevice)")
     listen.add_argument("--output-device", help="sound card for --play (sounddevice name or number)")
@@ -158,67 +162,12 @@ def run_sdp(args: argparse.Namespace) -> int:
         stream.close()
 
 
-class Recording:
-    """Where received blocks go: WAV files (a new one per stream format) and the sound card."""
-
-    def __init__(self, out: Path | None, play: bool, latency_ms: float, device: str | None):
-        self.out = out
-        self.play = play
-        self.latency_ms = latency_ms
-        self.device = device
-        self.seconds = 0.0
-        self.files: list[Path] = []
-        self.underruns = 0
-        """Sound card periods that found the playback queue empty."""
-        self._writer: WavWriter | None = None
-        self._player: Player | None = None
-        self._shape: tuple[int, int] | None = None
-
-    def write(self, block: ReceivedBlock, rate: int, limit_s: float | None) -> bool:
-        """Take a block; False once ``limit_s`` seconds are recorded."""
-        data = block.data
-        if limit_s is not None:
-            room = round((limit_s - self.seconds) * rate)
-            data = data[: max(room, 0)]
-        if data.shape[0]:
-            self._sinks(rate, int(data.shape[1]))
-            if self._writer is not None:
-                self._writer.write(data)
-            if self._player is not None:
-                self._player.put(data)
-            self.seconds += data.shape[0] / rate
-        return limit_s is None or self.seconds < limit_s - 0.5 / rate
-
-    def _sinks(self, rate: int, channels: int) -> None:
-        if self._shape == (rate, channels):
-            return
-        if self._shape is not None:
-            log.warning("the device now sends %d channels at %d Hz", channels, rate)
-        self.close()
-        self._shape = (rate, channels)
-        if self.out is not None:
-            path = self.out
-            if self.files:
-                path = self.out.with_name(f"{self.out.stem}-{len(self.files) + 1}{self.out.suffix}")
-            self._writer = WavWriter(path, rate, channels)
-            self.files.append(path)
-        if self.play:
-            self._player = Player(rate, channels, self.latency_ms / 1000.0, self.device)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._player is not None:
-            self._player.close()
-            self.underruns += self._player.underruns
-            self._player = None
-
-
 def _check_listen(args: argparse.Namespace) -> None:
     _check_common(args)
     if args.out is None and not args.play:
-        raise RtaiError("nothing to do: give --out FILE.wav, --play, or both")
+        raise RtaiError("nothing to do: give --out FILE.wav, --out - (standard output), --play, or both")
+    if args.out == STDOUT and sys.stdout.isatty():
+        raise RtaiError("--out - writes audio to standard output, which is a terminal; pipe it (| sox ...)")
     if args.duration is not None and args.duration <= 0:
         raise RtaiError(f"--duration {args.duration:g} must be more than 0 seconds")
     if args.play:
@@ -234,7 +183,7 @@ def run_listen(args: argparse.Namespace) -> int:
     _check_listen(args)
     token, channels, device = _token(args), parse_channels(args.channels), _resolve(args.device)
     lost = threading.Event()
-    recording = Recording(args.out, args.play, args.latency, args.output_device)
+    recording = Recording(args.out, args.play, args.latency, args.output_device, args.format)
     options: dict[str, Any] = {"latency_ms": args.latency, "on_stats": _show if args.stats else None}
     # The format is known only from the device's answer; follow() sets it before reading.
     host = "::" if ":" in device.host else "0.0.0.0"  # the family the device is reached by
@@ -263,7 +212,7 @@ def run_listen(args: argparse.Namespace) -> int:
         print(f"rtai listen: played {recording.seconds:.2f} s, {recording.underruns} underruns",
               file=sys.stderr)  # fmt: skip
     if recording.files:
-        names = ", ".join(str(path) for path in recording.files)
+        names = ", ".join(recording.files)
         print(f"rtai listen: wrote {names} ({recording.seconds:.2f} s)", file=sys.stderr)
     if lost.is_set():
         raise RtaiError("lost the connection to the device; the recording so far is saved")
