@@ -4,13 +4,13 @@ rtai listen DEVICE --token T --out rec.wav --duration 10 [--play] [--channels 1,
 rtai sdp DEVICE --token T --port P > stream.sdp
 rtai intercom --peer HOST --port P [--input wav:PATH] [--output wav:PATH]
 rtai discover
+rtai login DEVICE      (keeps the token in ~/.config/micarray/tokens.json)
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import socket
 import sys
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from browserinterface.credentials import CredentialsError, find_token, token_file
 from browserinterface.device import DeviceAddress
 from rtai.client import DeviceStream
 from rtai.errors import RtaiError
@@ -63,6 +64,7 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 def _parser() -> argparse.ArgumentParser:
     from rtai.discover import add_discover_parser  # noqa: PLC0415  (zeroconf only when asked)
     from rtai.intercom import add_intercom_parser  # noqa: PLC0415
+    from rtai.login import add_login_parser  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="rtai", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     sdp.set_defaults(func=run_sdp)
     add_intercom_parser(sub)
     add_discover_parser(sub)
+    add_login_parser(sub)
     return parser
 
 
@@ -94,7 +97,8 @@ def _device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("device", help="host, name.local or host:port of the device's web port")
     parser.add_argument(
         "--token",
-        help=f"API token made on the device; write --token=T when it begins with '-' (or set {TOKEN_ENV})",
+        help=f"API token made on the device (shows in ps: prefer `rtai login DEVICE` or {TOKEN_ENV}); "
+        "write --token=T when it begins with '-'",
     )
     parser.add_argument("--channels", help="channels to receive, counted from 1, e.g. 1,3 (default all)")
     parser.add_argument(
@@ -118,10 +122,28 @@ def parse_channels(text: str | None) -> list[int] | None:
 
 
 def _token(args: argparse.Namespace) -> str:
-    token = args.token or os.environ.get(TOKEN_ENV)
-    if not token:
-        raise RtaiError(f"give --token T (make a token in the device's web page) or set {TOKEN_ENV}")
-    return str(token)
+    try:
+        found = find_token(args.device, given=args.token, prefer=TOKEN_ENV)
+    except CredentialsError as exc:
+        raise RtaiError(str(exc)) from None
+    if found is None:
+        raise RtaiError(
+            f"no token for {args.device}: run `rtai login {args.device}` once (it keeps the token in "
+            f"{token_file()}), or set {TOKEN_ENV}"
+        )
+    if found.source == "--token":
+        log.warning(
+            "note: a token on the command line shows in `ps` to other users of this machine; "
+            "`rtai login %s` or %s keep it out of sight",
+            args.device,
+            TOKEN_ENV,
+        )
+    return found.token
+
+
+def resolve_device_spec(spec: str) -> DeviceAddress:
+    """``host``, ``name.local`` or ``host:port`` to an address; RtaiError in words."""
+    return _resolve(spec)
 
 
 def _resolve(spec: str) -> DeviceAddress:
