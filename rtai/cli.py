@@ -1,7 +1,7 @@
 """The rtai command: listen to a device, describe its stream, intercom, discover.
 
 rtai listen DEVICE --token T --out rec.wav --duration 10 [--play] [--channels 1,3]
-rtai sdp DEVICE --token T --port P > stream.sdp
+rtai sdp DEVICE --token T --port P > stream.sdp   (--gst: a GStreamer pipeline instead)
 rtai intercom --peer HOST --port P [--input wav:PATH] [--output wav:PATH]
 rtai discover
 rtai login DEVICE      (keeps the token in ~/.config/micarray/tokens.json)
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import signal
 import socket
 import sys
@@ -86,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     sdp = sub.add_parser("sdp", help="print an SDP file for ffmpeg or GStreamer and keep the stream up")
     _device_arguments(sdp)
     sdp.add_argument("--port", type=int, required=True, help="UDP port where the other tool listens")
+    sdp.add_argument(
+        "--gst", action="store_true",
+        help="print a gst-launch-1.0 command (channels in order, bit-exact) instead of SDP",
+    )  # fmt: skip
     sdp.set_defaults(func=run_sdp)
     add_intercom_parser(sub)
     add_discover_parser(sub)
@@ -172,7 +177,13 @@ def run_sdp(args: argparse.Namespace) -> int:
     )  # fmt: skip
     desc = stream.open()
     try:
-        sys.stdout.write(desc.to_sdp())
+        if args.gst:
+            from rtai.gst import convert_hint, gst_pipeline  # noqa: PLC0415
+
+            print(shlex.join(gst_pipeline(desc)))
+            print(f"rtai sdp: then {convert_hint(desc)}", file=sys.stderr)
+        else:
+            sys.stdout.write(desc.to_sdp())
         sys.stdout.flush()
         print("rtai sdp: streaming; Ctrl-C stops", file=sys.stderr)
         while not lost.wait(READ_SLICE_S):
