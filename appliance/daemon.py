@@ -20,6 +20,8 @@ from appliance.capture.sources.factory import make_source
 from appliance.runs.launcher import default_launcher
 from appliance.runs.runner import RunManager
 from appliance.service import Service
+from appliance.sessions.sap import SapAnnouncer
+from appliance.sessions.standing import StandingStreams
 from appliance.sessions.streaming import StreamManager
 from appliance.storage import atomic_write_text
 from appliance.system.logtail import LogTail
@@ -115,7 +117,9 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     )
     _attach_streams(service, opts)
     await service.start()
-    server = HTTPServer(make_app(service), xheaders=False)
+    standing = StandingStreams(service.streams, opts.data_dir, service.hostname, SapAnnouncer())
+    await standing.start()
+    server = HTTPServer(make_app(service, standing=standing), xheaders=False)
     server.listen(opts.http_port, address=opts.bind)
     service.tokens.write_local_file(opts.http_port, _runtime_local_file())
     log.info("web app on port %d, data in %s", opts.http_port, opts.data_dir)
@@ -139,6 +143,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     await feeder.stop()
     if announcer is not None:
         await announcer.close()
+    await standing.close()
     server.stop()
     await service.stop()
     await server.close_all_connections()

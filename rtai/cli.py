@@ -5,6 +5,7 @@ rtai sdp DEVICE --token T --port P > stream.sdp   (--gst: a GStreamer pipeline i
 rtai intercom --peer HOST --port P [--input wav:PATH] [--output wav:PATH]
 rtai discover
 rtai login DEVICE      (keeps the token in ~/.config/micarray/tokens.json)
+rtai sap               (lists standing streams announced on the LAN; rtai listen sap:NAME records one)
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from rtai.announced import add_sap_parser  # noqa: PLC0415
     from rtai.discover import add_discover_parser  # noqa: PLC0415  (zeroconf only when asked)
     from rtai.intercom import add_intercom_parser  # noqa: PLC0415
     from rtai.login import add_login_parser  # noqa: PLC0415
@@ -95,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     add_intercom_parser(sub)
     add_discover_parser(sub)
     add_login_parser(sub)
+    add_sap_parser(sub)
     return parser
 
 
@@ -214,6 +217,10 @@ def _show(row: ReceiverStats) -> None:
 def run_listen(args: argparse.Namespace) -> int:
     """Record and/or play a device's stream."""
     _check_listen(args)
+    from rtai.announced import is_announced, listen_announced  # noqa: PLC0415
+
+    if is_announced(args.device):
+        return listen_announced(args, _show if args.stats else None)
     token, channels, device = _token(args), parse_channels(args.channels), _resolve(args.device)
     lost = threading.Event()
     recording = Recording(args.out, args.play, args.latency, args.output_device, args.format)

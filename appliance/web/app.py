@@ -21,6 +21,7 @@ from appliance.web.scripts_api import (
     ScriptListApi,
     ScriptRenameApi,
 )
+from appliance.web.stream_api import StreamSdpApi
 from appliance.web.tokens_api import TokenApi, TokenListApi
 from browserinterface.protocol import WS_PATH
 
@@ -69,6 +70,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/api/v1/tokens/([^/]+)", TokenApi),
         (r"/api/v1/recordings", RecordingListApi),
         (r"/api/v1/recordings/([^/]+)", RecordingApi),
+        (r"/api/v1/stream\.sdp", StreamSdpApi, {"service": service}),
         (WS_PATH, ApiSocket, {"service": service}),
     ]
     settings: dict[str, Any] = {
