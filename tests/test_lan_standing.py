@@ -10,6 +10,9 @@ the stream comes back by itself after a restart.
 from __future__ import annotations
 
 import json
+import os
+import select
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +20,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.netns import Host, lan, requires_netns, wait_for_line
 from tests.rtai_support import distinct_audio, in_loop, write_wav
@@ -129,3 +133,50 @@ def test_standing_multicast_stream_is_announced_received_and_follows_changes(tmp
         again = rtai(laptop, "listen", "sap:lab@lab-pi", "--duration", "0.5", "--out", str(out))
         assert again.returncode == 0, again.stderr
         assert read(out).shape == (RATE // 2, 4)
+
+
+def _vlc_playlist(vlc: subprocess.Popen[str], deadline: float) -> str:
+    """Ask VLC's rc interface for its playlist; the text up to its end marker."""
+    assert vlc.stdin is not None and vlc.stdout is not None
+    vlc.stdin.write("playlist\n")
+    vlc.stdin.flush()
+    text = ""
+    while "End of playlist" not in text:
+        ready, _, _ = select.select([vlc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"VLC did not answer: {text!r}"
+        text += os.read(vlc.stdout.fileno(), 65536).decode(errors="replace")
+    return text
+
+
+@pytest.mark.skipif(shutil.which("cvlc") is None, reason="needs vlc-bin and vlc-plugin-base")
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg")
+def test_third_party_sap_receivers_find_and_record_the_stream(tmp_path: Path) -> None:
+    """VLC's SAP discovery lists the session; ffmpeg's SAP demuxer records it bit for bit."""
+    audio = distinct_audio(RATE * 2, CHANNELS, seed=43)
+    data = device_dir(tmp_path, audio)
+    home = tmp_path / "vlc-home"
+    home.mkdir(mode=0o777)
+    home.chmod(0o777)
+    with lan(2) as (device, laptop):
+        serve(device, data)
+        # VLC refuses to run as root; nobody is enough to listen to multicast.
+        vlc = subprocess.Popen(
+            ["ip", "netns", "exec", laptop.ns, "setpriv", "--reuid=nobody", "--regid=nogroup",
+             "--clear-groups", "env", f"HOME={home}", "cvlc", "-I", "rc", "--rc-fake-tty", "-S", "sap"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while "lab on lab-pi" not in (listing := _vlc_playlist(vlc, deadline)):
+                assert time.monotonic() < deadline, listing
+                time.sleep(0.5)
+            assert "Network streams (SAP)" in listing
+        finally:
+            vlc.kill()
+            vlc.communicate()
+        out = tmp_path / "ff.raw"
+        laptop.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", "sap://239.255.255.255", "-t", "1",
+                    "-f", "s16le", "-y", str(out)])  # fmt: skip
+    got = np.fromfile(out, "<i2").reshape(-1, CHANNELS)
+    assert got.shape == (RATE, CHANNELS)
+    assert in_loop(audio, got)
