@@ -21,7 +21,7 @@ from appliance.web.scripts_api import (
     ScriptListApi,
     ScriptRenameApi,
 )
-from appliance.web.stream_api import StreamSdpApi
+from appliance.web.stream_api import StandingStreamsPage, StreamSdpApi
 from appliance.web.tokens_api import TokenApi, TokenListApi
 from browserinterface.protocol import WS_PATH
 
@@ -60,6 +60,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/login", LoginPage),
         (r"/logout", LogoutHandler),
         (r"/settings", SettingsPage),
+        (r"/settings/streams", StandingStreamsPage),
         (r"/settings/(token|revoke|password)", SettingsPage),
         (r"/api/v1/scripts", ScriptListApi),
         (r"/api/v1/scripts/([^/]+)/rename", ScriptRenameApi),

@@ -23,9 +23,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tornado.web import HTTPError, RequestHandler
+from tornado.web import HTTPError, RequestHandler, authenticated
 
+from appliance.sessions.standing import StandingError, StandingStreams, parse_standing
 from appliance.sessions.streaming import StreamError, StreamManager, StreamNotOpen
+from appliance.web.base import BrowserHandler
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ DEFAULT_LEASE_S = 3600.0
 """An hour: long enough for a recording, short enough that a forgotten stream ends."""
 MAX_LEASE_S = 86400.0
 MAX_QUERY_BYTES = 1024
+MAX_FORM_BYTES = 4096
 
 
 class StreamSdpApi(RequestHandler):
@@ -118,3 +121,44 @@ def _channels(raw: str | None) -> list[int] | None:
     if not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
         raise HTTPError(400, reason=f"channels {raw!r} is not allowed; give channel numbers from 1, like 1,3")
     return [int(p) - 1 for p in parts]
+
+
+class StandingStreamsPage(BrowserHandler):
+    """``/settings/streams``: the admin's standing streams, one ``NAME ADDRESS:PORT [CHANNELS]`` a line."""
+
+    @property
+    def standing(self) -> StandingStreams:
+        found: StandingStreams | None = self.settings.get("standing")
+        if found is None:
+            raise HTTPError(503, reason="this device runs no standing streams")
+        return found
+
+    def _page(self, status: int = 200, text: str | None = None, **extra: Any) -> None:
+        values: dict[str, Any] = {"error": None, "notice": None}
+        values.update(extra)
+        if text is None:
+            text = "\n".join(s.text() for s in self.standing.streams)
+        self.set_status(status)
+        self.set_header("Cache-Control", "no-store")
+        self.render("streams.html", text=text, problems=list(self.standing.problems.values()), **values)
+
+    @authenticated
+    def get(self) -> None:
+        """The form, filled with the current streams."""
+        self._page()
+
+    @authenticated
+    async def post(self) -> None:
+        """Check every line, then save and apply them all (or none, with the first error)."""
+        text = self.get_body_argument("streams", "")
+        if len(text) > MAX_FORM_BYTES:
+            self._page(400, text="", error=f"the list is longer than {MAX_FORM_BYTES} characters")
+            return
+        try:
+            streams = [parse_standing(line) for line in text.splitlines() if line.strip()]
+            await self.standing.configure(streams)
+        except StandingError as exc:
+            self._page(400, text=text, error=f"Not saved: {exc}.")
+            return
+        log.info("standing streams set by %s: %s", self.request.remote_ip, ", ".join(s.name for s in streams))
+        self._page(notice=f"Saved; {len(streams)} standing stream(s) configured.")
