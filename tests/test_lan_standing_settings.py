@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.boot import bootconfig
+from appliance.sessions import standing
 from rtai.rtcp import Bye
 from tests.browser_login import login
 from tests.rtai_support import free_port_pair
@@ -84,6 +86,7 @@ def test_settings_start_save_and_keep_standing_streams(server: ApplianceProcess)
         with pytest.raises(urllib.error.HTTPError) as refused:
             no_session.open(f"{server.url}/settings/streams", timeout=10)
         assert refused.value.code == 302  # to the login page
+        refused.value.close()
 
         cookie = login(server.port, server.data_dir)
         assert post(server, cookie, f"uni 127.0.0.1:{port} 1", xsrf=False)[0] == 403
@@ -116,3 +119,19 @@ def test_settings_start_save_and_keep_standing_streams(server: ApplianceProcess)
     finally:
         rtp.close()
         rtcp.close()
+
+
+def test_boot_file_stream_lines_are_checked_and_saved(tmp_path: Path) -> None:
+    config = bootconfig.parse(
+        "STREAM=lab 239.255.7.1:5004 1-4\nSTREAM=desk lab-laptop.local:6000\nSTREAM=lab 224.0.0.5:5004\n"
+    )
+    assert [s.value for s in config.streams] == ["lab 239.255.7.1:5004 1,2,3,4", "desk lab-laptop.local:6000"]
+    assert [str(p) for p in config.problems] == [
+        "micarray.txt line 3: 224.0.0.5 is reserved for local network control; use a group in 239.255.0.0/16"
+    ]
+    standing.save(tmp_path, [standing.parse_standing("desk 10.0.0.9:7000")])
+    standing.add_from_boot(tmp_path, [s.value for s in config.streams])
+    assert [s.text() for s in standing.load(tmp_path)] == [
+        "lab 239.255.7.1:5004 1,2,3,4",
+        "desk lab-laptop.local:6000",  # the boot file's line replaces the one of the same name
+    ]

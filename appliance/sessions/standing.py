@@ -143,6 +143,17 @@ def save(data_dir: Path, streams: list[StandingStream]) -> None:
     atomic_write_text(data_dir / FILE_NAME, json.dumps([asdict(s) for s in streams], indent=1) + "\n")
 
 
+def add_from_boot(data_dir: Path, lines: list[str]) -> None:
+    """Add the boot file's ``STREAM=`` lines to the saved streams (a name given again is replaced)."""
+    new = [parse_standing(line) for line in lines]
+    kept = [s for s in load(data_dir) if s.name not in {n.name for n in new}]
+    try:
+        save(data_dir, kept + new)
+    except StandingError as exc:
+        raise OSError(str(exc)) from None  # firstboot reports it against the line
+    log.info("standing streams from the boot file: %s", ", ".join(s.text() for s in new))
+
+
 def check_all(streams: list[StandingStream]) -> list[StandingStream]:
     """The list, if its names are distinct and it is not too long; else StandingError."""
     if len(streams) > MAX_STANDING:
