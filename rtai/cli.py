@@ -29,6 +29,7 @@ from rtai.errors import RtaiError
 from rtai.playback import load_sounddevice
 from rtai.receiver import DEFAULT_LATENCY_MS, Receiver
 from rtai.recording import STDOUT, Recording
+from rtai.sdp import StreamDescription
 from rtai.stats import ReceiverStats
 
 log = logging.getLogger("rtai")
@@ -174,20 +175,20 @@ def run_sdp(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65534:
         raise RtaiError(f"--port {args.port} is out of range; use 1 to 65534 (RTCP uses port + 1)")
     lost = threading.Event()
+
+    def changed(new: StreamDescription) -> None:
+        # The old SDP no longer matches (new SSRC, rate or channels): print the new one.
+        print(f"rtai sdp: the device now sends {new.channels} channels at {new.rate} Hz "
+              f"(description version {new.version}); the new one follows", file=sys.stderr)  # fmt: skip
+        _print_description(new, args.gst)
+
     stream = DeviceStream(
         _resolve(args.device), _token(args), args.port, channels=parse_channels(args.channels),
-        name=f"rtai sdp on {socket.gethostname()}", on_lost=lambda _reason: lost.set(),
+        name=f"rtai sdp on {socket.gethostname()}", on_lost=lambda _reason: lost.set(), on_change=changed,
     )  # fmt: skip
     desc = stream.open()
     try:
-        if args.gst:
-            from rtai.gst import convert_hint, gst_pipeline  # noqa: PLC0415
-
-            print(shlex.join(gst_pipeline(desc)))
-            print(f"rtai sdp: then {convert_hint(desc)}", file=sys.stderr)
-        else:
-            sys.stdout.write(desc.to_sdp())
-        sys.stdout.flush()
+        _print_description(desc, args.gst)
         print("rtai sdp: streaming; Ctrl-C stops", file=sys.stderr)
         while not lost.wait(READ_SLICE_S):
             pass
@@ -196,6 +197,17 @@ def run_sdp(args: argparse.Namespace) -> int:
         return 0
     finally:
         stream.close()
+
+
+def _print_description(desc: StreamDescription, gst: bool) -> None:
+    if gst:
+        from rtai.gst import convert_hint, gst_pipeline  # noqa: PLC0415
+
+        print(shlex.join(gst_pipeline(desc)))
+        print(f"rtai sdp: then {convert_hint(desc)}", file=sys.stderr)
+    else:
+        sys.stdout.write(desc.to_sdp())
+    sys.stdout.flush()
 
 
 def _check_listen(args: argparse.Namespace) -> None:

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import select
 import shutil
+import signal
+import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
+from rtai.rtcp import Bye
 from rtai.sdp import parse_sdp
 from tests.rtai_support import distinct_audio, free_port_pair, in_loop, wav_server
-from tests.server import ApplianceProcess
+from tests.server import BIN, ApplianceProcess
+
+RTAI = str(BIN / "rtai")
 
 RATE, CHANNELS = 48000, 8
 
@@ -104,3 +116,79 @@ def test_bad_requests_are_refused_in_words(
     got_status, body = fetch(f"{server.url}/api/v1/stream.sdp?{query.format(t=token)}")
     assert got_status == status
     assert message in body
+
+
+def _sdp_from(stream: IO[str]) -> str:
+    lines = []
+    while not lines or lines[-1] != "a=recvonly":
+        line = stream.readline()
+        assert line, "rtai sdp ended"
+        lines.append(line.strip())
+    return "\r\n".join(lines) + "\r\n"
+
+
+def test_a_configuration_change_ends_the_stream_with_bye_and_rtai_sdp_prints_the_new_one(
+    tmp_path: Path, source_audio: NDArray[np.int16]
+) -> None:
+    server = wav_server(tmp_path, source_audio)
+    server.start()
+    port = free_port_pair()
+    rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtcp.bind(("127.0.0.1", port + 1))
+    try:
+        token = server.token("change")
+        sdp = subprocess.Popen(
+            [RTAI, "sdp", server.device, f"--token={token}", "--port", str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert sdp.stdout is not None
+            first_text = _sdp_from(sdp.stdout)
+            first = parse_sdp(first_text)
+            reply = asyncio.run(_change_channels(server, token, 4))
+            assert reply["type"] == "ack", reply
+            second_text = _sdp_from(sdp.stdout)
+            second = parse_sdp(second_text)
+            assert (first.channels, second.channels) == (CHANNELS, 4)
+            old_session, old_version = _origin(first_text)
+            new_session, new_version = _origin(second_text)
+            assert new_session != old_session and new_version == old_version + 1  # new SSRC, new version
+            bye = _next_bye(rtcp)
+            assert bye.reason == "configuration changed to 48000 Hz, 4 channels"
+        finally:
+            sdp.send_signal(signal.SIGINT)
+            _, err = sdp.communicate(timeout=30)
+        assert "the device now sends 4 channels at 48000 Hz (description version" in err
+    finally:
+        rtcp.close()
+        server.stop()
+    assert "Traceback" not in server.log()
+
+
+def _origin(sdp: str) -> tuple[int, int]:
+    fields = next(line for line in sdp.splitlines() if line.startswith("o=")).split()
+    return int(fields[1]), int(fields[2])
+
+
+def _next_bye(rtcp: socket.socket) -> Bye:
+    deadline = time.monotonic() + 10
+    while True:
+        ready, _, _ = select.select([rtcp], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, "no RTCP BYE"
+        bye = Bye.find(rtcp.recv(65536))
+        if bye is not None:
+            return bye
+
+
+async def _change_channels(server: ApplianceProcess, token: str, channels: int) -> dict[str, object]:
+    request = HTTPRequest(f"ws://{server.device}/api/v1/ws", headers={"Authorization": f"Bearer {token}"})
+    ws = await websocket_connect(request)
+    try:
+        await ws.write_message(json.dumps({"type": "hello", "protocol": 1, "role": "script"}))
+        await ws.write_message(json.dumps({"type": "change_config", "id": 9, "channels": channels}))
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.read_message(), 10))
+            if msg.get("id") == 9:
+                return dict(msg)
+    finally:
+        ws.close()
