@@ -117,7 +117,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     )
     _attach_streams(service, opts)
     await service.start()
-    standing = StandingStreams(service.streams, opts.data_dir, service.hostname, SapAnnouncer())
+    standing = StandingStreams(service.streams, opts.data_dir, lambda: service.hostname, SapAnnouncer())
     await standing.start()
     server = HTTPServer(make_app(service, standing=standing), xheaders=False)
     server.listen(opts.http_port, address=opts.bind)
@@ -157,6 +157,7 @@ def _attach_streams(service: Service, opts: ServeOptions) -> None:
         multicast=opts.multicast,
         on_change=service.stream_changed,
     )
+    service.streams.device_name = lambda: service.hostname  # the mDNS name once settled
 
 
 async def _announce(service: Service, opts: ServeOptions) -> Announcer | None:

@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -169,7 +170,9 @@ def check_all(streams: list[StandingStream]) -> list[StandingStream]:
 class StandingStreams:
     """Runs the configured standing streams on the stream manager and announces them."""
 
-    def __init__(self, manager: StreamManager, data_dir: Path, hostname: str, sap: SapAnnouncer) -> None:
+    def __init__(
+        self, manager: StreamManager, data_dir: Path, hostname: Callable[[], str], sap: SapAnnouncer
+    ) -> None:
         self.manager = manager
         self.data_dir = data_dir
         self.hostname = hostname
@@ -229,7 +232,7 @@ class StandingStreams:
         self._announce(name, desc)
 
     def _announce(self, name: str, desc: dict[str, Any]) -> None:
-        described = StreamDescription.from_json({**desc, "name": f"{name} on {self.hostname}"})
+        described = StreamDescription.from_json({**desc, "name": f"{name} on {self.hostname()}"})
         self.sap.announce(name, described)
 
     async def _retry_later(self) -> None:

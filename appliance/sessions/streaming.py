@@ -98,6 +98,8 @@ class StreamManager:
         self._targets: dict[str, _Target] = {}
         self._standing: dict[str, _Target] = {}
         """The admin's standing streams, by name: never expire (``appliance.sessions.standing``)."""
+        self.device_name: Callable[[], str] = socket.gethostname
+        """The device's name in stream descriptions (the daemon gives the mDNS name it settled on)."""
         self.on_standing_change: Callable[[str, dict[str, Any]], None] | None = None
         """Told a standing stream's new description after a configuration change (SAP follows)."""
         self._sockets: dict[int, socket.socket] = {}
@@ -415,7 +417,7 @@ class StreamManager:
             payload_type=sender.payload_type,
             channel_map=sender.channel_map,
             max_payload=sender.max_payload,
-            name=f"{socket.gethostname()} microphones",
+            name=f"{self.device_name()} microphones",
             version=target.version,
         )
         return desc.to_json()
