@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -12,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from rtai.wavstream import HEADER_BYTES, AudioSink
 from tests.rtai_support import distinct_audio, in_loop, read_wav, wav_server
@@ -173,3 +177,59 @@ def test_past_4_gib_the_file_becomes_rf64(tmp_path: Path) -> None:
         timeout=60,
     )
     assert np.array_equal(np.frombuffer(head.stdout, "<i2").reshape(-1, 2), block)
+
+
+def test_a_format_change_ends_a_pipe_in_words(source_audio: NDArray[np.int16], tmp_path: Path) -> None:
+    """A pipe holds one format: the change ends the recording with a message; what came before is intact."""
+    server = wav_server(tmp_path, source_audio)
+    server.start()
+    try:
+        token = server.token("pipe-change")
+        saved = tmp_path / "before.npy"
+        first = subprocess.Popen(listen_args(server, token, "--out", "-"), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)  # fmt: skip
+        assert first.stdout is not None
+        seen = tmp_path / "seen.wav"  # tee shows how far the pipe got, without disturbing it
+        reader = subprocess.Popen(
+            ["sh", "-c", 'tee "$1" | "$2" -c "$3" "$4"', "sh", str(seen), sys.executable, CHECK_WAV,
+             str(saved)],
+            stdin=first.stdout, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        first.stdout.close()
+        try:
+            deadline = time.monotonic() + 30
+            while not (seen.exists() and seen.stat().st_size > 200_000):
+                assert time.monotonic() < deadline and first.poll() is None, "nothing came through the pipe"
+                time.sleep(0.05)
+            reply = asyncio.run(_change(server, token))
+            assert reply == "ack"
+            _, err = first.communicate(timeout=60)
+            reader.communicate(timeout=60)
+        finally:
+            for proc in (first, reader):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+    finally:
+        server.stop()
+    assert first.returncode == 1
+    assert (
+        "the device now sends 4 channels at 48000 Hz; a pipe carries one format, so the recording ends here"
+        in (err.decode())
+    )
+    got = np.load(saved)
+    assert got.shape[1] == CHANNELS and got.shape[0] > 0 and in_loop(source_audio, got)
+
+
+async def _change(server: ApplianceProcess, token: str) -> str:
+    request = HTTPRequest(f"ws://{server.device}/api/v1/ws", headers={"Authorization": f"Bearer {token}"})
+    ws = await websocket_connect(request)
+    try:
+        await ws.write_message(json.dumps({"type": "hello", "protocol": 1, "role": "script"}))
+        await ws.write_message(json.dumps({"type": "change_config", "id": 5, "channels": 4}))
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.read_message(), 10))
+            if msg.get("id") == 5:
+                return str(msg["type"])
+    finally:
+        ws.close()

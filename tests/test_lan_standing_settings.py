@@ -52,7 +52,8 @@ def post(server: ApplianceProcess, cookie: str, text: str, xsrf: bool = True) ->
         with urllib.request.urlopen(request, timeout=10) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        with exc:
+            return exc.code, exc.read().decode()
 
 
 def first_datagrams(sock: socket.socket, count: int, deadline_s: float = 10) -> list[bytes]:

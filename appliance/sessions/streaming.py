@@ -36,6 +36,8 @@ BUS_QUEUE_BLOCKS = 16
 """Blocks the sender may fall behind before the bus drops its oldest ones."""
 MAX_CHANNEL_MAP = 256
 MULTICAST_KEY = "multicast"
+BYE_DELAY_S = 0.25
+"""On stopping, seconds between a stream's last packets and its RTCP BYE."""
 
 
 class StreamError(ApplianceError):
@@ -144,7 +146,11 @@ class StreamManager:
             # ends _run through EOFError.
             await self._task
             self._task = None
-        for target in self._live_targets():
+        ending = [t for t in self._live_targets() if t.sender.packets]
+        if ending:
+            # A receiver may end at the BYE (ffmpeg does): let the last packets be read first.
+            await asyncio.sleep(BYE_DELAY_S)
+        for target in ending:
             self._send_bye(target, "the device is stopping")
         self._subs.clear()
         self._standing.clear()
