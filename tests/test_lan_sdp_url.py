@@ -136,6 +136,9 @@ def test_a_configuration_change_ends_the_stream_with_bye_and_rtai_sdp_prints_the
     port = free_port_pair()
     rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rtcp.bind(("127.0.0.1", port + 1))
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", port))
+    rtp.settimeout(10)
     try:
         token = server.token("change")
         sdp = subprocess.Popen(
@@ -146,6 +149,7 @@ def test_a_configuration_change_ends_the_stream_with_bye_and_rtai_sdp_prints_the
             assert sdp.stdout is not None
             first_text = _sdp_from(sdp.stdout)
             first = parse_sdp(first_text)
+            rtp.recv(65536)  # the stream has sent audio: it has an SSRC to say BYE for
             reply = asyncio.run(_change_channels(server, token, 4))
             assert reply["type"] == "ack", reply
             second_text = _sdp_from(sdp.stdout)
@@ -162,6 +166,7 @@ def test_a_configuration_change_ends_the_stream_with_bye_and_rtai_sdp_prints_the
         assert "the device now sends 4 channels at 48000 Hz (description version" in err
     finally:
         rtcp.close()
+        rtp.close()
         server.stop()
     assert "Traceback" not in server.log()
 

@@ -85,7 +85,8 @@ def test_login_saves_a_checked_token_that_rtai_and_scripts_then_use(
 def test_a_refused_token_is_not_saved(server: ApplianceProcess, home: dict[str, str], tmp_path: Path) -> None:
     refused = run([RTAI, "login", server.device], home, stdin="mic_not-a-token\n")
     assert refused.returncode == 1
-    assert f"the device 127.0.0.1 at {server.device} refused this token; nothing saved" in refused.stderr
+    assert f"the device 127.0.0.1 at {server.device} refused the token (HTTP 401)" in refused.stderr
+    assert "nothing saved" in refused.stderr
     assert not (tmp_path / "config" / "micarray" / "tokens.json").exists()
 
 
