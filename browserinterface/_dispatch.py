@@ -98,12 +98,21 @@ class Dispatcher:
         self.data_callbacks = [] if fn is None else [(f, i) for f, i in self.data_callbacks if f != fn]
 
     def restart(self) -> None:
-        """Ready to run again after stop(): nothing of the last run is left queued."""
+        """Ready to run again after stop(): only the script's own requests stay queued.
+
+        Blocks, stops and errors of the last connection are dropped; calls the
+        script queued (a ``record_audio`` made before ``start()``) are kept.
+        """
         self._stopped.clear()
         self.exit_message = None
         self._owner = None
+        kept = []
         while not self._queue.empty():
-            self._queue.get_nowait()
+            event = self._queue.get_nowait()
+            if event[0] == "call":
+                kept.append(event)
+        for event in kept:
+            self._queue.put(event)
 
     # -- producer side (connection thread) ------------------------------------------
     def emit(self, event: tuple[str, Any]) -> None:
