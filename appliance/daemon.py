@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
 import secrets
 import signal
+import socket
 import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
 from appliance import __version__
+from appliance.auth import PasswordStore
 from appliance.capture.sources.factory import make_source
+from appliance.errors import ApplianceError
 from appliance.runs.launcher import default_launcher
 from appliance.runs.runner import RunManager
 from appliance.service import Service
@@ -102,6 +107,9 @@ def _runtime_local_file() -> tuple[Path, ...]:
 async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     """Run the device until SIGINT or SIGTERM."""
     opts.data_dir.mkdir(parents=True, exist_ok=True)
+    # The port first: a port in use is told before capture or runs have started.
+    sockets = listen_sockets(opts.http_port, opts.bind)
+    log.info("%s", first_steps(opts))
     source = make_source(opts.source, opts.preset)
     service = Service(
         source, opts.data_dir, http_port=opts.http_port, hostname=opts.hostname, log_tail=log_tail
@@ -116,7 +124,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     _attach_streams(service, opts)
     await service.start()
     server = HTTPServer(make_app(service), xheaders=False)
-    server.listen(opts.http_port, address=opts.bind)
+    server.add_sockets(sockets)
     service.tokens.write_local_file(opts.http_port, _runtime_local_file())
     log.info("web app on port %d, data in %s", opts.http_port, opts.data_dir)
     if not await service.wait_capturing(CAPTURE_START_TIMEOUT_S):
@@ -142,6 +150,40 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     server.stop()
     await service.stop()
     await server.close_all_connections()
+
+
+def listen_sockets(port: int, bind: str) -> list[socket.socket]:
+    """The web app's listening sockets; a port in use is an error that names it and the option."""
+    try:
+        return bind_sockets(port, address=bind or None)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ApplianceError(
+                f"port {port} is in use by another program; choose another with --http-port N"
+                " (make run HTTP_PORT=N), or stop the other program"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise ApplianceError(
+                f"port {port} needs privileges this user lacks; choose one above 1023 with --http-port N"
+                " (make run HTTP_PORT=N)"
+            ) from None
+        raise
+
+
+def first_steps(opts: ServeOptions) -> str:
+    """Where to browse and what to do there: the first line a user reads."""
+    port = "" if opts.http_port == 80 else f":{opts.http_port}"
+    if opts.bind in ("", "0.0.0.0", "::"):
+        name = opts.hostname or socket.gethostname()
+        where = f"http://localhost{port}/ (from another computer http://{name}.local{port}/)"
+    else:
+        host = f"[{opts.bind}]" if ":" in opts.bind else opts.bind
+        where = f"http://{host}{port}/"
+    if PasswordStore(opts.data_dir).is_set():
+        todo = "sign in with the admin password"
+    else:
+        todo = "choose the admin password there first"
+    return f"open {where} in a browser and {todo}"
 
 
 def _attach_streams(service: Service, opts: ServeOptions) -> None:

@@ -118,6 +118,9 @@ class ClientSession:
         handler = getattr(self, "_on_" + kind)
         try:
             handler(msg)
+            if kind in _ACKED_HERE and "id" in msg:
+                # Fire-and-forget messages still answer a request that carries an id.
+                self.push({"type": "ack", "id": msg["id"]})
         except ApplianceError as exc:
             self.error(exc.code, str(exc), msg.get("id"))
         except (TypeError, ValueError, KeyError) as exc:
@@ -168,6 +171,7 @@ class ClientSession:
     def _on_audio(self, msg: dict[str, Any]) -> None:
         if not msg["on"]:
             self.stop_audio()
+            self.push({"type": "ack", "id": msg.get("id")})
             return
         channels = msg.get("channels")
         if channels is not None:
@@ -291,6 +295,9 @@ class _Refused(ApplianceError):
         super().__init__(message)
         self.code = code
 
+
+_ACKED_HERE = frozenset({"handler_data", "handler_close", "output", "stream_renew", "stream_stop"})
+"""Messages whose handlers send no reply of their own: ``on_text`` acks them when they carry an id."""
 
 _EXTRA_MESSAGES: dict[str, tuple[str, ...]] = {
     "handler_close": ("handler",),

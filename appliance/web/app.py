@@ -11,6 +11,7 @@ from tornado.web import Application, HTTPError, StaticFileHandler
 from appliance.auth import TokenStore, load_or_make_secret
 from appliance.runs.scripts_store import ScriptStore
 from appliance.web.access import LoginLimiter, browser_user
+from appliance.web.accesslog import log_request
 from appliance.web.api_socket import ApiSocket
 from appliance.web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
 from appliance.web.recordings_api import RecordingApi, RecordingListApi
@@ -86,6 +87,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         # The front end bundle is about 1 MB; gzip makes the first load on Wi-Fi three times faster.
         "compress_response": True,
         "debug": debug,
+        "log_function": log_request,
         "service": service,
         "data_dir": str(data_dir),
         "tokens": service.tokens,
