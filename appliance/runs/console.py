@@ -8,6 +8,7 @@ its exit status.  Ctrl-C stops the run.
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ async def run_file(path: Path, device: str | None = None) -> int:
     hello = {"type": "hello", "protocol": P.PROTOCOL_VERSION, "role": "console", "name": "appliance run"}
     await ws.write_message(P.encode_message(hello))
     start = {"type": "run_start", "id": 1, "name": path.name, "code": path.read_text()}
+    user_file = UserFile(path)
     await ws.write_message(P.encode_message(start))
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
@@ -53,14 +55,14 @@ async def run_file(path: Path, device: str | None = None) -> int:
             if msg["type"] == "ack" and msg.get("id") == 1:
                 run_id = msg["run"]["id"]
                 for event in early:
-                    code = _show(event, run_id)
+                    code = _show(event, run_id, user_file)
                     if code is not None:
                         return code
                 continue
             if run_id is None:
                 early.append(msg)
                 continue
-            code = _show(msg, run_id)
+            code = _show(msg, run_id, user_file)
             if code is not None:
                 return code
     finally:
@@ -69,13 +71,33 @@ async def run_file(path: Path, device: str | None = None) -> int:
         ws.close()
 
 
-def _show(msg: dict[str, Any], run_id: str) -> int | None:
+class UserFile:
+    """Puts the user's own path back into traceback lines.
+
+    The device runs a copy of the file in the run's directory, so its frames
+    name that copy; the terminal should name the file the user ran.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = str(path.resolve())
+        name = re.escape(path.name)
+        # `  File "/run/dir/NAME", line 3` and the warnings module's `/run/dir/NAME:3: UserWarning`
+        self._frame = re.compile(rf'^(\s*File ")[^"]*/{name}(", line \d+)')
+        self._warning = re.compile(rf"^/[^:\s]*/{name}(:\d+: )")
+
+    def rewrite(self, text: str) -> str:
+        """``text`` with a path to the device's copy replaced by the user's path."""
+        text = self._frame.sub(lambda m: f"{m[1]}{self._path}{m[2]}", text, count=1)
+        return self._warning.sub(lambda m: f"{self._path}{m[1]}", text, count=1)
+
+
+def _show(msg: dict[str, Any], run_id: str, user_file: UserFile) -> int | None:
     """Print one run event; the exit status once the run has ended."""
     if msg.get("run") != run_id and not (isinstance(msg.get("run"), dict) and msg["run"]["id"] == run_id):
         return None
     if msg["type"] == "run_output":
         stream = sys.stderr if msg["stream"] == "stderr" else sys.stdout
-        print(msg["text"], file=stream, flush=True)
+        print(user_file.rewrite(msg["text"]), file=stream, flush=True)
     elif msg["type"] == "run_dropped":
         print(f"[{msg['lines']} lines of output were dropped]", file=sys.stderr, flush=True)
     elif msg["type"] == "run_ended":

@@ -44,9 +44,17 @@ class Owner:
     host: str
     """Where the script runs (``device`` or a host name or address)."""
     run: str | None = None
+    origin: str = "editor"
+    """For a run: ``editor`` or ``terminal`` (``appliance run``), shown on the tab."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "run": self.run, "name": self.name, "host": self.host}
+        return {
+            "kind": self.kind,
+            "run": self.run,
+            "name": self.name,
+            "host": self.host,
+            "origin": self.origin,
+        }
 
 
 @dataclass(slots=True)

@@ -220,7 +220,8 @@ class ClientSession:
 
     def owner(self) -> Owner:
         if self.principal.kind == "run":
-            return Owner("run", self.owner_key, self.name, "device", run=self.principal.name)
+            origin = self.service.run_origin(self.principal.name)
+            return Owner("run", self.owner_key, self.name, "device", run=self.principal.name, origin=origin)
         return Owner("script", self.owner_key, self.name, self.host)
 
     def _on_add_handler(self, msg: dict[str, Any]) -> None:

@@ -13,8 +13,10 @@ from appliance.runs.scripts_store import ScriptStore
 from appliance.web.access import LoginLimiter, browser_user
 from appliance.web.accesslog import log_request
 from appliance.web.api_socket import ApiSocket
+from appliance.web.help_pages import ApiNamesApi, HelpPage
 from appliance.web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
 from appliance.web.recordings_api import RecordingApi, RecordingListApi
+from appliance.web.runs_api import RunSourceApi
 from appliance.web.scripts_api import (
     ExampleApi,
     ExampleListApi,
@@ -61,6 +63,9 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/logout", LogoutHandler),
         (r"/settings", SettingsPage),
         (r"/settings/(token|revoke|password)", SettingsPage),
+        (r"/help/?", HelpPage),
+        (r"/help/([a-z_-]+)", HelpPage),
+        (r"/api/v1/help/names", ApiNamesApi),
         (r"/api/v1/scripts", ScriptListApi),
         (r"/api/v1/scripts/([^/]+)/rename", ScriptRenameApi),
         (r"/api/v1/scripts/([^/]+)", ScriptApi),
@@ -68,6 +73,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/api/v1/examples/([^/]+)", ExampleApi),
         (r"/api/v1/tokens", TokenListApi),
         (r"/api/v1/tokens/([^/]+)", TokenApi),
+        (r"/api/v1/runs/([0-9a-f]{1,32})/source", RunSourceApi),
         (r"/api/v1/recordings", RecordingListApi),
         (r"/api/v1/recordings/([^/]+)", RecordingApi),
         (WS_PATH, ApiSocket, {"service": service}),

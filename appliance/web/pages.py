@@ -108,7 +108,8 @@ class MainPage(BrowserHandler):
             self.redirect("/login")
             return
         self.xsrf_token  # noqa: B018 - sets the _xsrf cookie the scripts send back
-        self.render("index.html")
+        service = self.settings.get("service")
+        self.render("index.html", device_name=getattr(service, "hostname", "") or "Microphone array")
 
 
 class SettingsPage(BrowserHandler):
