@@ -13,6 +13,7 @@ from appliance.runs.scripts_store import ScriptStore
 from appliance.web.access import LoginLimiter, browser_user
 from appliance.web.accesslog import log_request
 from appliance.web.api_socket import ApiSocket
+from appliance.web.browser_sessions import BrowserSessions
 from appliance.web.help_pages import ApiNamesApi, HelpPage
 from appliance.web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
 from appliance.web.recordings_api import RecordingApi, RecordingListApi
@@ -62,7 +63,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/login", LoginPage),
         (r"/logout", LogoutHandler),
         (r"/settings", SettingsPage),
-        (r"/settings/(token|revoke|password)", SettingsPage),
+        (r"/settings/(token|revoke|password|end-session)", SettingsPage),
         (r"/help/?", HelpPage),
         (r"/help/([a-z_-]+)", HelpPage),
         (r"/api/v1/help/names", ApiNamesApi),
@@ -99,6 +100,8 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         "tokens": service.tokens,
         "scripts": ScriptStore(data_dir),
         "login_limiter": LoginLimiter(),
+        # Hook for closing live connections of an ended session: browser_sessions.add_end_listener.
+        "browser_sessions": BrowserSessions(data_dir),
     }
     settings.update(extra)
     return Application(routes, **settings)

@@ -32,6 +32,13 @@ class BrowserHandler(RequestHandler):
         """The admin password store (stateless: it reads the file each time)."""
         return PasswordStore(self.data_dir)
 
+    def broadcast(self, msg: dict[str, Any]) -> None:
+        """Tell every open window of the app that shared state changed (scripts, tokens)."""
+        service = self.settings.get("service")
+        send = getattr(service, "broadcast_browsers", None)
+        if send is not None:
+            send(msg)
+
     def set_default_headers(self) -> None:
         # The app never needs to be framed or to load anything from elsewhere.
         self.set_header("X-Frame-Options", "DENY")
