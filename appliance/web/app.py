@@ -14,7 +14,7 @@ from appliance.web.access import LoginLimiter, browser_user
 from appliance.web.accesslog import log_request
 from appliance.web.api_socket import ApiSocket
 from appliance.web.browser_sessions import BrowserSessions
-from appliance.web.help_pages import ApiNamesApi, HelpPage
+from appliance.web.help_pages import ApiNamesApi, HelpImage, HelpPage
 from appliance.web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
 from appliance.web.recordings_api import RecordingApi, RecordingListApi
 from appliance.web.runs_api import RunSourceApi
@@ -65,6 +65,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/settings", SettingsPage),
         (r"/settings/(token|revoke|password|end-session)", SettingsPage),
         (r"/help/?", HelpPage),
+        (r"/help/([a-z_-]+)\.png", HelpImage),
         (r"/help/([a-z_-]+)", HelpPage),
         (r"/api/v1/help/names", ApiNamesApi),
         (r"/api/v1/scripts", ScriptListApi),

@@ -28,6 +28,7 @@ GUIDES = {
 }
 """The pages served, by the stem of their file in ``docs/``."""
 _MD_LINK = re.compile(r'href="(?:\./)?([a-z_-]+)\.md(#[^"]*)?"')
+_MD_NAMED = re.compile(r"<code>(?:docs/)?([a-z_-]+)\.md</code>")
 
 
 @functools.lru_cache(maxsize=len(GUIDES))
@@ -41,7 +42,11 @@ def render_guide(stem: str, mtime_ns: int) -> str:
         target, anchor = match[1], match[2] or ""
         return f'href="/help/{target}{anchor}"' if target in GUIDES else match[0]
 
-    return _MD_LINK.sub(link, html)
+    def named(match: re.Match[str]) -> str:
+        # The guides name each other as `docs/handlers.md`: on the device that is a link.
+        return f'<a href="/help/{match[1]}">{match[0]}</a>' if match[1] in GUIDES else match[0]
+
+    return _MD_NAMED.sub(named, _MD_LINK.sub(link, html))
 
 
 class HelpPage(BrowserHandler):
@@ -58,6 +63,20 @@ class HelpPage(BrowserHandler):
             raise HTTPError(404, reason=f"no help page {stem!r}; there are: {', '.join(GUIDES)}")
         body = render_guide(stem, path.stat().st_mtime_ns)
         self.render("help.html", title=GUIDES[stem], body=body, guides=GUIDES)
+
+
+class HelpImage(BrowserHandler):
+    """``/help/NAME.png``: a picture a guide shows (files of ``docs/`` only)."""
+
+    @authenticated
+    def get(self, stem: str) -> None:
+        """The PNG, or 404."""
+        path = DOCS_DIR / f"{stem}.png"
+        if not path.is_file():
+            raise HTTPError(404, reason=f"no picture {stem}.png in the help")
+        self.set_header("Content-Type", "image/png")
+        self.set_header("Cache-Control", "private, max-age=3600")
+        self.finish(path.read_bytes())
 
 
 def _attribute_docs(module: Any) -> dict[str, str]:
