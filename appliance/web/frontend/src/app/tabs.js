@@ -53,7 +53,7 @@ export class Tabs {
     const tools = h("span", { class: "chart-tools" },
       h("button", { class: "chart-png", title: "Save the chart as a PNG image" }, "PNG"),
       h("button", { class: "chart-csv", title: "Save the data received as CSV" }, "CSV"),
-      h("button", { class: "chart-full", title: "Full screen (Esc leaves)" }, "⛶"));
+      h("button", { class: "chart-full", title: "Full screen (Esc leaves)" }, "Full screen"));
     const pane = h("div", { class: "pane handler-pane", dataset: { pane: info.id }, hidden: true },
       h("div", { class: "chart-head" }, h("span", { class: "chart-title" }, h("b", {}, info.name), ` ${info.handler_type} · ${where}`, h("span", { class: "ended-mark" }, info.ended ? " · ended" : "")), tools),
       notice, drops, chart);
