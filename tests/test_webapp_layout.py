@@ -120,8 +120,8 @@ def test_rerun_replaces_ended_tabs_and_closing_reaches_every_window(page: Any, d
     second.wait_for_selector("#conn-state.conn-online", timeout=WAIT_MS)
     assert sorted(handler_tabs(second)) == ["Four", "One", "Three", "Two"]
     page.locator(".handler-tab", has_text="Three").locator(".tab-close").click()
-    second.wait_for_function("![...document.querySelectorAll('.handler-tab')].some(t => /Three/.test(t.textContent))",
-                             timeout=WAIT_MS)  # fmt: skip
+    gone = "![...document.querySelectorAll('.handler-tab')].some(t => /Three/.test(t.textContent))"
+    second.wait_for_function(gone, timeout=WAIT_MS)
     stop(page)
     assert second.is_enabled("#btn-close-ended") or second.wait_for_function(
         "!document.querySelector('#btn-close-ended').disabled", timeout=WAIT_MS
@@ -223,7 +223,8 @@ def test_a_laptop_run_stopped_from_the_page_says_stopped_and_shows_its_start(
     )
     try:
         page.wait_for_function(
-            "[...document.querySelectorAll('#run-select option')].some(o => /^laptop\\.py on .* · running · \\d/.test(o.textContent))",
+            "[...document.querySelectorAll('#run-select option')]"
+            ".some(o => /^laptop\\.py on .* · running · \\d/.test(o.textContent))",
             timeout=WAIT_MS,
         )
         page.select_option(
