@@ -9,7 +9,7 @@ import { ConsoleTools } from "./console-tools.js";
 import { showSource } from "./source-view.js";
 
 const MAX_LINES = 5000;        // lines kept per run in the page
-const MAX_DOM_LINES = 2000;    // lines drawn in the console at once
+const MAX_DOM_LINES = 500;     // lines drawn in the console at once (the layout cost grows with them)
 const FRAME_BUDGET_MS = 6;     // drawing time per animation frame; the rest waits
 const DRAW_EVERY_MS = 250;     // a flooded console is drawn at most this often: input keeps the other frames
 const FLOOD_LINES = 20;        // lines waiting at once that make a flood
