@@ -46,6 +46,11 @@ time.sleep(600)
 """
 
 
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    """docs/NAME with UPDATE_SCREENSHOT=1 (as for the main screenshot), else a scratch file."""
+    return ROOT / "docs" / name if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / name
+
+
 def handler_tabs(pg: Any) -> list[str]:
     return [
         str(t)
@@ -53,7 +58,9 @@ def handler_tabs(pg: Any) -> list[str]:
     ]
 
 
-def test_phone_width_reaches_everything_and_clips_nothing(browser: Any, device: Server) -> None:
+def test_phone_width_reaches_everything_and_clips_nothing(
+    browser: Any, device: Server, tmp_path: Path
+) -> None:
     context = browser.new_context(viewport={"width": 400, "height": 800}, bypass_csp=True)
     pg = context.new_page()
     errors = PageErrors(pg)
@@ -77,7 +84,7 @@ def test_phone_width_reaches_everything_and_clips_nothing(browser: Any, device: 
             assert box["x"] >= 0 and box["x"] + box["width"] <= 400.5, (selector, box)
         console = pg.locator("#console").bounding_box()
         assert console is not None and console["height"] >= 150
-        shot = ROOT / "docs" / "screenshot-phone.png"
+        shot = screenshot_path("screenshot-phone.png", tmp_path)
         pg.evaluate("window.scrollTo(0, 0)")
         pg.screenshot(path=str(shot), full_page=True)
         errors.check()
@@ -166,7 +173,7 @@ def test_saved_scripts_reach_a_second_window_without_a_reload(page: Any, device:
     errors.check()
 
 
-def test_dark_theme_follows_the_system_and_has_a_switch(browser: Any, device: Server) -> None:
+def test_dark_theme_follows_the_system_and_has_a_switch(browser: Any, device: Server, tmp_path: Path) -> None:
     context = browser.new_context(
         viewport={"width": 1400, "height": 900}, color_scheme="dark", bypass_csp=True
     )
@@ -184,7 +191,7 @@ def test_dark_theme_follows_the_system_and_has_a_switch(browser: Any, device: Se
         set_code(pg, WAVES, "waves.py")
         execute(pg)
         wait_drawn(pg, pg.locator(".handler-tab", has_text="Waves"), minimum=200)
-        pg.screenshot(path=str(ROOT / "docs" / "screenshot-dark.png"))
+        pg.screenshot(path=str(screenshot_path("screenshot-dark.png", tmp_path)))
         stop(pg)
         pg.click("#btn-theme")
         assert pg.evaluate("document.documentElement.dataset.theme") == "light"
