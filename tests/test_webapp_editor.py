@@ -214,3 +214,20 @@ def test_help_pages_are_served_and_linked(page: Any, device: Server) -> None:
     assert "Hz" in by_name["rate"]["doc"]
     help_page.close()
     errors.check()
+
+
+def test_direction_of_arrival_is_drawn_as_it_is_computed(page: Any) -> None:
+    # The estimate's azimuth grows counter-clockwise from +x; the polar chart must draw it so,
+    # not with 0 degrees at the top growing clockwise (a rotated, mirrored picture).
+    page.wait_for_function("document.querySelectorAll('#examples option').length > 1", timeout=WAIT_MS)
+    page.select_option("#examples", "direction_of_arrival.py")
+    page.wait_for_function("document.querySelector('#script-name').value === 'direction_of_arrival.py'")
+    execute(page)
+    page.locator(".handler-tab", has_text="Direction of arrival").wait_for(timeout=WAIT_MS)
+    axis = page.wait_for_function(
+        "() => { for (const e of window.micarray.tabs.handlers.values()) {"
+        " const c = e.view?.impl?.chart; if (c) return c.getOption().angleAxis[0]; } return null; }",
+        timeout=WAIT_MS,
+    ).json_value()
+    assert (axis["startAngle"], axis["clockwise"]) == (0, False)
+    page.click("#btn-stop")

@@ -21,6 +21,10 @@ polar = bi.add_handler(
         "legend": {"from": 0, "to": 360, "step": STEP_DEG},
         "rmin": 0,
         "rmax": 1,
+        # The estimate's azimuth is counter-clockwise from the array's +x axis: draw it so,
+        # 0 degrees at 3 o'clock and growing counter-clockwise, like the array seen from above.
+        "orientation": 0,
+        "clockwise": False,
     },
 )
 state = {"mics": None, "blocks": 0}
