@@ -8,6 +8,7 @@ the file's change and re-reads it.
 
 from __future__ import annotations
 
+import asyncio
 import grp
 import hashlib
 import hmac
@@ -17,6 +18,7 @@ import os
 import re
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,14 @@ SECRET_FILE = "secret"
 LOCAL_GROUP = "micarray"
 TOKEN_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD_LENGTH = 8
-# scrypt cost: about 50 ms on a Pi 4, so a login flood cannot melt the CPU.
+# scrypt cost: about 50 ms and 16 MiB on a Pi 4, so a login flood cannot melt the CPU.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+HASH_THREADS = 1
+"""Password hashes computed at once at most: each takes 16 MiB and a core for
+its duration, so one thread leaves the other cores to capture and scripts,
+and a flood of logins queues here (behind the login limiter) instead of on the
+event loop."""
+_hash_pool = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="password-hash")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +101,7 @@ class TokenStore:
 
     def create(self, name: str) -> str:
         """Make a new API token called ``name`` and return it; it is shown only now."""
-        if not TOKEN_NAME.match(name):
+        if not TOKEN_NAME.fullmatch(name):  # `$` alone would let a trailing newline through
             raise AuthError(
                 f"token name {name!r} is not allowed; use 1 to 64 letters, digits, '_', '.', '@' or '-'"
             )
@@ -205,9 +213,20 @@ class PasswordStore:
         }
         atomic_write_text(self._path, json.dumps(body) + "\n", mode=0o600)
 
+    def import_crypt(self, crypted: str) -> None:
+        """Keep a crypt(3) hash as the password (Raspberry Pi Imager writes no plaintext)."""
+        from appliance.boot import cryptpass  # noqa: PLC0415 (first boot only)
+
+        body = {"scheme": "crypt", "hash": cryptpass.check_hash(crypted), "generation": secrets.token_hex(8)}
+        atomic_write_text(self._path, json.dumps(body) + "\n", mode=0o600)
+
     def verify(self, password: str) -> bool:
         """True when ``password`` is the admin password."""
         raw = self._load()
+        if raw is not None and raw.get("scheme") == "crypt":
+            from appliance.boot import cryptpass  # noqa: PLC0415
+
+            return cryptpass.verify(password, str(raw.get("hash", "")))
         if raw is None or raw.get("scheme") != "scrypt":
             return False
         try:
@@ -215,6 +234,14 @@ class PasswordStore:
             return hmac.compare_digest(key.hex(), str(raw["hash"]))
         except (KeyError, ValueError, TypeError):
             return False
+
+    async def verify_off_loop(self, password: str) -> bool:
+        """:meth:`verify` in the hashing thread, so the event loop keeps serving meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(_hash_pool, self.verify, password)
+
+    async def set_off_loop(self, password: str) -> None:
+        """:meth:`set` in the hashing thread."""
+        await asyncio.get_running_loop().run_in_executor(_hash_pool, self.set, password)
 
     def generation(self) -> str | None:
         """Changes whenever the password changes; sessions carry it so a change logs others out."""

@@ -34,6 +34,20 @@ def _parser() -> argparse.ArgumentParser:
         "default $MICARRAY_PRESET",
     )
     serve.add_argument("--http-port", type=int, default=80, help="web app and API port (default 80)")
+    serve.add_argument(
+        "--https-port",
+        type=int,
+        default=None,
+        help="serve HTTPS on this port with the certificate in DATA_DIR/tls/ (made on first start); "
+        "plain HTTP then only redirects other machines (default: off; the image uses 443)",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a further name the device answers to in Host (its own names and addresses always work)",
+    )
     serve.add_argument("--bind", default="", help="address to listen on (default: all)")
     serve.add_argument("--data-dir", type=Path, default=default_data_dir(), help="where state is kept")
     serve.add_argument("--hostname", default=None, help="name announced over mDNS (default: this host's)")
@@ -99,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from appliance.daemon import ServeOptions, serve  # noqa: PLC0415
+    from appliance.daemon import ServeOptions, ServiceFailed, serve  # noqa: PLC0415
     from appliance.system.logsetup import setup_logging  # noqa: PLC0415
     from appliance.system.logtail import LogTail  # noqa: PLC0415
 
@@ -116,8 +130,13 @@ def _serve(args: argparse.Namespace) -> int:
         hostname=args.hostname,
         multicast=args.multicast,
         rtp_max_payload=args.rtp_max_payload,
+        https_port=args.https_port,
+        allowed_hosts=tuple(args.allow_host),
     )
-    asyncio.run(serve(opts, tail))
+    try:
+        asyncio.run(serve(opts, tail))
+    except ServiceFailed:
+        return 1  # already logged, with the failing task's traceback
     return 0
 
 

@@ -15,7 +15,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from appliance import __version__
@@ -30,7 +29,10 @@ from appliance.storage import atomic_write_text
 from appliance.system.logtail import LogTail
 from appliance.system.mdns import Announcer, device_txt
 from appliance.system.notify import Notifier, ServiceState, WatchdogFeeder, describe_status
+from appliance.system.ratelog import limit_repeats
 from appliance.web.app import make_app
+from appliance.web.listen import start_web
+from appliance.web.server import NOISY_LOGGERS
 from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH
 from rtai.discover import TXT_CHANNELS, TXT_RATE
 
@@ -55,6 +57,11 @@ class ServeOptions:
     """Send RTP only to this group (the admin's choice) instead of to each listener."""
     rtp_max_payload: int = 1472
     """Largest UDP payload of an RTP packet: the path MTU less IP and UDP headers."""
+    https_port: int | None = None
+    """HTTPS here (certificate in ``tls/`` of the data directory); plain HTTP then only
+    redirects the LAN. None: plain HTTP for everyone (``make run``, tests)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Names the device answers to besides its own (a DNS name the router gives it)."""
 
 
 def default_data_dir() -> Path:
@@ -107,8 +114,10 @@ def _runtime_local_file() -> tuple[Path, ...]:
 async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     """Run the device until SIGINT or SIGTERM."""
     opts.data_dir.mkdir(parents=True, exist_ok=True)
-    # The port first: a port in use is told before capture or runs have started.
-    sockets = listen_sockets(opts.http_port, opts.bind)
+    # The ports first: one in use is told, with its option, before capture or runs start.
+    check_port(opts.http_port, opts.bind, "--http-port N (make run HTTP_PORT=N)")
+    if opts.https_port is not None:
+        check_port(opts.https_port, opts.bind, "--https-port N")
     log.info("%s", first_steps(opts))
     source = make_source(opts.source, opts.preset)
     service = Service(
@@ -123,8 +132,16 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     )
     _attach_streams(service, opts)
     await service.start()
-    server = HTTPServer(make_app(service), xheaders=False)
-    server.add_sockets(sockets)
+    limit_repeats(*NOISY_LOGGERS)  # a flood of bad connections writes a few lines a minute
+    web = start_web(
+        make_app(service),
+        data_dir=opts.data_dir,
+        http_port=opts.http_port,
+        https_port=opts.https_port,
+        bind=opts.bind,
+        host_names=(service.hostname,),
+        allowed_hosts=opts.allowed_hosts,
+    )
     service.tokens.write_local_file(opts.http_port, _runtime_local_file())
     log.info("web app on port %d, data in %s", opts.http_port, opts.data_dir)
     if not await service.wait_capturing(CAPTURE_START_TIMEOUT_S):
@@ -135,39 +152,53 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     notifier.ready()
     feeder.start()
     announcer = await _announce(service, opts) if opts.mdns else None
+    if announcer is not None:
+        web.names.add(announcer.hostname)  # after a rename on conflict: name-2.local
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    status_task = loop.create_task(_report_status(service, notifier, feeder, announcer))
-    await stop.wait()
+    service.supervisor.spawn(
+        "status", lambda: _report_status(service, notifier, feeder, announcer), "restart"
+    )
+    # A signal, or a background task failed beyond repair.
+    waiters = {loop.create_task(stop.wait()), loop.create_task(service.failed.wait())}
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
     log.info("stopping")
     notifier.stopping()
-    status_task.cancel()
     await feeder.stop()
     if announcer is not None:
         await announcer.close()
-    server.stop()
+    web.stop()
     await service.stop()
-    await server.close_all_connections()
+    await web.close_all_connections()
+    if service.failure is not None:
+        raise ServiceFailed(service.failure)
 
 
-def listen_sockets(port: int, bind: str) -> list[socket.socket]:
-    """The web app's listening sockets; a port in use is an error that names it and the option."""
+class ServiceFailed(RuntimeError):
+    """A background task failed beyond repair; the service ended with status 1."""
+
+
+def check_port(port: int, bind: str, option: str) -> None:
+    """Bind ``port`` once and let it go: a port in use is an error that names it and ``option``."""
     try:
-        return bind_sockets(port, address=bind or None)
+        sockets = bind_sockets(port, address=bind or None)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ApplianceError(
-                f"port {port} is in use by another program; choose another with --http-port N"
-                " (make run HTTP_PORT=N), or stop the other program"
+                f"port {port} is in use by another program; choose another with {option},"
+                " or stop the other program"
             ) from None
         if exc.errno == errno.EACCES:
             raise ApplianceError(
-                f"port {port} needs privileges this user lacks; choose one above 1023 with --http-port N"
-                " (make run HTTP_PORT=N)"
+                f"port {port} needs privileges this user lacks; choose one above 1023 with {option}"
             ) from None
         raise
+    for sock in sockets:
+        sock.close()
 
 
 def first_steps(opts: ServeOptions) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from appliance import __version__
 from appliance.auth import PasswordStore, TokenStore
-from appliance.boot.bootreport import boot_file_problems
+from appliance.boot.bootreport import boot_file_problems, update_notices
 from appliance.capture.block import Block
 from appliance.capture.bus import QUEUE_SECONDS, Bus, blocks_for
 from appliance.capture.config import AudioConfig, Capabilities, apply_change, load_config, save_config
@@ -30,6 +30,7 @@ from appliance.errors import ApplianceError, ConfigError
 from appliance.sessions.handlers import HandlerRegistry
 from appliance.sessions.session import ClientSession
 from appliance.system.logtail import LogTail
+from appliance.system.supervisor import Supervisor
 from browserinterface import protocol as P
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,10 @@ class Service:
         self._levels = Levels()
         self._cpu = CpuMeter()
         self._last_levels: list[float] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor(self._fail)
+        self.failed = asyncio.Event()
+        """Set when a background task failed beyond repair: the service must stop (status 1)."""
+        self.failure: str | None = None
         self._capture_ready = asyncio.Event()
         self.capture: Capture | None = None
         self.runs: Any = None
@@ -80,8 +84,8 @@ class Service:
         self.remote_runs: dict[str, dict[str, Any]] = {}
         self._stopped_by: dict[str, str] = {}
         """Who pressed Stop, per run id: ``from the web app`` or ``from the terminal``."""
-        self.notices = boot_file_problems(data_dir)
-        """What the admin should know at every visit (bad lines of the boot partition's file)."""
+        self.notices = boot_file_problems(data_dir) + update_notices(data_dir)
+        """What the admin should know at every visit (boot-file problems, a rolled-back update)."""
         self.bus.add_listener(self._levels.add)
 
     # -- life cycle -----------------------------------------------------------
@@ -97,8 +101,8 @@ class Service:
 
         self.capture = Capture(self.source, deliver=deliver, on_status=on_status, desired=self._config)
         self.capture.start()
-        self._tasks.append(loop.create_task(self._every(STATS_INTERVAL_S, self._send_stats)))
-        self._tasks.append(loop.create_task(self._every(LEVELS_INTERVAL_S, self._send_levels)))
+        self.supervisor.spawn("stats", lambda: self._every(STATS_INTERVAL_S, self._send_stats), "restart")
+        self.supervisor.spawn("levels", lambda: self._every(LEVELS_INTERVAL_S, self._send_levels), "restart")
 
     async def wait_capturing(self, timeout: float) -> bool:
         """True once capture has opened (or a missing device was reported) within ``timeout``."""
@@ -115,13 +119,14 @@ class Service:
         for session in list(self._sessions.values()):
             session.transport.close(1001, "device shutting down")
             session.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.supervisor.stop()
         if self.capture is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.capture.stop)
+
+    def _fail(self, reason: str) -> None:
+        log.critical("%s; the service stops so that it is started afresh", reason)
+        self.failure = reason
+        self.failed.set()
 
     async def _every(self, interval: float, fn: Callable[[], None]) -> None:
         while True:
@@ -268,6 +273,11 @@ class Service:
         info["output"] = (info["output"] + [line])[-200:]
         self.broadcast_runs({"type": "run_output", "run": info["id"], **line})
 
+    @property
+    def simulated(self) -> bool:
+        """True while the audio is the simulator's (no array was found, or none was asked for)."""
+        return self.source.info.kind == "sim"
+
     def welcome(self, session: ClientSession) -> dict[str, Any]:
         info = self.source.info
         msg: dict[str, Any] = {
@@ -279,6 +289,7 @@ class Service:
                 "name": self.hostname,
                 "model": info.model,
                 "source": info.spec,
+                "simulated": self.simulated,
                 "version": __version__,
                 "geometry": info.channel_geometry(),
             },
@@ -308,7 +319,7 @@ class Service:
     def start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
         if self.runs is None:
             raise ApplianceError("script runs are not available on this device")
-        asyncio.get_running_loop().create_task(self._start_run(session, request_id, name, code))
+        self.supervisor.spawn("run start", lambda: self._start_run(session, request_id, name, code), "once")
 
     async def _start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
         try:
@@ -333,7 +344,7 @@ class Service:
         self._stopped_by.setdefault(run_id, who)
         while len(self._stopped_by) > MAX_STOPPED_KEPT:
             self._stopped_by.pop(next(iter(self._stopped_by)))
-        asyncio.get_running_loop().create_task(self._stop_run(session, request_id, run_id))
+        self.supervisor.spawn("run stop", lambda: self._stop_run(session, request_id, run_id), "once")
 
     async def _stop_run(self, session: ClientSession, request_id: Any, run_id: str) -> None:
         await self.runs.stop(run_id)
@@ -359,13 +370,14 @@ class Service:
         }
 
     # -- streams (RTP) ----------------------------------------------------------
-    def stream_start(self, session: ClientSession, msg: dict[str, Any]) -> None:
+    def stream_start(
+        self, session: ClientSession, port: int, channels: list[int] | None, max_payload: int | None
+    ) -> dict[str, Any]:
+        """Start RTP to the session's own address; returns the stream's description."""
         if self.streams is None:
             raise ApplianceError("streaming is not available on this device")
-        stream = self.streams.subscribe(
-            session.id, session.peer, msg["port"], msg.get("channels"), msg.get("max_payload")
-        )
-        session.push({"type": "ack", "id": msg.get("id"), "stream": stream})
+        stream: dict[str, Any] = self.streams.subscribe(session.id, session.peer, port, channels, max_payload)
+        return stream
 
     def stream_changed(self, owner: str, stream: dict[str, Any]) -> None:
         """A configuration change gave a listener's stream a new description."""
@@ -377,9 +389,9 @@ class Service:
         if self.streams is not None:
             self.streams.renew(session.id, stream_id)
 
-    def stream_stop(self, session: ClientSession, stream_id: Any) -> None:
+    def stream_stop(self, session: ClientSession, stream_id: str | None) -> None:
         if self.streams is not None:
-            self.streams.cancel(session.id, None if stream_id is None else str(stream_id))
+            self.streams.cancel(session.id, stream_id)
 
     # -- periodic -------------------------------------------------------------
     def _send_levels(self) -> None:
@@ -393,6 +405,7 @@ class Service:
         return {
             "type": "stats",
             "source": self.source.info.spec,
+            "simulated": self.simulated,
             "model": self.source.info.model,
             "state": status.state if status else "starting",
             "message": status.message if status else "",

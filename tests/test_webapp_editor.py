@@ -21,6 +21,16 @@ __all__ = ["browser", "device", "page"]  # fixtures used by name
 
 pytestmark = pytest.mark.browser
 
+
+def answer(dialog: Any, asked: list[str], *, accept: bool) -> None:
+    """Note what a dialog asked, then accept or dismiss it."""
+    asked.append(dialog.message)
+    if accept:
+        dialog.accept()
+    else:
+        dialog.dismiss()
+
+
 SLEEPER = "import time\nprint('up', flush=True)\ntime.sleep(600)\n"
 
 
@@ -48,7 +58,7 @@ def test_unsaved_changes_are_marked_and_never_discarded_unasked(page: Any) -> No
     draft = "JSON.parse(localStorage.getItem('micarray.draft')).code"
     assert "# my work" in page.evaluate(draft)
     asked: list[str] = []
-    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.once("dialog", lambda d: answer(d, asked, accept=False))
     page.select_option("#examples", "level_meter.py")
     page.wait_for_function("document.querySelector('#examples').value === ''")
     assert asked and "not saved" in asked[0]

@@ -20,6 +20,15 @@ __all__ = ["browser", "device", "page"]  # fixtures used by name
 pytestmark = pytest.mark.browser
 
 
+def answer(dialog: Any, asked: list[str], *, accept: bool) -> None:
+    """Note what a dialog asked, then accept or dismiss it."""
+    asked.append(dialog.message)
+    if accept:
+        dialog.accept()
+    else:
+        dialog.dismiss()
+
+
 @pytest.fixture
 def settings_page(browser: Any, device: Server) -> Iterator[Any]:
     """A signed-in page whose refused forms (400, with the error in words) are no JavaScript error."""
@@ -68,7 +77,7 @@ def test_tokens_clear_errors_confirmation_and_ready_lines(settings_page: Any, de
     assert page.locator("#new-token").count() == 0  # shown once
     row = page.locator("tr[data-token='laptop']")
     asked: list[str] = []
-    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.once("dialog", lambda d: answer(d, asked, accept=False))
     row.locator("button.danger").click()
     assert asked and "Revoke the token laptop?" in asked[0]
     assert page.locator("tr[data-token='laptop']").count() == 1

@@ -1,6 +1,8 @@
 // Terminal output for the console: ANSI colour codes (SGR) become styled spans and
 // a carriage return overwrites the line, so coloured logs and tqdm bars read right.
 
+// Escape codes are control characters by definition.
+// eslint-disable-next-line no-control-regex
 const ESC_SEQ = /\x1b\[([0-9;]*)([A-Za-z])/g;
 const BASIC = ["black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"];
 
