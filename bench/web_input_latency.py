@@ -19,10 +19,11 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
+from bench import count
 from tests.chromium import CHROMIUM_ARGS
 from tests.conftest_web import CHROMIUM, login, running_server
 
-CLICKS = 10
+CLICKS = count(10, smoke=2)
 TYPED = "x = bi.rate * 2  # ok\n"[:21]
 FLOOD = """
 import browserinterface as bi
