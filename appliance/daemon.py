@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
 import secrets
 import signal
+import socket
 import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tornado.netutil import bind_sockets
+
 from appliance import __version__
+from appliance.auth import PasswordStore
 from appliance.capture.sources.factory import make_source
+from appliance.errors import ApplianceError
 from appliance.runs.launchbase import RunLimits
 from appliance.runs.launcher import default_launcher
 from appliance.runs.runner import RunManager
@@ -113,6 +119,11 @@ def _runtime_local_file() -> tuple[Path, ...]:
 async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     """Run the device until SIGINT or SIGTERM."""
     opts.data_dir.mkdir(parents=True, exist_ok=True)
+    # The ports first: one in use is told, with its option, before capture or runs start.
+    check_port(opts.http_port, opts.bind, "--http-port N (make run HTTP_PORT=N)")
+    if opts.https_port is not None:
+        check_port(opts.https_port, opts.bind, "--https-port N")
+    log.info("%s", first_steps(opts))
     source = make_source(opts.source, opts.preset)
     service = Service(
         source, opts.data_dir, http_port=opts.http_port, hostname=opts.hostname, log_tail=log_tail
@@ -177,6 +188,41 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
 
 class ServiceFailed(RuntimeError):
     """A background task failed beyond repair; the service ended with status 1."""
+
+
+def check_port(port: int, bind: str, option: str) -> None:
+    """Bind ``port`` once and let it go: a port in use is an error that names it and ``option``."""
+    try:
+        sockets = bind_sockets(port, address=bind or None)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ApplianceError(
+                f"port {port} is in use by another program; choose another with {option},"
+                " or stop the other program"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise ApplianceError(
+                f"port {port} needs privileges this user lacks; choose one above 1023 with {option}"
+            ) from None
+        raise
+    for sock in sockets:
+        sock.close()
+
+
+def first_steps(opts: ServeOptions) -> str:
+    """Where to browse and what to do there: the first line a user reads."""
+    port = "" if opts.http_port == 80 else f":{opts.http_port}"
+    if opts.bind in ("", "0.0.0.0", "::"):
+        name = opts.hostname or socket.gethostname()
+        where = f"http://localhost{port}/ (from another computer http://{name}.local{port}/)"
+    else:
+        host = f"[{opts.bind}]" if ":" in opts.bind else opts.bind
+        where = f"http://{host}{port}/"
+    if PasswordStore(opts.data_dir).is_set():
+        todo = "sign in with the admin password"
+    else:
+        todo = "choose the admin password there first"
+    return f"open {where} in a browser and {todo}"
 
 
 def _attach_streams(service: Service, opts: ServeOptions) -> None:

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 STATS_INTERVAL_S = 1.0
 LEVELS_INTERVAL_S = 0.1
 ENCODE_CACHE = 4
+MAX_STOPPED_KEPT = 200
+"""Runs whose stopper is remembered (the run manager keeps fewer ended runs than this)."""
 
 
 class Service:
@@ -88,6 +90,8 @@ class Service:
         self.runs: Any = None
         self.streams: Any = None
         self.remote_runs: dict[str, dict[str, Any]] = {}
+        self._stopped_by: dict[str, str] = {}
+        """Who pressed Stop, per run id: ``from the web app`` or ``from the terminal``."""
         self.notices = boot_file_problems(data_dir) + update_notices(data_dir)
         """What the admin should know at every visit (boot-file problems, a rolled-back update)."""
         self.bus.add_listener(self._levels.add)
@@ -267,6 +271,7 @@ class Service:
                 "state": "running",
                 "exit_code": None,
                 "reason": "",
+                "started": time.time(),
                 "output": [],
             }
             self.remote_runs[session.id] = info
@@ -279,7 +284,10 @@ class Service:
             self.streams.cancel(session.id)
         info = self.remote_runs.pop(session.id, None)
         if info is not None:
-            info["state"] = "finished"
+            stopped_by = self._stopped_by.pop(info["id"], None)
+            info["state"] = "finished" if stopped_by is None else "stopped"
+            if stopped_by is not None:
+                info["stopped_by"] = stopped_by
             self.broadcast_browsers({"type": "run_ended", "run": info})
 
     def sessions(self, role: str | None = None) -> list[ClientSession]:
@@ -348,8 +356,14 @@ class Service:
         runs = []
         for info in self.runs.list() if self.runs is not None else []:
             run = self.runs.get(info.id)
-            runs.append({**info.to_json(), "output": run.output_tail() if run else []})
+            extra = {"stopped_by": self._stopped_by[info.id]} if info.id in self._stopped_by else {}
+            runs.append({**info.to_json(), **extra, "output": run.output_tail() if run else []})
         return runs + list(self.remote_runs.values())
+
+    def run_origin(self, run_id: str) -> str:
+        """``editor`` or ``terminal``: where a device run was started."""
+        run = self.runs.get(run_id) if self.runs is not None else None
+        return str(run.info().origin) if run is not None else "editor"
 
     def start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
         if self.runs is None:
@@ -358,21 +372,27 @@ class Service:
 
     async def _start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
         try:
-            info = await self.runs.start(name, code)
+            origin = "terminal" if session.role == "console" else "editor"
+            info = await self.runs.start(name, code, origin)
         except (ValueError, OSError) as exc:
             session.error("run_failed", str(exc), request_id)
             return
         session.push({"type": "ack", "id": request_id, "run": info.to_json()})
 
     def stop_run(self, session: ClientSession, request_id: Any, run_id: str) -> None:
+        who = "from the terminal" if session.role == "console" else "from the web app"
         for sid, info in self.remote_runs.items():
             if info["id"] == run_id:
+                self._stopped_by[run_id] = who
                 self._sessions[sid].push({"type": "stop"})
                 session.push({"type": "ack", "id": request_id})
                 return
         if self.runs is None or self.runs.get(run_id) is None:
             session.error("unknown_run", f"no run {run_id!r}", request_id)
             return
+        self._stopped_by.setdefault(run_id, who)
+        while len(self._stopped_by) > MAX_STOPPED_KEPT:
+            self._stopped_by.pop(next(iter(self._stopped_by)))
         self.supervisor.spawn("run stop", lambda: self._stop_run(session, request_id, run_id), "once")
 
     async def _stop_run(self, session: ClientSession, request_id: Any, run_id: str) -> None:
@@ -381,6 +401,8 @@ class Service:
 
     def on_run_event(self, event: dict[str, Any]) -> None:
         """Events from the run manager; a finished run loses its token and its tabs end."""
+        if event["type"] == "run_ended" and event["run"]["id"] in self._stopped_by:
+            event["run"]["stopped_by"] = self._stopped_by[event["run"]["id"]]
         self.broadcast_runs(event)
         if event["type"] == "run_ended":
             run_id = event["run"]["id"]

@@ -21,6 +21,7 @@ from tornado.web import Application, create_signed_value
 from appliance.auth import PasswordStore
 from appliance.web import limits
 from appliance.web.access import SESSION_COOKIE
+from appliance.web.browser_sessions import BrowserSessions
 from appliance.web.frontdoor import FrontDoor
 from appliance.web.hosts import DeviceNames
 from appliance.web.server import GuardedHTTPServer
@@ -51,7 +52,10 @@ class Sink(StreamedUpload):
 @pytest.fixture
 def upload_server(tmp_path: Path) -> Iterator[tuple[int, Path, str]]:
     PasswordStore(tmp_path).set("correct horse battery")
-    value = json.dumps({"u": "admin", "g": PasswordStore(tmp_path).generation()})
+    # A signed-in browser: the cookie names a session the device keeps (appliance.web.browser_sessions).
+    sessions = BrowserSessions(tmp_path)
+    sid = sessions.start("127.0.0.1", "test")
+    value = json.dumps({"u": "admin", "g": PasswordStore(tmp_path).generation(), "s": sid})
     cookie = create_signed_value(SECRET, SESSION_COOKIE, value).decode()
     port = free_port()
     limits.add_route_limit(r"^/api/v1/test-upload$", limits.BodyLimit(LIMIT, 30.0))
@@ -59,7 +63,12 @@ def upload_server(tmp_path: Path) -> Iterator[tuple[int, Path, str]]:
     loop = asyncio.new_event_loop()
 
     async def serve() -> None:
-        app = Application([(r"/api/v1/test-upload", Sink)], cookie_secret=SECRET, data_dir=str(tmp_path))
+        app = Application(
+            [(r"/api/v1/test-upload", Sink)],
+            cookie_secret=SECRET,
+            data_dir=str(tmp_path),
+            browser_sessions=sessions,
+        )
         GuardedHTTPServer(FrontDoor(app, DeviceNames())).listen(port, "127.0.0.1")
         ready.set()
 

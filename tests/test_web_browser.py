@@ -146,16 +146,17 @@ def test_traceback_line_moves_the_editor_cursor(page: Any) -> None:
     page.click("#btn-execute")
     page.wait_for_function("document.querySelector('#run-state').textContent === 'failed'", timeout=WAIT_MS)
     wait_console(page, "ValueError: boom")
-    assert "exit code 1" in page.text_content("#exit-status")
+    assert page.text_content("#exit-status") == "failed, exit status 1"
     stderr = page.locator("#console .line.stderr")
     assert stderr.count() >= 3
     links = page.locator("#console .line.tb")
     lines = [int(links.nth(i).get_attribute("data-line")) for i in range(links.count())]
     assert 5 in lines and 8 in lines
+    gutter = "(n) => document.querySelector('.cm-activeLineGutter')?.textContent === n"
     page.locator('#console .line.tb[data-line="5"]').first.click()
-    assert page.text_content(".cm-activeLineGutter") == "5"
+    page.wait_for_function(gutter, arg="5", timeout=WAIT_MS)  # after the run's source is fetched
     page.locator('#console .line.tb[data-line="8"]').first.click()
-    assert page.text_content(".cm-activeLineGutter") == "8"
+    page.wait_for_function(gutter, arg="8", timeout=WAIT_MS)
 
 
 ALL_HANDLERS = r"""
@@ -284,9 +285,9 @@ def test_reload_and_second_window_keep_run_console_and_tabs(page: Any, device: S
     assert second.text_content("#run-state") == "running"
     second.close()
     errors.check()
-    # Restart: the running copy is stopped and a new run of the editor's code starts.
+    # Execute again: the running copy is stopped and a new run of the editor's code starts.
     first = page.input_value("#run-select")
-    page.click("#btn-restart")
+    page.click("#btn-execute")  # Execute restarts the script the editor holds
     page.wait_for_function(
         "(first) => { const s = document.querySelector('#run-select');"
         " return s.value !== first && document.querySelector('#run-state').textContent === 'running'; }",

@@ -140,10 +140,11 @@ def test_examples_are_listed_and_served(device: Server) -> None:
 def test_tokens_made_once_listed_and_revoked(device: Server) -> None:
     http = Http(device.url)
     assert http.login() == 302
-    status, _, body = http.request("POST", "/settings/token", form={"name": "laptop"})
-    assert status == 200
-    page = body.decode()
-    assert 'id="new-token-value"' in page
+    status, headers, _ = http.request("POST", "/settings/token", form={"name": "laptop"})
+    assert status == 303 and headers["Location"].startswith("/settings?new=")  # a reload repeats no form
+    status, _, body = http.request("GET", headers["Location"])
+    assert status == 200 and 'id="new-token-value"' in body.decode()
+    assert b"new-token-value" not in http.request("GET", headers["Location"])[2]  # shown once
     status, _, body = http.request("GET", "/settings")
     assert b"laptop" in body and b"new-token-value" not in body
     status, made = http.json("POST", "/api/v1/tokens", {"name": "tool"})
@@ -151,8 +152,9 @@ def test_tokens_made_once_listed_and_revoked(device: Server) -> None:
     assert [t["name"] for t in http.json("GET", "/api/v1/tokens")[1]] == ["laptop", "tool"]
     status, err = http.json("POST", "/api/v1/tokens", {"name": "bad name"})
     assert status == 400 and "token name 'bad name' is not allowed" in err["error"]
-    status, _, body = http.request("POST", "/settings/revoke", form={"name": "laptop"})
-    assert status == 200 and b"Token laptop revoked." in body
+    status, headers, _ = http.request("POST", "/settings/revoke", form={"name": "laptop"})
+    assert status == 303
+    assert b"Token laptop revoked." in http.request("GET", headers["Location"])[2]
     assert http.json("DELETE", "/api/v1/tokens/tool")[0] == 200
     assert http.json("GET", "/api/v1/tokens")[1] == []
 
@@ -162,12 +164,13 @@ def test_password_change_ends_other_sessions(device: Server) -> None:
     assert a.login() == 302 and b.login() == 302
     new = "another good password"
     form = {"current": PASSWORD, "password": new, "confirm": new}
-    status, _, body = a.request("POST", "/settings/password", form=form)
-    assert status == 200 and b"Password changed" in body
+    status, headers, _ = a.request("POST", "/settings/password", form=form)
+    assert status == 303 and headers["Location"] == "/settings?done=password"
+    assert b"Password changed" in a.request("GET", headers["Location"])[2]
     assert a.request("GET", "/")[0] == 200
     assert b.request("GET", "/")[0] == 302
     back = {"current": new, "password": PASSWORD, "confirm": PASSWORD}
-    assert a.request("POST", "/settings/password", form=back)[0] == 200
+    assert a.request("POST", "/settings/password", form=back)[0] == 303
 
 
 async def _ws(url: str, cookie: str, origin: str) -> int:

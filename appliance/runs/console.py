@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import sys
 from pathlib import Path
@@ -43,7 +44,7 @@ async def run_file(path: Path, device: str | None = None) -> int:
                 raise
             print(f"appliance run: {exc}", file=sys.stderr)
             return 2
-        return await _follow(client, events, ack["run"]["id"])
+        return await _follow(client, events, ack["run"]["id"], UserFile(path))
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         reader.cancel()
@@ -59,7 +60,9 @@ async def _read(client: ProtocolClient, events: asyncio.Queue[dict[str, Any] | N
         events.put_nowait(None)  # the device went away
 
 
-async def _follow(client: ProtocolClient, events: asyncio.Queue[dict[str, Any] | None], run_id: str) -> int:
+async def _follow(
+    client: ProtocolClient, events: asyncio.Queue[dict[str, Any] | None], run_id: str, user_file: UserFile
+) -> int:
     stopping = False
     while True:
         msg = await events.get()
@@ -71,19 +74,39 @@ async def _follow(client: ProtocolClient, events: asyncio.Queue[dict[str, Any] |
                 stopping = True
                 await client.send({"type": "run_stop", "run": run_id})
             continue
-        code = _show(msg, run_id)
+        code = _show(msg, run_id, user_file)
         if code is not None:
             return code
 
 
-def _show(msg: dict[str, Any], run_id: str) -> int | None:
+class UserFile:
+    """Puts the user's own path back into traceback lines.
+
+    The device runs a copy of the file in the run's directory, so its frames
+    name that copy; the terminal should name the file the user ran.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = str(path.resolve())
+        name = re.escape(path.name)
+        # `  File "/run/dir/NAME", line 3` and the warnings module's `/run/dir/NAME:3: UserWarning`
+        self._frame = re.compile(rf'^(\s*File ")[^"]*/{name}(", line \d+)')
+        self._warning = re.compile(rf"^/[^:\s]*/{name}(:\d+: )")
+
+    def rewrite(self, text: str) -> str:
+        """``text`` with a path to the device's copy replaced by the user's path."""
+        text = self._frame.sub(lambda m: f"{m[1]}{self._path}{m[2]}", text, count=1)
+        return self._warning.sub(lambda m: f"{self._path}{m[1]}", text, count=1)
+
+
+def _show(msg: dict[str, Any], run_id: str, user_file: UserFile) -> int | None:
     """Print one run event; the exit status once the run has ended."""
     run = msg.get("run")
     if run != run_id and not (isinstance(run, dict) and run.get("id") == run_id):
         return None
     if msg["type"] == "run_output":
         stream = sys.stderr if msg["stream"] == "stderr" else sys.stdout
-        print(msg["text"], file=stream, flush=True)
+        print(user_file.rewrite(msg["text"]), file=stream, flush=True)
     elif msg["type"] == "run_dropped":
         print(f"[{msg['lines']} lines of output were dropped]", file=sys.stderr, flush=True)
     elif msg["type"] == "run_ended" and isinstance(run, dict):

@@ -69,6 +69,8 @@ class RunInfo:
     reason: str = ""
     """Why it ended, in words: ``stopped by user``, ``exited with status 1``, ..."""
     dropped_lines: int = 0
+    origin: str = "editor"
+    """Where it was started: ``editor`` (the web app) or ``terminal`` (``appliance run``)."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form sent in events and lists."""

@@ -126,8 +126,8 @@ class RunManager:
             # A broken listener must not stop the pumps: the child would block.
             log.exception("run event handler failed for %s", event.get("type"))
 
-    async def start(self, name: str, code: str) -> RunInfo:
-        """Write ``code`` to a fresh run directory as ``name`` and start it."""
+    async def start(self, name: str, code: str, origin: str = "editor") -> RunInfo:
+        """Write ``code`` to a fresh run directory as ``name`` and start it (``origin``: who asked)."""
         script = script_name(name)
         data = _code_bytes(code)
         running = sum(not run.ended for run in self._runs.values())
@@ -145,7 +145,7 @@ class RunManager:
             await loop.run_in_executor(None, shutil.rmtree, run_dir, True)
             raise RunError(f"could not start {script}: {exc}") from exc
         pid = launched.proc.pid
-        info = RunInfo(run_id, script, "running", self.launcher.user_name, pid, time.time())
+        info = RunInfo(run_id, script, "running", self.launcher.user_name, pid, time.time(), origin=origin)
         run = Run(info, spec, launched, launcher=self.launcher, emit=self._emit)
         self._runs[run_id] = run
         log.info("run %s: %s started as %s, pid %d", run_id, script, info.user, pid)
@@ -176,6 +176,16 @@ class RunManager:
     def list(self) -> builtins.list[RunInfo]:
         """Every known run, oldest first."""
         return [run.info() for run in self._runs.values()]
+
+    def source(self, run_id: str) -> str:
+        """The code a run was started with, as long as its directory is kept; raises RunError."""
+        run = self._known(run_id)
+        if run.dir_removed:
+            raise RunError(f"the source of run {run_id} is no longer kept; only recent runs keep theirs")
+        try:
+            return (run.spec.run_dir / run.spec.script).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise RunError(f"the source of run {run_id} cannot be read: {exc.strerror}") from None
 
     def get(self, run_id: str) -> Run | None:
         """The run with this id, None when there is none (or it was forgotten)."""

@@ -66,6 +66,12 @@ class LineSplitter:
         return []
 
     def _append(self, piece: bytes) -> None:
+        # A carriage return inside a line (progress bars) overwrites it, as a terminal shows.
+        cr = piece.rstrip(b"\r").rfind(b"\r")
+        if cr >= 0:
+            self._partial.clear()
+            self._skipped = 0
+            piece = piece[cr + 1 :]
         room = self._max - len(self._partial)
         if len(piece) <= room:
             self._partial += piece

@@ -70,8 +70,17 @@ class Owner:
     def quota_key(self) -> str:
         return self.credential or self.key
 
+    origin: str = "editor"
+    """For a run: ``editor`` or ``terminal`` (``appliance run``), shown on the tab."""
+
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "run": self.run, "name": self.name, "host": self.host}
+        return {
+            "kind": self.kind,
+            "run": self.run,
+            "name": self.name,
+            "host": self.host,
+            "origin": self.origin,
+        }
 
 
 @dataclass(slots=True)

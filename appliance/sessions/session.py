@@ -75,6 +75,8 @@ class SessionHost(Protocol):
 
     def stop_run(self, session: ClientSession, request_id: Any, run_id: str) -> None: ...
 
+    def run_origin(self, run_id: str) -> str: ...
+
     def stream_start(
         self, session: ClientSession, port: int, channels: list[int] | None, max_payload: int | None
     ) -> dict[str, Any]: ...
@@ -290,7 +292,8 @@ class ClientSession:
 
     def owner(self) -> Owner:
         if self.principal.kind == "run":
-            return Owner("run", self.owner_key, self.name, "device", run=self.principal.name)
+            origin = self.service.run_origin(self.principal.name)
+            return Owner("run", self.owner_key, self.name, "device", run=self.principal.name, origin=origin)
         return Owner("script", self.owner_key, self.name, self.host, credential=self.credential)
 
     def _on_add_handler(self, msg: S.AddHandler) -> Reply:

@@ -2,7 +2,9 @@
 
 A browser proves it is the admin with a signed cookie set at login. The cookie
 value carries the stored password's *generation*, so setting a
-new password invalidates every session made with the old one.
+new password invalidates every session made with the old one, and a session
+id the device keeps (``appliance.web.browser_sessions``), so signing out ends
+the session on the device too: a copied cookie stops working.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tornado.web import RequestHandler
 
 from appliance.auth import PasswordStore
 from appliance.system.ratelog import RateLimitedLog
+from appliance.web.browser_sessions import BrowserSessions
 
 log = logging.getLogger(__name__)
 _failures_log = RateLimitedLog(log)
@@ -52,8 +55,13 @@ def _data_dir(handler: RequestHandler) -> Path:
     return Path(handler.application.settings["data_dir"])
 
 
-def browser_user(handler: RequestHandler) -> str | None:
-    """``"admin"`` when the request carries a valid, current session cookie, else None."""
+def sessions_of(handler: RequestHandler) -> BrowserSessions:
+    """The app's store of signed-in browsers."""
+    store: BrowserSessions = handler.application.settings["browser_sessions"]
+    return store
+
+
+def _cookie(handler: RequestHandler) -> dict[str, object] | None:
     raw = handler.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
     if raw is None:
         return None
@@ -61,12 +69,24 @@ def browser_user(handler: RequestHandler) -> str | None:
         value = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-    if not isinstance(value, dict) or value.get("u") != ADMIN:
+    return value if isinstance(value, dict) else None
+
+
+def browser_session_id(handler: RequestHandler) -> str | None:
+    """The device's id of the request's browser session, when the session is valid."""
+    value = _cookie(handler)
+    if value is None or value.get("u") != ADMIN:
         return None
     generation = password_generation(_data_dir(handler))
     if generation is None or value.get("g") != generation:
         return None
-    return ADMIN
+    sid = value.get("s")
+    return sid if isinstance(sid, str) and sessions_of(handler).valid(sid) else None
+
+
+def browser_user(handler: RequestHandler) -> str | None:
+    """``"admin"`` when the request carries a valid, current session cookie, else None."""
+    return ADMIN if browser_session_id(handler) is not None else None
 
 
 def local_path(target: str, default: str = "/") -> str:
@@ -86,9 +106,14 @@ def local_path(target: str, default: str = "/") -> str:
     return target
 
 
-def start_session(handler: RequestHandler) -> None:
-    """Set the session cookie for the admin (HttpOnly, SameSite=Strict, expiring; Secure under HTTPS)."""
-    value = json.dumps({"u": ADMIN, "g": password_generation(_data_dir(handler))})
+def start_session(handler: RequestHandler) -> str:
+    """A new device session and its cookie (HttpOnly, SameSite=Strict, expiring; Secure under HTTPS).
+
+    Returns the session's id.
+    """
+    request = handler.request
+    sid = sessions_of(handler).start(request.remote_ip or "unknown", request.headers.get("User-Agent", ""))
+    value = json.dumps({"u": ADMIN, "g": password_generation(_data_dir(handler)), "s": sid})
     handler.set_signed_cookie(
         SESSION_COOKIE,
         value,
@@ -98,10 +123,15 @@ def start_session(handler: RequestHandler) -> None:
         path="/",
         secure=handler.request.protocol == "https",
     )
+    return sid
 
 
 def end_session(handler: RequestHandler) -> None:
-    """Remove the session cookie."""
+    """End the request's session on the device and remove its cookie."""
+    value = _cookie(handler)
+    sid = value.get("s") if value is not None else None
+    if isinstance(sid, str) and sessions_of(handler).end(sid):
+        log.info("admin signed out from %s", handler.request.remote_ip)
     handler.clear_cookie(SESSION_COOKIE, path="/")
 
 

@@ -11,12 +11,16 @@ from tornado.web import Application, HTTPError, StaticFileHandler
 from appliance.auth import TokenStore, load_or_make_secret
 from appliance.runs.scripts_store import ScriptStore
 from appliance.web.access import LoginLimiter, browser_user
+from appliance.web.accesslog import log_request
 from appliance.web.api_socket import ApiSocket
 from appliance.web.base import NotFoundPage
+from appliance.web.browser_sessions import BrowserSessions
 from appliance.web.handler_files import HandlerFileHandler, HandlerFileListApi
 from appliance.web.headers import SECURITY_HEADERS
+from appliance.web.help_pages import ApiNamesApi, HelpImage, HelpPage
 from appliance.web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
 from appliance.web.recordings_api import RecordingApi, RecordingListApi
+from appliance.web.runs_api import RunSourceApi
 from appliance.web.scripts_api import (
     ExampleApi,
     ExampleListApi,
@@ -69,7 +73,11 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/logout", LogoutHandler),
         (r"/settings", SettingsPage),
         (r"/settings/streams", StandingStreamsPage),
-        (r"/settings/(token|revoke|password)", SettingsPage),
+        (r"/settings/(token|revoke|password|end-session)", SettingsPage),
+        (r"/help/?", HelpPage),
+        (r"/help/([a-z_-]+)\.png", HelpImage),
+        (r"/help/([a-z_-]+)", HelpPage),
+        (r"/api/v1/help/names", ApiNamesApi),
         (r"/api/v1/scripts", ScriptListApi),
         (r"/api/v1/scripts/([^/]+)/rename", ScriptRenameApi),
         (r"/api/v1/scripts/([^/]+)", ScriptApi),
@@ -77,6 +85,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/api/v1/examples/([^/]+)", ExampleApi),
         (r"/api/v1/tokens", TokenListApi),
         (r"/api/v1/tokens/([^/]+)", TokenApi),
+        (r"/api/v1/runs/([0-9a-f]{1,32})/source", RunSourceApi),
         (r"/api/v1/recordings", RecordingListApi),
         (r"/api/v1/recordings/([^/]+)", RecordingApi),
         (r"/api/v1/handler-files", HandlerFileListApi),
@@ -100,11 +109,14 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         # The front end bundle is about 1 MB; gzip makes the first load on Wi-Fi three times faster.
         "compress_response": True,
         "debug": debug,
+        "log_function": log_request,
         "service": service,
         "data_dir": str(data_dir),
         "tokens": service.tokens,
         "scripts": ScriptStore(data_dir),
         "login_limiter": LoginLimiter(),
+        # Hook for closing live connections of an ended session: browser_sessions.add_end_listener.
+        "browser_sessions": BrowserSessions(data_dir),
     }
     settings.update(extra)
     return Application(routes, **settings)

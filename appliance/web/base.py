@@ -49,6 +49,13 @@ class BrowserHandler(RequestHandler):
             return
         super().log_exception(typ, value, tb)
 
+    def broadcast(self, msg: dict[str, Any]) -> None:
+        """Tell every open window of the app that shared state changed (scripts, tokens)."""
+        service = self.settings.get("service")
+        send = getattr(service, "broadcast_browsers", None)
+        if send is not None:
+            send(msg)
+
     def set_default_headers(self) -> None:
         # The app never needs to be framed or to load anything from elsewhere.
         for name, value in SECURITY_HEADERS.items():

@@ -69,6 +69,7 @@ class ScriptApi(_ScriptsBase):
         except ScriptError as exc:
             self._fail(exc)
             return
+        self.broadcast({"type": "scripts_changed"})
         self.write_json({"name": info.name, "size": info.size, "modified": info.modified})
 
     def delete(self, name: str) -> None:
@@ -78,6 +79,7 @@ class ScriptApi(_ScriptsBase):
         except ScriptError as exc:
             self._fail(exc)
             return
+        self.broadcast({"type": "scripts_changed"})
         self.write_json({"deleted": name})
 
 
@@ -94,6 +96,7 @@ class ScriptRenameApi(_ScriptsBase):
         except ScriptError as exc:
             self._fail(exc)
             return
+        self.broadcast({"type": "scripts_changed"})
         self.write_json({"name": new})
 
 

@@ -42,6 +42,7 @@ class TokenListApi(_TokensBase):
         except AuthError as exc:
             raise HTTPError(400, reason=str(exc)) from None
         log.info("API token %s created", name)
+        self.broadcast({"type": "tokens_changed"})
         self.write_json({"name": name, "token": token}, status=201)
 
 
@@ -55,4 +56,5 @@ class TokenApi(_TokensBase):
         except AuthError as exc:
             raise HTTPError(404, reason=str(exc)) from None
         log.info("API token %s revoked", name)
+        self.broadcast({"type": "tokens_changed"})
         self.write_json({"revoked": name})

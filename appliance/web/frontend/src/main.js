@@ -9,19 +9,23 @@ import { Scripts } from "./app/scripts.js";
 import { Tabs } from "./app/tabs.js";
 import { DevicePanel } from "./app/device.js";
 import { AudioPane } from "./app/listen.js";
+import { setupKeys, setupSplitter, setupTheme } from "./app/shell.js";
 import { byId, toast } from "./app/dom.js";
 
 const WS_PATH = "/api/v1/ws";
 
 function boot() {
+  setupTheme();
   const conn = new Connection(WS_PATH);
   let scripts = null;
   let runs = null;
-  const editor = createEditor(byId("editor"), {
-    onExecute: () => runs.execute(),
-    onSave: () => scripts.save(),
-    onChange: () => scripts?.changed(),
-  });
+  const actions = {
+    execute: () => runs.execute(),
+    another: () => runs.execute({ copy: true }),
+    stop: () => runs.stop(),
+    save: () => scripts.save(),
+  };
+  const editor = createEditor(byId("editor"), { ...actions, onChange: () => scripts?.changed() });
   scripts = new Scripts(editor);
   runs = new Runs(conn, editor, () => scripts.name());
   const tabs = new Tabs(conn);
@@ -39,12 +43,10 @@ function boot() {
     droppedShown = Date.now();
     toast(`${msg.messages} updates from the device were dropped: this page fell behind`, "error");
   });
-  // Ctrl+S and Ctrl+Enter anywhere on the page save and run the script (the editor handles its own).
-  document.addEventListener("keydown", (event) => {
-    if (!(event.ctrlKey || event.metaKey) || event.defaultPrevented) return;
-    if (event.key === "s") { event.preventDefault(); scripts.save(); }
-    if (event.key === "Enter") { event.preventDefault(); runs.execute(); }
-  });
+  // Saved scripts changed in another window (or by another tool): the list follows.
+  conn.on("scripts_changed", () => scripts.refresh());
+  setupKeys(actions);
+  setupSplitter(() => tabs.resizeAll());
   window.micarray = Object.assign(window.micarray ?? {}, { conn, editor, runs, tabs, device, audio, scripts });
   scripts.start();
   conn.open();

@@ -1,6 +1,7 @@
 // The device panel: audio settings limited to what the device accepts, the source,
 // level meters, counters, latency, CPU, temperature, disk, clients, listeners, log.
 import { h, byId, formatBytes, toast } from "./dom.js";
+import { showTitle } from "./title.js";
 
 const MAX_LOG_LINES = 500;
 const METER_FLOOR_DB = -60;
@@ -16,6 +17,7 @@ export class DevicePanel {
     conn.on("welcome", (msg) => {
       const d = msg.device || {};
       byId("device-name").textContent = d.name || "device";
+      showTitle({ device: d.name || "" });
       byId("device-model").textContent = [d.model, d.version && `v${d.version}`].filter(Boolean).join(" · ");
       this.showConfig(msg.config, msg.valid_rates, msg.valid_num_channels);
       byId("service-log").textContent = "";

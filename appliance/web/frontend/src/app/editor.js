@@ -1,4 +1,5 @@
-// The code editor: CodeMirror 6 with Python, line numbers, brackets, undo and our keys.
+// The code editor: CodeMirror 6 with Python, line numbers, brackets (matched and closed),
+// undo, search and replace, completion and hover help for browserinterface, and our keys.
 // (The setup is assembled from the @codemirror/* packages directly.)
 import {
   EditorView, keymap, lineNumbers, highlightActiveLine, highlightActiveLineGutter,
@@ -9,7 +10,10 @@ import {
   indentUnit, bracketMatching, indentOnInput, syntaxHighlighting, defaultHighlightStyle, foldGutter, foldKeymap,
 } from "@codemirror/language";
 import { history, historyKeymap, defaultKeymap, indentWithTab } from "@codemirror/commands";
-import { python } from "@codemirror/lang-python";
+import { search, searchKeymap, highlightSelectionMatches } from "@codemirror/search";
+import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap } from "@codemirror/autocomplete";
+import { python, pythonLanguage } from "@codemirror/lang-python";
+import { browserinterfaceHover, completeBrowserinterface } from "./api-help.js";
 
 const setup = [
   lineNumbers(),
@@ -23,14 +27,20 @@ const setup = [
   indentOnInput(),
   syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
   bracketMatching(),
+  closeBrackets(),
+  autocompletion(),
+  search({ top: true }),
+  highlightSelectionMatches(),
   highlightActiveLine(),
-  keymap.of([...defaultKeymap, ...historyKeymap, ...foldKeymap, indentWithTab]),
+  keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...searchKeymap, ...historyKeymap, ...foldKeymap, ...completionKeymap, indentWithTab]),
 ];
 
-export function createEditor(parent, { onExecute, onSave, onChange }) {
+export function createEditor(parent, { execute, another, stop, save, onChange }) {
   const keys = Prec.highest(keymap.of([
-    { key: "Mod-Enter", run: () => { onExecute(); return true; }, preventDefault: true },
-    { key: "Mod-s", run: () => { onSave(); return true; }, preventDefault: true },
+    { key: "Shift-Mod-Enter", run: () => { another(); return true; }, preventDefault: true },
+    { key: "Mod-Enter", run: () => { execute(); return true; }, preventDefault: true },
+    { key: "Mod-.", run: () => { stop(); return true; }, preventDefault: true },
+    { key: "Mod-s", run: () => { save(); return true; }, preventDefault: true },
   ]));
   const view = new EditorView({
     parent,
@@ -39,6 +49,8 @@ export function createEditor(parent, { onExecute, onSave, onChange }) {
       keys,
       setup,
       python(),
+      pythonLanguage.data.of({ autocomplete: completeBrowserinterface }),
+      browserinterfaceHover,
       indentUnit.of("    "),
       EditorView.updateListener.of((update) => { if (update.docChanged) onChange(); }),
     ],

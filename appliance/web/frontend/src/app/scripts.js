@@ -2,6 +2,7 @@
 // The editor's text is also kept in localStorage, so a reload keeps unsaved work.
 import { api } from "./http.js";
 import { h, byId, toast } from "./dom.js";
+import { showTitle } from "./title.js";
 
 const DRAFT_KEY = "micarray.draft";
 const DEFAULT_NAME = "untitled.py";
@@ -26,17 +27,35 @@ export class Scripts {
     byId("btn-rename").addEventListener("click", () => this.rename());
     byId("btn-delete").addEventListener("click", () => this.remove());
     byId("btn-download").addEventListener("click", () => this.download());
-    byId("btn-new").addEventListener("click", () => this.load(DEFAULT_NAME, STARTER));
+    byId("btn-new").addEventListener("click", () => { if (this.mayDiscard("start a new script")) this.load(DEFAULT_NAME, STARTER); });
     this.list.addEventListener("change", () => { const name = this.list.value; this.list.value = ""; if (name) this.open(name); });
     this.examples.addEventListener("change", () => { const name = this.examples.value; this.examples.value = ""; if (name) this.openExample(name); });
-    this.nameInput.addEventListener("change", () => this.keepDraft());
+    this.nameInput.addEventListener("change", () => { this.keepDraft(); showTitle({ script: this.name() }); });
   }
 
   async start() {
-    const draft = JSON.parse(localStorage.getItem(DRAFT_KEY) || "null");
-    if (draft && typeof draft.code === "string") this.load(draft.name || DEFAULT_NAME, draft.code);
-    else this.load(DEFAULT_NAME, STARTER);
+    let draft = null;
+    try { draft = JSON.parse(localStorage.getItem(DRAFT_KEY) || "null"); } catch { draft = null; }
+    if (draft && typeof draft.code === "string") {
+      this.load(draft.name || DEFAULT_NAME, draft.code);
+      this.setDirty(Boolean(draft.dirty));
+    } else this.load(DEFAULT_NAME, STARTER);
     await Promise.all([this.refresh(), this.loadExamples()]);
+  }
+
+  /** True when the editor holds nothing unsaved, or the user agrees to lose it. */
+  mayDiscard(what) {
+    if (!this.dirty) return true;
+    return window.confirm(`${this.name()} has changes that are not saved on the device. Discard them and ${what}?`);
+  }
+
+  /** Mark unsaved changes: a dot before the name, in the page title and the Save button. */
+  setDirty(on) {
+    this.dirty = on;
+    this.nameInput.classList.toggle("dirty", on);
+    byId("dirty-mark").hidden = !on;
+    byId("btn-save").classList.toggle("attention", on);
+    showTitle({ script: this.name(), dirty: on });
   }
 
   name() {
@@ -48,14 +67,16 @@ export class Scripts {
   load(name, code) {
     this.nameInput.value = name;
     this.editor.setCode(code);
-    this.dirty = false;
+    this.setDirty(false);
+    showTitle({ script: name });
     this.keepDraft();
   }
 
-  changed() { this.dirty = true; this.keepDraft(); }
+  changed() { if (!this.dirty) this.setDirty(true); this.keepDraft(); }
 
   keepDraft() {
-    try { localStorage.setItem(DRAFT_KEY, JSON.stringify({ name: this.nameInput.value, code: this.editor.getCode() })); } catch (err) { console.warn("cannot keep the draft", err); }
+    const draft = { name: this.nameInput.value, code: this.editor.getCode(), dirty: this.dirty };
+    try { localStorage.setItem(DRAFT_KEY, JSON.stringify(draft)); } catch (err) { console.warn("cannot keep the draft", err); }
   }
 
   async refresh() {
@@ -75,11 +96,13 @@ export class Scripts {
   }
 
   async open(name) {
+    if (!this.mayDiscard(`open ${name}`)) return;
     try { const script = await api("GET", `/api/v1/scripts/${encodeURIComponent(name)}`); this.load(script.name, script.code); }
     catch (err) { toast(err.message, "error"); }
   }
 
   async openExample(name) {
+    if (!this.mayDiscard(`open the example ${name}`)) return;
     try { const ex = await api("GET", `/api/v1/examples/${encodeURIComponent(name)}`); this.load(ex.name, ex.code); }
     catch (err) { toast(err.message, "error"); }
   }
@@ -89,7 +112,8 @@ export class Scripts {
     try {
       await api("PUT", `/api/v1/scripts/${encodeURIComponent(name)}`, { code: this.editor.getCode() });
       this.nameInput.value = name;
-      this.dirty = false;
+      this.setDirty(false);
+      this.keepDraft();
       toast(`Saved ${name}`);
       await this.refresh();
     } catch (err) { toast(`Not saved: ${err.message}`, "error"); }

@@ -2,7 +2,8 @@
 // the chart views of ../charts. The welcome message's handlers (with their history)
 // rebuild every tab after a reload or in a second window.
 import { createHandlerView, onHandlerTypeRegistered } from "../charts/index.js";
-import { h, byId } from "./dom.js";
+import { h, byId, toast } from "./dom.js";
+import { chartCsv, chartPng } from "./chart-export.js";
 
 const DROP_CHECK_MS = 1000;
 const REPLAY_KEEP = 2000; // data messages kept per tab to rebuild it when its type is (re)registered
@@ -10,23 +11,27 @@ const REPLAY_KEEP = 2000; // data messages kept per tab to rebuild it when its t
 export class Tabs {
   constructor(conn) {
     this.conn = conn;
+    this.strip = byId("tabstrip");
     this.bar = byId("tabbar");
     this.panes = byId("tabpanes");
     this.handlers = new Map(); // id -> {info, tab, pane, view, notice}
     this.active = null;
     this.tiled = false;
     byId("btn-tile").addEventListener("click", () => this.tile(!this.tiled));
-    for (const tab of this.bar.querySelectorAll("[data-tab]")) {
+    byId("btn-close-ended").addEventListener("click", () => this.closeEnded());
+    for (const tab of this.strip.querySelectorAll(".fixed-tab")) {
       tab.addEventListener("click", () => this.activate(tab.dataset.tab));
     }
     conn.on("welcome", (msg) => this.reset(msg.handlers || []));
     conn.on("handler_added", (msg) => this.add(msg.handler, true));
     conn.on("handler_data", (msg) => this.data(msg.handler, msg.data));
     conn.on("handler_ended", (msg) => this.ended(msg.handler));
+    // A tab closed in another window, or an ended tab replaced when its script ran again.
+    conn.on("handler_removed", (msg) => this.removed(msg.handler));
     window.addEventListener("resize", () => (this.tiled ? this.resizeAll() : this.resizeActive()));
     setInterval(() => this.reportDrops(), DROP_CHECK_MS);
     onHandlerTypeRegistered((type) => this.rebuildType(type));
-    this.activate(this.bar.querySelector("[data-tab]").dataset.tab);
+    this.activate("device");
   }
 
   reset(list) {
@@ -45,13 +50,20 @@ export class Tabs {
     const notice = h("div", { class: "chart-notice", hidden: true });
     const drops = h("div", { class: "chart-dropped", hidden: true });
     const chart = h("div", { class: "chart" });
+    const tools = h("span", { class: "chart-tools" },
+      h("button", { class: "chart-png", title: "Save the chart as a PNG image" }, "PNG"),
+      h("button", { class: "chart-csv", title: "Save the data received as CSV" }, "CSV"),
+      h("button", { class: "chart-full", title: "Full screen (Esc leaves)" }, "Full screen"));
     const pane = h("div", { class: "pane handler-pane", dataset: { pane: info.id }, hidden: true },
-      h("div", { class: "chart-head" }, h("b", {}, info.name), ` ${info.handler_type} · ${where}`, h("span", { class: "ended-mark" }, info.ended ? " · ended" : "")),
+      h("div", { class: "chart-head" }, h("span", { class: "chart-title" }, h("b", {}, info.name), ` ${info.handler_type} · ${where}`, h("span", { class: "ended-mark" }, info.ended ? " · ended" : "")), tools),
       notice, drops, chart);
-    this.bar.insertBefore(tab, byId("btn-tile"));
+    this.bar.append(tab);
     this.panes.append(pane);
     const entry = { info, tab, pane, chart, view: null, notice, drops, errors: 0, replay: [] };
     this.handlers.set(info.id, entry);
+    tools.querySelector(".chart-png").addEventListener("click", () => chartPng(entry).catch((err) => toast(`No PNG: ${err.message}`, "error")));
+    tools.querySelector(".chart-csv").addEventListener("click", () => chartCsv(entry));
+    tools.querySelector(".chart-full").addEventListener("click", () => this.fullScreen(entry));
     tab.addEventListener("click", (event) => {
       if (event.target === close) { this.close(info.id); return; }
       this.activate(info.id);
@@ -63,6 +75,7 @@ export class Tabs {
     for (const data of info.history || []) this.apply(entry, data);
     if (info.ended) tab.classList.add("ended");
     if (!focus && previous) this.activate(previous);
+    this.layout();
   }
 
   build(entry) {
@@ -129,15 +142,42 @@ export class Tabs {
     entry.info.ended = true;
     entry.tab.classList.add("ended");
     entry.pane.querySelector(".ended-mark").textContent = " · ended";
+    this.layout();
   }
 
+  /** Close a tab here and, through the device, in every open window. */
   close(id) {
     this.conn.send({ type: "handler_close", handler: id });
+    this.removed(id);
+  }
+
+  closeEnded() {
+    for (const [id, entry] of [...this.handlers]) if (entry.info.ended) this.close(id);
+  }
+
+  removed(id) {
+    const wasActive = this.active === id;
     this.remove(id);
-    if (this.active !== id) return;
-    const next = this.handlers.keys().next();
-    if (!next.done) this.activate(next.value);
-    else if (!this.tiled) this.activate("device");
+    this.layout();
+    if (!wasActive) return;
+    const next = [...this.handlers.keys()].at(-1);
+    if (next !== undefined) this.activate(next);
+    else this.activate("device");
+  }
+
+  /** Tile grid size and the strip's buttons follow the tabs there are. */
+  layout() {
+    const n = this.handlers.size;
+    const cols = Math.max(1, Math.ceil(Math.sqrt(n)));
+    this.panes.style.setProperty("--tile-cols", String(cols));
+    this.panes.style.setProperty("--tile-rows", String(Math.max(1, Math.ceil(n / cols))));
+    byId("btn-close-ended").disabled = ![...this.handlers.values()].some((e) => e.info.ended);
+    if (this.tiled) this.resizeAll();
+  }
+
+  fullScreen(entry) {
+    if (document.fullscreenElement) { document.exitFullscreen().catch(() => {}); return; }
+    entry.pane.requestFullscreen().then(() => entry.view?.resize()).catch((err) => toast(`Full screen is not available: ${err.message}`, "error"));
   }
 
   remove(id) {
@@ -171,7 +211,12 @@ export class Tabs {
   activate(id) {
     if (this.tiled && !this.handlers.has(id)) this.tile(false);
     this.active = id;
-    for (const tab of this.bar.querySelectorAll("[data-tab]")) tab.classList.toggle("active", tab.dataset.tab === id);
+    for (const tab of this.strip.querySelectorAll("[data-tab]")) {
+      const on = tab.dataset.tab === id;
+      tab.classList.toggle("active", on);
+      tab.setAttribute("aria-selected", String(on));
+      if (on && tab.parentElement === this.bar) tab.scrollIntoView({ block: "nearest", inline: "nearest" });
+    }
     for (const pane of this.panes.querySelectorAll("[data-pane]")) pane.hidden = pane.dataset.pane !== id;
     this.resizeActive();
   }
@@ -185,6 +230,6 @@ export class Tabs {
 /** Where a handler's script runs, in words. */
 export function ownerLabel(owner) {
   if (!owner) return "";
-  if (owner.kind === "run") return `editor: ${owner.name || owner.run || "script"}`;
+  if (owner.kind === "run") return `${owner.origin === "terminal" ? "terminal" : "editor"}: ${owner.name || owner.run || "script"}`;
   return `${owner.name || "script"} on ${owner.host || "unknown host"}`;
 }

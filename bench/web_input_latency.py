@@ -1,0 +1,110 @@
+"""Web app: input latency while a script floods the console with print().
+
+Runs a real `appliance serve --source sim` and Debian's chromium (headless).
+For tab clicks and for typing in the editor it measures, in the page, the time
+from the input event's creation (``event.timeStamp``) to the next frame drawn
+after it was handled, which is what a user feels as lag; the wall time of
+Playwright's click (which also waits for the page to draw the target steadily);
+and the wall time to type a 21-character line. First with nothing running (the peer), then while a
+script prints in a tight loop and feeds a chart. Prints the figures and the
+flood/idle ratios; never passes or fails on a time.
+`python -m bench web_input_latency`
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from playwright.sync_api import sync_playwright
+
+from bench import count
+from tests.chromium import CHROMIUM_ARGS
+from tests.conftest_web import CHROMIUM, login, running_server
+
+CLICKS = count(10, smoke=2)
+TYPED = "x = bi.rate * 2  # ok\n"[:21]
+FLOOD = """
+import browserinterface as bi
+
+chart = bi.add_handler("Flood", "base:graph:line", {"xName": "n", "series": ["v"], "xLimitNb": 500})
+bi.start()
+n = 0
+while True:
+    print("line", n, "\\x1b[32mgreen\\x1b[0m")
+    if n % 10 == 0:
+        chart.send_data([{"x": n, "y": n % 7}])
+    n += 1
+"""
+
+# Input event -> next animation frame after its handlers ran, per event, in ms.
+PROBE_JS = """() => {
+  window.__lag = [];
+  for (const type of ["pointerdown", "keydown"]) {
+    document.addEventListener(type, (event) => {
+      const t0 = event.timeStamp;
+      requestAnimationFrame(() => window.__lag.push(performance.now() - t0));
+    }, true);
+  }
+}"""
+
+
+def _measure(page: Any) -> dict[str, float]:
+    page.evaluate("window.__lag = []")
+    walls = []
+    for i in range(CLICKS):
+        start = time.monotonic()
+        page.click('[data-tab="audio"]' if i % 2 == 0 else '[data-tab="device"]')
+        walls.append(1000 * (time.monotonic() - start))
+    page.wait_for_function(f"window.__lag.length >= {CLICKS}")
+    clicks = page.evaluate("window.__lag.splice(0)")
+    page.click("#editor .cm-content")
+    page.keyboard.press("Control+End")
+    page.wait_for_function("window.__lag.length >= 1")
+    page.evaluate("window.__lag = []")
+    start = time.monotonic()
+    page.keyboard.type(TYPED)
+    page.wait_for_function(f"window.__lag.length >= {len(TYPED)}")
+    typing_s = time.monotonic() - start
+    keys = page.evaluate("window.__lag.splice(0)")
+    return {
+        "click_median_ms": statistics.median(clicks),
+        "click_wall_med_ms": statistics.median(walls),
+        "click_max_ms": max(clicks),
+        "key_median_ms": statistics.median(keys),
+        "key_max_ms": max(keys),
+        "typing_s": typing_s,
+    }
+
+
+def main() -> None:
+    with running_server(password=True) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+            page = context.new_page()
+            page.set_default_timeout(120_000)  # a loaded machine must slow the figures, not end the run
+            login(page, server.url)
+            page.evaluate(PROBE_JS)
+            idle = _measure(page)
+            page.evaluate("(c) => window.micarray.editor.setCode(c)", FLOOD)
+            page.fill("#script-name", "flood.py")
+            page.click("#btn-execute")
+            page.wait_for_function(
+                "[...document.querySelectorAll('#console .line')]"
+                ".some(l => /lines dropped/.test(l.textContent))",
+                timeout=60_000,
+            )
+            flood = _measure(page)
+            page.click("#btn-stop")
+        finally:
+            browser.close()
+    print(f"{'':18}{'idle':>10}{'flood':>10}{'ratio':>8}")
+    for key in idle:
+        ratio = flood[key] / idle[key] if idle[key] else float("nan")
+        print(f"{key:18}{idle[key]:10.1f}{flood[key]:10.1f}{ratio:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
