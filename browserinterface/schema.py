@@ -330,6 +330,14 @@ class Log(DeviceMessage, tag="log"):
     time: float
 
 
+class ScriptsChanged(DeviceMessage, tag="scripts_changed"):
+    """Browsers: the saved scripts changed (another window saved, renamed or deleted one)."""
+
+
+class TokensChanged(DeviceMessage, tag="tokens_changed"):
+    """Browsers: the API tokens changed (made or revoked elsewhere)."""
+
+
 DEVICE_MESSAGES: tuple[type[DeviceMessage], ...] = (
     Ack,
     Error,
@@ -351,6 +359,8 @@ DEVICE_MESSAGES: tuple[type[DeviceMessage], ...] = (
     Stats,
     Levels,
     Log,
+    ScriptsChanged,
+    TokensChanged,
 )
 AnyDeviceMessage = (
     Ack
@@ -373,6 +383,8 @@ AnyDeviceMessage = (
     | Stats
     | Levels
     | Log
+    | ScriptsChanged
+    | TokensChanged
 )
 
 _client_decoder = msgspec.json.Decoder(AnyClientMessage)
