@@ -17,6 +17,7 @@ from tornado.httpserver import HTTPServer
 
 from appliance import __version__
 from appliance.capture.sources.factory import make_source
+from appliance.runs.history import RunHistory
 from appliance.runs.launcher import default_launcher
 from appliance.runs.runner import RunManager
 from appliance.service import Service
@@ -26,6 +27,7 @@ from appliance.system.logtail import LogTail
 from appliance.system.mdns import Announcer, device_txt
 from appliance.system.notify import Notifier, ServiceState, WatchdogFeeder, describe_status
 from appliance.web.app import make_app
+from appliance.workspace.projects import PROJECTS_DIR
 from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH
 from rtai.discover import TXT_CHANNELS, TXT_RATE
 
@@ -112,6 +114,8 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
         launcher,
         service.env_for_run,
         service.on_run_event,
+        history=RunHistory(opts.data_dir),
+        projects_root=opts.data_dir / PROJECTS_DIR,
     )
     _attach_streams(service, opts)
     await service.start()

@@ -290,14 +290,17 @@ class Service:
             runs.append({**info.to_json(), "output": run.output_tail() if run else []})
         return runs + list(self.remote_runs.values())
 
-    def start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
+    def start_run(self, session: ClientSession, request_id: Any, name: str, code: str, **where: Any) -> None:
+        """Start a run; ``where``: its ``project`` or the ``files`` it brings (see RunManager.start)."""
         if self.runs is None:
             raise ApplianceError("script runs are not available on this device")
-        asyncio.get_running_loop().create_task(self._start_run(session, request_id, name, code))
+        asyncio.get_running_loop().create_task(self._start_run(session, request_id, name, code, where))
 
-    async def _start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
+    async def _start_run(
+        self, session: ClientSession, request_id: Any, name: str, code: str, where: dict[str, Any]
+    ) -> None:
         try:
-            info = await self.runs.start(name, code)
+            info = await self.runs.start(name, code, **where)
         except (ValueError, OSError) as exc:
             session.error("run_failed", str(exc), request_id)
             return

@@ -1,13 +1,17 @@
-"""``appliance run FILE``: run a script on the device and follow it in the terminal.
+"""``appliance run FILE|DIR``: run a script on the device and follow it in the terminal.
 
 The script runs exactly as if started from the web editor (same isolation,
 same console in the browser); this terminal shows its output and ends with
-its exit status.  Ctrl-C stops the run.
+its exit status.  Ctrl-C stops the run.  Given a folder, the folder goes
+along as it is (helper modules, packages, data files) and is the run's
+working directory; the script is ``DIR/<folder name>.py``, else
+``DIR/main.py``, else the folder's only ``.py`` file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import signal
 import sys
 from pathlib import Path
@@ -18,13 +22,61 @@ from browserinterface._locate import find_target
 from browserinterface.apisocket import open_api_socket
 
 
+class FolderError(ValueError):
+    """A folder that cannot be run as it is (no script to pick, too large)."""
+
+
+def pick_script(folder: Path) -> Path:
+    """The script of a project folder: ``<name>.py``, ``main.py`` or the only ``.py``."""
+    for candidate in (folder / f"{folder.name}.py", folder / "main.py"):
+        if candidate.is_file():
+            return candidate
+    scripts = sorted(folder.glob("*.py"))
+    if len(scripts) == 1:
+        return scripts[0]
+    raise FolderError(
+        f"{folder} has no {folder.name}.py or main.py and {len(scripts)} other .py files; "
+        "name the script to run: appliance run FOLDER/SCRIPT.py"
+    )
+
+
+def pack_folder(folder: Path) -> dict[str, str]:
+    """Every plain file of ``folder`` as ``{relative path: base64}``; hidden files and caches left out."""
+    files: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+            continue
+        if path.is_file() and not path.is_symlink():
+            files[rel.as_posix()] = base64.b64encode(path.read_bytes()).decode("ascii")
+    return files
+
+
+def start_message(path: Path) -> dict[str, Any]:
+    """The ``run_start`` request for a file, or for a folder brought along as it is."""
+    if path.is_dir():
+        script = pick_script(path)
+        return {
+            "type": "run_start",
+            "id": 1,
+            "name": script.name,
+            "code": script.read_text(),
+            "files": pack_folder(path),
+        }
+    return {"type": "run_start", "id": 1, "name": path.name, "code": path.read_text()}
+
+
 async def run_file(path: Path, device: str | None = None) -> int:
-    """Start ``path`` on the device, print its output, return its exit status."""
+    """Start ``path`` (a script or a project folder) on the device, print its output, return its status."""
+    try:
+        start = start_message(path)
+    except (FolderError, OSError) as exc:
+        print(f"appliance run: {exc}", file=sys.stderr)
+        return 2
     target = find_target(device)
     ws = await open_api_socket(target.address, target.token)
     hello = {"type": "hello", "protocol": P.PROTOCOL_VERSION, "role": "console", "name": "appliance run"}
     await ws.write_message(P.encode_message(hello))
-    start = {"type": "run_start", "id": 1, "name": path.name, "code": path.read_text()}
     await ws.write_message(P.encode_message(start))
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()

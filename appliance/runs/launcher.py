@@ -29,6 +29,7 @@ from appliance.runs.launchbase import (
     RunLimits,
     RunOutput,
     check_reachable,
+    chown_tree,
     own_user_name,
     resolve_run_user,
     spawn_with_pipes,
@@ -101,10 +102,11 @@ class RlimitLauncher:
         return self.user.name if self.user else own_user_name()
 
     def prepare(self, spec: LaunchSpec) -> None:
-        """Hand the run directory to the run user so the script can write there."""
+        """Hand the run's writable folders to the run user so the script can write there."""
         if self.user is not None:
-            check_reachable(spec.run_dir, self.user)
-            os.chown(spec.run_dir, self.user.uid, self.user.gid)
+            for folder in spec.writable_dirs:
+                check_reachable(folder, self.user)
+                chown_tree(folder, self.user.uid, self.user.gid)
 
     async def spawn(self, spec: LaunchSpec) -> Launched:
         """Start ``interpreter -u script`` in a new session with the limits applied."""
@@ -114,7 +116,7 @@ class RlimitLauncher:
             self.interpreter,
             "-u",
             spec.script,
-            cwd=spec.run_dir,
+            cwd=spec.workdir,
             env=spec.env,
             start_new_session=True,
             preexec_fn=partial(_limit_child, self.limits.memory_bytes, self.limits.nice, nproc),

@@ -9,6 +9,8 @@ slow client only ever loses its own messages.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
 from collections import deque
@@ -251,7 +253,10 @@ class ClientSession:
         name, code = msg["name"], msg["code"]
         if not isinstance(name, str) or not isinstance(code, str):
             raise _Refused("bad_message", "run_start needs a string name and string code")
-        self.service.start_run(self, msg.get("id"), name, code)
+        project, files = msg.get("project"), msg.get("files")
+        if project is not None and not isinstance(project, str):
+            raise _Refused("bad_message", "run_start's project must be a string (a project name)")
+        self.service.start_run(self, msg.get("id"), name, code, project=project, files=_run_files(files))
 
     def _on_run_stop(self, msg: dict[str, Any]) -> None:
         self._need_runs()
@@ -284,6 +289,18 @@ class ClientSession:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+def _run_files(files: Any) -> dict[str, bytes] | None:
+    """run_start's ``files``: ``{"relative/path": "base64"}`` (``appliance run DIR``)."""
+    if files is None:
+        return None
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise _Refused("bad_message", "run_start's files must map relative paths to base64 strings")
+    try:
+        return {str(path): base64.b64decode(data, validate=True) for path, data in files.items()}
+    except binascii.Error as exc:
+        raise _Refused("bad_message", f"run_start's files: a file is not valid base64 ({exc})") from None
 
 
 class _Refused(ApplianceError):

@@ -13,7 +13,16 @@ from appliance.runs.scripts_store import ScriptStore
 from appliance.web.access import LoginLimiter, browser_user
 from appliance.web.api_socket import ApiSocket
 from appliance.web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
+from appliance.web.projects_api import (
+    ProjectActionApi,
+    ProjectApi,
+    ProjectFileApi,
+    ProjectFileListApi,
+    ProjectListApi,
+    ProjectZipApi,
+)
 from appliance.web.recordings_api import RecordingApi, RecordingListApi
+from appliance.web.runs_api import RunApi, RunConsoleApi, RunFileApi, RunListApi
 from appliance.web.scripts_api import (
     ExampleApi,
     ExampleListApi,
@@ -22,6 +31,7 @@ from appliance.web.scripts_api import (
     ScriptRenameApi,
 )
 from appliance.web.tokens_api import TokenApi, TokenListApi
+from appliance.workspace.projects import ProjectStore, migrate_flat_scripts
 from browserinterface.protocol import WS_PATH
 
 log = logging.getLogger(__name__)
@@ -65,12 +75,24 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/api/v1/scripts/([^/]+)", ScriptApi),
         (r"/api/v1/examples", ExampleListApi),
         (r"/api/v1/examples/([^/]+)", ExampleApi),
+        (r"/api/v1/projects", ProjectListApi),
+        (r"/api/v1/projects/([^/]+)", ProjectApi),
+        (r"/api/v1/projects/([^/]+)/files", ProjectFileListApi),
+        (r"/api/v1/projects/([^/]+)/files/(.+)", ProjectFileApi),
+        (r"/api/v1/projects/([^/]+)/zip", ProjectZipApi),
+        (r"/api/v1/projects/([^/]+)/(check|rename|mkdir)", ProjectActionApi),
+        (r"/api/v1/runs", RunListApi),
+        (r"/api/v1/runs/([0-9a-f]{12})", RunApi),
+        (r"/api/v1/runs/([0-9a-f]{12})/console.log", RunConsoleApi),
+        (r"/api/v1/runs/([0-9a-f]{12})/files/(.+)", RunFileApi),
         (r"/api/v1/tokens", TokenListApi),
         (r"/api/v1/tokens/([^/]+)", TokenApi),
         (r"/api/v1/recordings", RecordingListApi),
         (r"/api/v1/recordings/([^/]+)", RecordingApi),
         (WS_PATH, ApiSocket, {"service": service}),
     ]
+    projects = ProjectStore(data_dir)
+    migrate_flat_scripts(data_dir, projects)
     settings: dict[str, Any] = {
         "cookie_secret": load_or_make_secret(data_dir),
         "xsrf_cookies": True,
@@ -90,6 +112,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         "data_dir": str(data_dir),
         "tokens": service.tokens,
         "scripts": ScriptStore(data_dir),
+        "projects": projects,
         "login_limiter": LoginLimiter(),
     }
     settings.update(extra)

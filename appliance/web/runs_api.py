@@ -1,0 +1,88 @@
+"""HTTP API for the run history: records, console logs and output files.
+
+``GET /api/v1/runs`` lists every kept run (newest first) with its output
+files; ``GET /api/v1/runs/ID/files/PATH`` downloads one output file,
+``GET /api/v1/runs/ID/console.log`` the console, ``DELETE /api/v1/runs/ID``
+removes an ended run with everything it kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tornado.web import HTTPError
+
+from appliance.runs.runner import RunError, RunManager
+from appliance.web.base import ApiHandler
+from appliance.web.filesend import send_file
+from appliance.workspace.names import BadName
+
+
+class _RunsBase(ApiHandler):
+    @property
+    def runs(self) -> RunManager:
+        runs: RunManager | None = getattr(self.settings["service"], "runs", None)
+        if runs is None or runs.history is None:
+            raise HTTPError(404, reason="this device keeps no run history")
+        return runs
+
+    def _known(self, run_id: str) -> None:
+        if self.runs.info(run_id) is None:
+            raise HTTPError(404, reason=f"no run {run_id!r}; it never existed or was deleted")
+
+
+class RunListApi(_RunsBase):
+    """The kept runs."""
+
+    def get(self) -> None:
+        """``[{...run, "files": [{"path","size","modified"}]}]``, newest first."""
+        runs = self.runs
+        assert runs.history is not None
+        listed: list[dict[str, Any]] = []
+        for info in reversed(runs.list()):
+            files = runs.history.files(info.id) if info.state != "running" else []
+            listed.append({**info.to_json(), "files": files})
+        self.write_json(listed)
+
+
+class RunApi(_RunsBase):
+    """One kept run."""
+
+    def delete(self, run_id: str) -> None:
+        """Delete an ended run's record, console and files."""
+        try:
+            self.runs.forget(run_id)
+        except RunError as exc:
+            raise HTTPError(404 if str(exc).startswith("no run") else 409, reason=str(exc)) from None
+        self.write_json({"deleted": run_id})
+
+
+class RunConsoleApi(_RunsBase):
+    """A run's console log as text."""
+
+    async def get(self, run_id: str) -> None:
+        """The log as a download (empty when the run printed nothing)."""
+        self._known(run_id)
+        history = self.runs.history
+        assert history is not None
+        path = history.folder(run_id) / "console.log"
+        if not path.is_file():
+            path.touch()
+        await send_file(self, path, f"{run_id}-console.log", "text/plain; charset=utf-8")
+
+
+class RunFileApi(_RunsBase):
+    """One output file of a run."""
+
+    async def get(self, run_id: str, relpath: str) -> None:
+        """Send the file byte for byte."""
+        self._known(run_id)
+        history = self.runs.history
+        assert history is not None
+        try:
+            path = history.file_path(run_id, relpath)
+        except BadName as exc:
+            raise HTTPError(404 if str(exc).startswith("no ") else 400, reason=str(exc)) from None
+        if not path.is_file():
+            raise HTTPError(400, reason=f"{relpath!r} is a folder, not a file")
+        await send_file(self, path, relpath.rsplit("/", 1)[-1])
