@@ -17,6 +17,8 @@ from tornado.httpserver import HTTPServer
 
 from appliance import __version__
 from appliance.capture.sources.factory import make_source
+from appliance.recordings.recorder import Recorder
+from appliance.recordings.store import RecordingStore
 from appliance.runs.history import RunHistory
 from appliance.runs.launcher import default_launcher
 from appliance.runs.runner import RunManager
@@ -118,6 +120,9 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
         projects_root=opts.data_dir / PROJECTS_DIR,
     )
     _attach_streams(service, opts)
+    recordings = RecordingStore(opts.data_dir)
+    recordings.repair_cut()
+    service.recorder = Recorder(service.bus, recordings, service.config)
     await service.start()
     server = HTTPServer(make_app(service), xheaders=False)
     server.listen(opts.http_port, address=opts.bind)

@@ -74,6 +74,8 @@ class Service:
         self.capture: Capture | None = None
         self.runs: Any = None
         self.streams: Any = None
+        self.recorder: Any = None
+        """The recordings in progress (``appliance.recordings.recorder.Recorder``)."""
         self.remote_runs: dict[str, dict[str, Any]] = {}
         self.notices = boot_file_problems(data_dir)
         """What the admin should know at every visit (bad lines of the boot partition's file)."""
@@ -107,6 +109,8 @@ class Service:
             await self.runs.stop_all()
         if self.streams is not None:
             await self.streams.close()
+        if self.recorder is not None:
+            await self.recorder.stop_all()
         for session in list(self._sessions.values()):
             session.transport.close(1001, "device shutting down")
             session.close()
@@ -192,6 +196,8 @@ class Service:
             session.push(msg)
         if self.streams is not None:
             self.streams.config_changed(self._config)
+        if self.recorder is not None:
+            self.recorder.config_changed(self._config)
 
     def encode_block(self, block: Block, channels: list[int] | None) -> bytes | None:
         """The binary frame for ``block`` (all channels are encoded once for every session)."""

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from tornado.web import Application, HTTPError, StaticFileHandler
 
 from appliance.auth import TokenStore, load_or_make_secret
+from appliance.recordings.store import RecordingStore
 from appliance.runs.scripts_store import ScriptStore
 from appliance.web.access import LoginLimiter, browser_user
 from appliance.web.api_socket import ApiSocket
@@ -21,7 +22,7 @@ from appliance.web.projects_api import (
     ProjectListApi,
     ProjectZipApi,
 )
-from appliance.web.recordings_api import RecordingApi, RecordingListApi
+from appliance.web.recordings_api import RecordingActionApi, RecordingApi, RecordingListApi
 from appliance.web.runs_api import RunApi, RunConsoleApi, RunFileApi, RunListApi
 from appliance.web.scripts_api import (
     ExampleApi,
@@ -88,6 +89,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/api/v1/tokens", TokenListApi),
         (r"/api/v1/tokens/([^/]+)", TokenApi),
         (r"/api/v1/recordings", RecordingListApi),
+        (r"/api/v1/recordings/([^/]+)/(stop|rename)", RecordingActionApi),
         (r"/api/v1/recordings/([^/]+)", RecordingApi),
         (WS_PATH, ApiSocket, {"service": service}),
     ]
@@ -113,6 +115,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         "tokens": service.tokens,
         "scripts": ScriptStore(data_dir),
         "projects": projects,
+        "recordings": RecordingStore(data_dir),
         "login_limiter": LoginLimiter(),
     }
     settings.update(extra)
