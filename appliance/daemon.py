@@ -19,7 +19,7 @@ from appliance import __version__
 from appliance.capture.sources.factory import make_source
 from appliance.recordings.recorder import Recorder
 from appliance.recordings.store import RecordingStore
-from appliance.runs.history import RunHistory
+from appliance.runs.history import RunHistory, load_history_quota
 from appliance.runs.launcher import default_launcher
 from appliance.runs.runner import RunManager
 from appliance.service import Service
@@ -116,7 +116,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
         launcher,
         service.env_for_run,
         service.on_run_event,
-        history=RunHistory(opts.data_dir),
+        history=RunHistory(opts.data_dir, load_history_quota(opts.data_dir)),
         projects_root=opts.data_dir / PROJECTS_DIR,
     )
     _attach_streams(service, opts)

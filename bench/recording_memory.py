@@ -67,7 +67,9 @@ async def record(folder: Path) -> None:
             elapsed = time.monotonic() - t0
             size = (folder / "recordings" / "bench.wav").stat().st_size / (1 << 20)
             rss = rss_mib()
-            print(f"{minute:>6} {rss:>8.1f} {rss - baseline:>+9.1f} {size:>9.1f} {minute * 60 / elapsed:>11.1f}")
+            print(
+                f"{minute:>6} {rss:>8.1f} {rss - baseline:>+9.1f} {size:>9.1f} {minute * 60 / elapsed:>11.1f}"
+            )
     done = await recorder.stop("bench.wav")
     info = read_info(folder / "recordings" / "bench.wav")
     print(

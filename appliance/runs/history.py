@@ -45,6 +45,20 @@ class HistoryQuota:
     """Runs kept in the list."""
 
 
+def load_history_quota(data_dir: Path) -> HistoryQuota:
+    """``history_mib`` and ``history_runs`` from the data dir's ``workspace.json``, else the defaults."""
+    try:
+        raw = json.loads((data_dir / "workspace.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return HistoryQuota()
+    fields: dict[str, int] = {}
+    for key, name, scale in (("history_mib", "total_bytes", MIB), ("history_runs", "runs", 1)):
+        value = raw.get(key) if isinstance(raw, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            fields[name] = value * scale
+    return HistoryQuota(**fields)
+
+
 class RunHistory:
     """The persisted runs: records, console logs and output files."""
 

@@ -255,6 +255,8 @@ class RunManager:
         loop = asyncio.get_running_loop()
         if self.history is not None:
             await loop.run_in_executor(None, self._keep, run)
+            files = await loop.run_in_executor(None, self.history.files, info.id)
+            self._emit({"type": "run_kept", "run": info.id, "files": files})
         if self._on_end is not None:
             self._on_end(info.id)
         ended = [r for r in self._runs.values() if r.ended]

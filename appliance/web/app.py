@@ -32,7 +32,7 @@ from appliance.web.scripts_api import (
     ScriptRenameApi,
 )
 from appliance.web.tokens_api import TokenApi, TokenListApi
-from appliance.workspace.projects import ProjectStore, migrate_flat_scripts
+from appliance.workspace.projects import ProjectStore, load_quota, migrate_flat_scripts
 from browserinterface.protocol import WS_PATH
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/api/v1/recordings/([^/]+)", RecordingApi),
         (WS_PATH, ApiSocket, {"service": service}),
     ]
-    projects = ProjectStore(data_dir)
+    projects = ProjectStore(data_dir, load_quota(data_dir))
     migrate_flat_scripts(data_dir, projects)
     settings: dict[str, Any] = {
         "cookie_secret": load_or_make_secret(data_dir),

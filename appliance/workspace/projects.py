@@ -11,6 +11,7 @@ checked before any byte is accepted, counting uploads still in flight.
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import os
 import shutil
@@ -53,6 +54,36 @@ class Quota:
     """Files in one project."""
     reserve_bytes: int = 256 * MIB
     """Free space left on the card after any write, for captures and the system."""
+
+
+QUOTA_FILE = "workspace.json"
+_QUOTA_KEYS = {"file_mib": "file_bytes", "project_mib": "project_bytes", "project_files": "project_files"}
+
+
+def load_quota(data_dir: Path) -> Quota:
+    """The admin's quotas from the data dir's ``workspace.json`` (``{"project_mib": 500}``), else defaults.
+
+    Read once at start; a bad value is logged and the default kept, so a
+    typo never stops the device from starting.
+    """
+    path = data_dir / QUOTA_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Quota()
+    except (OSError, ValueError) as exc:
+        log.warning("%s is unreadable (%s); the default quotas apply", path, exc)
+        return Quota()
+    fields: dict[str, int] = {}
+    for key, value in raw.items() if isinstance(raw, dict) else []:
+        if key not in _QUOTA_KEYS or isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if key in _QUOTA_KEYS or key in ("history_mib", "history_runs"):
+                log.warning(
+                    "%s: %s=%r is not a whole number of at least 1; the default applies", path, key, value
+                )
+            continue
+        fields[_QUOTA_KEYS[key]] = value * MIB if key.endswith("_mib") else value
+    return Quota(**fields)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ import { Tabs } from "./app/tabs.js";
 import { DevicePanel } from "./app/device.js";
 import { AudioPane } from "./app/listen.js";
 import { byId, toast } from "./app/dom.js";
+import "./app/image-handler.js"; // the base:image type: figures from plt.show() and savefig()
+import { Files } from "./app/files.js";
+import { Recordings } from "./app/recordings.js";
 
 const WS_PATH = "/api/v1/ws";
 
@@ -27,6 +30,9 @@ function boot() {
   const tabs = new Tabs(conn);
   const device = new DevicePanel(conn);
   const audio = new AudioPane(conn);
+  const files = new Files(conn, scripts, runs);
+  runs.getProject = () => files.project();
+  const recordings = new Recordings();
   conn.onstate = (state) => {
     const badge = byId("conn-state");
     badge.textContent = { online: "connected", offline: "offline, retrying", connecting: "connecting", refused: "refused" }[state] || state;
@@ -45,8 +51,8 @@ function boot() {
     if (event.key === "s") { event.preventDefault(); scripts.save(); }
     if (event.key === "Enter") { event.preventDefault(); runs.execute(); }
   });
-  window.micarray = Object.assign(window.micarray ?? {}, { conn, editor, runs, tabs, device, audio, scripts });
-  scripts.start();
+  window.micarray = Object.assign(window.micarray ?? {}, { conn, editor, runs, tabs, device, audio, scripts, files, recordings });
+  scripts.start().then(() => files.refresh());
   conn.open();
 }
 

@@ -135,7 +135,9 @@ export class Runs {
   async execute() {
     const code = this.editor.getCode();
     try {
-      const ack = await this.conn.request({ type: "run_start", name: this.getName(), code });
+      // The run works in the script's project folder (set by main.js from files.js).
+      const project = this.getProject?.();
+      const ack = await this.conn.request({ type: "run_start", name: this.getName(), code, project });
       if (ack.run) this.upsert(ack.run, true);
     } catch (err) {
       toast(`Could not start the script: ${err.message}`, "error");
