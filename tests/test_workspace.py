@@ -79,6 +79,7 @@ async def run_in_editor(server: ApplianceProcess, code: str, project: str | None
     ack = await wsclient.receive(ws, "ack", 20)
     run_id = ack["run"]["id"]
     lines = []
+    ended: dict[str, Any] = {}
     while True:
         raw = await asyncio.wait_for(ws.read_message(), 60)
         assert raw is not None
@@ -88,8 +89,11 @@ async def run_in_editor(server: ApplianceProcess, code: str, project: str | None
         if event["type"] == "run_output" and event["run"] == run_id:
             lines.append(event["text"])
         if event["type"] == "run_ended" and event["run"]["id"] == run_id:
+            ended = event["run"]
+        # Its record and output files are in the history once run_kept comes.
+        if event["type"] == "run_kept" and event["run"] == run_id:
             await wsclient.shut(ws)
-            return {**event["run"], "lines": lines}
+            return {**ended, "lines": lines, "kept": event["files"]}
 
 
 def test_uploaded_project_runs_from_the_editor_and_its_output_is_kept(
@@ -109,7 +113,8 @@ def test_uploaded_project_runs_from_the_editor_and_its_output_is_kept(
         assert run["id"] in runs, runs.keys()
         return runs[run["id"]]
 
-    assert kept()["files"][0]["path"] == "result.bin"
+    assert [f["path"] for f in run["kept"]] == ["result.bin"]
+    assert kept()["files"] == run["kept"]
     status, body, headers = api.request("GET", f"/api/v1/runs/{run['id']}/files/result.bin")
     assert status == 200 and hashlib.sha256(body).digest() == hashlib.sha256(PAYLOAD).digest()
     assert 'filename="result.bin"' in headers["Content-Disposition"]
