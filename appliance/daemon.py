@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import stat
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,10 @@ from appliance.capture.sources.factory import make_source
 from appliance.recordings.recorder import Recorder
 from appliance.recordings.store import RecordingStore
 from appliance.runs.history import RunHistory, load_history_quota
+from appliance.runs.launchbase import LaunchError, check_reachable, resolve_run_user
 from appliance.runs.launcher import default_launcher
 from appliance.runs.runner import RunManager
+from appliance.runs.scriptenv import ScriptEnv
 from appliance.service import Service
 from appliance.sessions.streaming import StreamManager
 from appliance.storage import atomic_write_text
@@ -98,6 +101,19 @@ def run_root(data_dir: Path) -> Path:
     return path
 
 
+def _scripts_python(scriptenv: ScriptEnv) -> str:
+    """The scripts' venv interpreter, or the service's when the run user cannot reach it."""
+    python = scriptenv.ensure()
+    user = resolve_run_user(None)
+    if user is not None:
+        try:
+            check_reachable(python.parent, user)
+        except LaunchError as exc:
+            log.warning("scripts run with the service's Python, without added packages: %s", exc)
+            return sys.executable
+    return str(python)
+
+
 def _runtime_local_file() -> tuple[Path, ...]:
     runtime = os.environ.get("RUNTIME_DIRECTORY")
     return (Path(runtime.split(":")[0]) / "local.json",) if runtime else ()
@@ -110,7 +126,8 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     service = Service(
         source, opts.data_dir, http_port=opts.http_port, hostname=opts.hostname, log_tail=log_tail
     )
-    launcher = default_launcher()
+    scriptenv = ScriptEnv(opts.data_dir)
+    launcher = default_launcher(interpreter=_scripts_python(scriptenv))
     service.runs = RunManager(
         launcher.fixed_run_root or run_root(opts.data_dir),
         launcher,
@@ -124,7 +141,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     recordings.repair_cut()
     service.recorder = Recorder(service.bus, recordings, service.config)
     await service.start()
-    server = HTTPServer(make_app(service), xheaders=False)
+    server = HTTPServer(make_app(service, scriptenv=scriptenv), xheaders=False)
     server.listen(opts.http_port, address=opts.bind)
     service.tokens.write_local_file(opts.http_port, _runtime_local_file())
     log.info("web app on port %d, data in %s", opts.http_port, opts.data_dir)

@@ -46,7 +46,8 @@ bi.loop_callbacks()
 """
 
 PLOT = """\
-import os
+import os, sys
+print("prefix", sys.prefix, flush=True)
 import matplotlib.pyplot as plt
 plt.figure("Spectrum")
 plt.plot([0, 1, 4, 9, 16])
@@ -107,6 +108,8 @@ def test_plt_show_and_savefig_make_an_image_tab(device: ApplianceProcess) -> Non
     ended, lines, handlers = asyncio.run(run(device, PLOT))
     assert ended["state"] == "finished", (ended, lines)
     assert "shown" in lines
+    # Runs use the scripts' own venv, which sees the service's stack behind it.
+    assert f"prefix {device.data_dir / 'pyenv'}" in lines
     added = [h["handler"] for h in handlers if h["type"] == "handler_added"]
     assert [(h["name"], h["handler_type"]) for h in added] == [("Spectrum", "base:image")]
     images = [h["data"]["src"] for h in handlers if h["type"] == "handler_data"]

@@ -13,6 +13,7 @@ from appliance.recordings.store import RecordingStore
 from appliance.runs.scripts_store import ScriptStore
 from appliance.web.access import LoginLimiter, browser_user
 from appliance.web.api_socket import ApiSocket
+from appliance.web.packages_api import PackagesApi, PackagesPage
 from appliance.web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
 from appliance.web.projects_api import (
     ProjectActionApi,
@@ -71,6 +72,8 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/logout", LogoutHandler),
         (r"/settings", SettingsPage),
         (r"/settings/(token|revoke|password)", SettingsPage),
+        (r"/settings/packages", PackagesPage),
+        (r"/api/v1/packages", PackagesApi),
         (r"/api/v1/scripts", ScriptListApi),
         (r"/api/v1/scripts/([^/]+)/rename", ScriptRenameApi),
         (r"/api/v1/scripts/([^/]+)", ScriptApi),
