@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import platform
 
-from tornado.web import HTTPError, authenticated
+from tornado.web import authenticated
 
 from appliance.runs.scriptenv import PackageError, ScriptEnv
-from appliance.web.base import ApiHandler, BrowserHandler
+from appliance.web.base import BrowserHandler
+from appliance.web.refusal import Refusal, RefusingApi
 
 
 def _env(handler: BrowserHandler) -> ScriptEnv:
     env: ScriptEnv | None = handler.settings.get("scriptenv")
     if env is None:
-        raise HTTPError(404, reason="this device has no scripts' environment")
+        raise Refusal(404, "this device has no scripts' environment")
     return env
 
 
@@ -55,7 +56,7 @@ class PackagesPage(BrowserHandler):
         self.redirect("/settings/packages", status=303)
 
 
-class PackagesApi(ApiHandler):
+class PackagesApi(RefusingApi):
     """The same as JSON."""
 
     def get(self) -> None:
@@ -72,9 +73,9 @@ class PackagesApi(ApiHandler):
         """``{"requirement": "librosa"}``: start installing it."""
         requirement = self.json_body().get("requirement")
         if not isinstance(requirement, str):
-            raise HTTPError(400, reason="the body needs a string field 'requirement'")
+            raise Refusal(400, "the body needs a string field 'requirement'")
         try:
             job = _env(self).start_install(requirement)
         except PackageError as exc:
-            raise HTTPError(400 if "not a package" in str(exc) else 409, reason=str(exc)) from None
+            raise Refusal(400 if "not a package" in str(exc) else 409, str(exc)) from None
         self.write_json(job.to_json(), 202)

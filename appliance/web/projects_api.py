@@ -22,11 +22,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from tornado.web import HTTPError, stream_request_body
+from tornado.web import stream_request_body
 
 from appliance.errors import ApplianceError
-from appliance.web.base import ApiHandler
 from appliance.web.filesend import send_file
+from appliance.web.refusal import Refusal, RefusingApi
 from appliance.workspace.names import BadName
 from appliance.workspace.projects import ProjectError, ProjectStore, QuotaExceeded, Upload
 
@@ -41,19 +41,19 @@ def _status(exc: ApplianceError) -> int:
     return 400
 
 
-class _ProjectsBase(ApiHandler):
+class _ProjectsBase(RefusingApi):
     @property
     def store(self) -> ProjectStore:
         store: ProjectStore = self.settings["projects"]
         return store
 
-    def _fail(self, exc: ApplianceError) -> HTTPError:
-        return HTTPError(_status(exc), reason=str(exc))
+    def _fail(self, exc: ApplianceError) -> Refusal:
+        return Refusal(_status(exc), str(exc))
 
     def _str_field(self, body: dict[str, object], key: str) -> str:
         value = body.get(key)
         if not isinstance(value, str):
-            raise HTTPError(400, reason=f"the body needs a string field {key!r}")
+            raise Refusal(400, f"the body needs a string field {key!r}")
         return value
 
 
@@ -108,7 +108,7 @@ class ProjectActionApi(_ProjectsBase):
             if action == "check":
                 size = body.get("size")
                 if not isinstance(size, int) or size < 0:
-                    raise HTTPError(400, reason="the body needs a whole number field 'size'")
+                    raise Refusal(400, "the body needs a whole number field 'size'")
                 path = self._str_field(body, "path")
                 if body.get("create") and not (self.store.root / project).exists():
                     self.store.folder(project, create=True)
@@ -118,7 +118,7 @@ class ProjectActionApi(_ProjectsBase):
             elif action == "mkdir":
                 self.store.mkdir(project, self._str_field(body, "path"))
             else:
-                raise HTTPError(404, reason=f"no action {action!r}; use check, rename or mkdir")
+                raise Refusal(404, f"no action {action!r}; use check, rename or mkdir")
         except (ProjectError, BadName) as exc:
             raise self._fail(exc) from None
         self.write_json({"ok": True})
@@ -156,7 +156,7 @@ class ProjectFileApi(_ProjectsBase):
         project, relpath = (self.path_args[0], self.path_args[1])
         length = self.request.headers.get("Content-Length")
         if length is None or not length.isdigit():
-            raise HTTPError(411, reason="an upload needs a Content-Length header (the file's size)")
+            raise Refusal(411, "an upload needs a Content-Length header (the file's size)")
         try:
             create = bool(self.get_query_argument("create", ""))
             self._upload = self.store.begin_upload(project, relpath, int(length), create=create)

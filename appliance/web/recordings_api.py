@@ -17,18 +17,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tornado.web import HTTPError
-
 from appliance.auth import TokenStore
 from appliance.recordings.recorder import Recorder
 from appliance.recordings.store import RecordingError, RecordingStore
-from appliance.web.base import ApiHandler
 from appliance.web.filesend import send_file
+from appliance.web.refusal import Refusal, RefusingApi
 
 log = logging.getLogger(__name__)
 
 
-class _RecordingsBase(ApiHandler):
+class _RecordingsBase(RefusingApi):
     def _bearer(self) -> bool:
         header = self.request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
@@ -55,16 +53,16 @@ class _RecordingsBase(ApiHandler):
     def recorder(self) -> Recorder:
         recorder: Recorder | None = getattr(self.settings["service"], "recorder", None)
         if recorder is None:
-            raise HTTPError(503, reason="this device cannot record now")
+            raise Refusal(503, "this device cannot record now")
         return recorder
 
-    def _fail(self, exc: RecordingError) -> HTTPError:
-        return HTTPError(404 if str(exc).startswith("no recording") else 400, reason=str(exc))
+    def _fail(self, exc: RecordingError) -> Refusal:
+        return Refusal(404 if str(exc).startswith("no recording") else 400, str(exc))
 
     def _not_active(self, name: str) -> None:
         recorder = getattr(self.settings["service"], "recorder", None)
         if recorder is not None and recorder.is_active(name):
-            raise HTTPError(409, reason=f"recording {name!r} is still going; stop it first")
+            raise Refusal(409, f"recording {name!r} is still going; stop it first")
 
 
 class RecordingListApi(_RecordingsBase):
@@ -92,14 +90,14 @@ class RecordingListApi(_RecordingsBase):
         name = body.get("name")
         channels = body.get("channels")
         if not isinstance(fmt, str) or (name is not None and not isinstance(name, str)):
-            raise HTTPError(400, reason="format and name must be strings")
+            raise Refusal(400, "format and name must be strings")
         if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float)):
-            raise HTTPError(400, reason="seconds must be a number")
+            raise Refusal(400, "seconds must be a number")
         if channels is not None and (
             not isinstance(channels, list)
             or not all(isinstance(c, int) and not isinstance(c, bool) for c in channels)
         ):
-            raise HTTPError(400, reason="channels must be a list of channel numbers")
+            raise Refusal(400, "channels must be a list of channel numbers")
         try:
             started: dict[str, Any] = await self.recorder.start(name or None, fmt, seconds, channels)
         except RecordingError as exc:
@@ -119,7 +117,7 @@ class RecordingActionApi(_RecordingsBase):
             self._not_active(name)
             new = self.json_body().get("to")
             if not isinstance(new, str):
-                raise HTTPError(400, reason="the body needs a string field 'to'")
+                raise Refusal(400, "the body needs a string field 'to'")
             self.store.rename(name, new)
         except RecordingError as exc:
             raise self._fail(exc) from None

@@ -10,25 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from tornado.web import HTTPError
-
 from appliance.runs.runner import RunError, RunManager
-from appliance.web.base import ApiHandler
 from appliance.web.filesend import send_file
+from appliance.web.refusal import Refusal, RefusingApi
 from appliance.workspace.names import BadName
 
 
-class _RunsBase(ApiHandler):
+class _RunsBase(RefusingApi):
     @property
     def runs(self) -> RunManager:
         runs: RunManager | None = getattr(self.settings["service"], "runs", None)
         if runs is None or runs.history is None:
-            raise HTTPError(404, reason="this device keeps no run history")
+            raise Refusal(404, "this device keeps no run history")
         return runs
 
     def _known(self, run_id: str) -> None:
         if self.runs.info(run_id) is None:
-            raise HTTPError(404, reason=f"no run {run_id!r}; it never existed or was deleted")
+            raise Refusal(404, f"no run {run_id!r}; it never existed or was deleted")
 
 
 class RunListApi(_RunsBase):
@@ -53,7 +51,7 @@ class RunApi(_RunsBase):
         try:
             self.runs.forget(run_id)
         except RunError as exc:
-            raise HTTPError(404 if str(exc).startswith("no run") else 409, reason=str(exc)) from None
+            raise Refusal(404 if str(exc).startswith("no run") else 409, str(exc)) from None
         self.write_json({"deleted": run_id})
 
 
@@ -82,7 +80,7 @@ class RunFileApi(_RunsBase):
         try:
             path = history.file_path(run_id, relpath)
         except BadName as exc:
-            raise HTTPError(404 if str(exc).startswith("no ") else 400, reason=str(exc)) from None
+            raise Refusal(404 if str(exc).startswith("no ") else 400, str(exc)) from None
         if not path.is_file():
-            raise HTTPError(400, reason=f"{relpath!r} is a folder, not a file")
+            raise Refusal(400, f"{relpath!r} is a folder, not a file")
         await send_file(self, path, relpath.rsplit("/", 1)[-1])
