@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from appliance.recordings.store import RecordingStore
 from appliance.recordings.wavfile import DATA_OFFSET, WavWriter, _header, read_info, repair
 from tests.server import ApplianceProcess
 from tests.workspace_client import Api, reachable_data_dir
@@ -77,6 +80,39 @@ def test_past_4_gib_the_header_becomes_rf64_that_libsndfile_reads(tmp_path: Path
     info = soundfile.info(str(path))
     assert (info.samplerate, info.channels, info.frames) == (48000, 8, data_bytes // 16)
     assert read_info(path).frames == data_bytes // 16
+
+
+FLAC_WRITER = """
+import os, sys
+import numpy as np
+from pathlib import Path
+from appliance.recordings.writers import Flac
+data = np.load(sys.argv[2])
+writer = Flac(Path(sys.argv[1]), 48000, 8)
+for i in range(0, len(data), 4800):
+    writer.write(data[i : i + 4800])
+    if i % 48000 == 0:
+        writer.sync()
+writer.sync()
+os._exit(0)  # dies without closing: no total length in the header
+"""
+
+
+def test_a_flac_cut_by_a_dead_writer_is_rewritten_whole_up_to_its_torn_end(tmp_path: Path) -> None:
+    store = RecordingStore(tmp_path)
+    path = store.folder / "cut.flac"
+    data = samples(48000 * 3, 8)
+    np.save(tmp_path / "data.npy", data)
+    subprocess.run([sys.executable, "-c", FLAC_WRITER, str(path), str(tmp_path / "data.npy")], check=True)
+    with path.open("r+b") as f:  # and a torn last frame
+        f.truncate(path.stat().st_size - 1000)
+    assert soundfile.info(str(path)).frames > len(data) * 1000  # libsndfile's "unknown"
+    store.write_meta("cut.flac", {"started": 1.0, "state": "recording", "format": "flac"})
+    assert store.repair_cut() == ["cut.flac"]
+    back, _ = soundfile.read(path, dtype="int16", always_2d=True)
+    assert len(data) - 48000 < len(back) < len(data)
+    assert np.array_equal(back, data[: len(back)])
+    assert store.describe("cut.flac")["state"] == "done"
 
 
 @pytest.fixture

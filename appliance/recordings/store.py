@@ -19,6 +19,7 @@ from typing import Any
 
 from appliance.errors import ApplianceError
 from appliance.recordings.wavfile import WavError, read_info, repair
+from appliance.recordings.writers import repair_flac
 from appliance.storage import atomic_write_text
 from appliance.workspace.names import BadName, check_segment
 
@@ -131,12 +132,14 @@ class RecordingStore:
             meta = self.meta(name)
             if meta.get("state") != "recording":
                 continue
-            if name.lower().endswith(".wav"):
-                try:
-                    info = repair(Path(entry.path))
-                    meta["frames"] = info.frames
-                except WavError as exc:
-                    log.warning("recording %s could not be repaired: %s", name, exc)
+            try:
+                if name.lower().endswith(".wav"):
+                    meta["frames"] = repair(Path(entry.path)).frames
+                else:
+                    meta["frames"] = repair_flac(Path(entry.path))
+            except (WavError, RuntimeError, OSError) as exc:
+                # soundfile's errors are RuntimeErrors; the file is left as it is.
+                log.warning("recording %s could not be repaired: %s", name, exc)
             meta.update(state="done", reason="cut short by a stop of the service; kept up to the last block")
             self.write_meta(name, meta)
             repaired.append(name)

@@ -110,3 +110,36 @@ def open_writer(fmt: str, path: Path, rate: int, channels: int) -> AudioWriter:
     if fmt == "flac":
         return Flac(path, rate, channels)
     raise ValueError(f"format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
+
+
+#: Frames decoded per read while repairing: what a torn end can cost at most.
+REPAIR_FRAMES = 1024
+
+
+def repair_flac(path: Path) -> int:
+    """Rewrite a FLAC cut short as a complete file of every frame that decodes; returns frames.
+
+    Blocking and about as slow as encoding the file again; for the start of
+    the service, for recordings a crash left unfinished.
+    """
+    import soundfile  # noqa: PLC0415
+
+    tmp = path.with_name(f".{path.name}.repair")
+    frames = 0
+    with soundfile.SoundFile(path) as src, tmp.open("wb") as raw:
+        with soundfile.SoundFile(
+            raw, "w", samplerate=src.samplerate, channels=src.channels, format="FLAC", subtype="PCM_16"
+        ) as dst:
+            while True:
+                try:
+                    block = src.read(REPAIR_FRAMES, dtype="int16", always_2d=True)
+                except soundfile.LibsndfileError:
+                    break  # the torn last frame
+                if not len(block):
+                    break
+                dst.write(block)
+                frames += len(block)
+        raw.flush()
+        os.fsync(raw.fileno())
+    os.replace(tmp, path)
+    return frames
