@@ -188,3 +188,60 @@ def test_a_recording_cut_by_kill_9_is_valid_and_repaired_on_the_next_start(devic
     assert path.stat().st_size == DATA_OFFSET + after.size * 2  # up to the last whole block
     assert np.array_equal(after[: before.shape[0]], before)
     assert json.loads((path.parent / ".cut.wav.json").read_text())["state"] == "done"
+
+
+SCRIPT_RECORDS = """\
+import json, os, urllib.request
+def call(method, path, body=None):
+    req = urllib.request.Request(
+        f"http://{os.environ['BI_DEVICE']}/api/v1/recordings{path}", method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {os.environ['BI_TOKEN']}", "Content-Type": "application/json"},
+    )
+    return json.load(urllib.request.urlopen(req))
+started = call("POST", "", {"format": "wav", "seconds": 1, "name": "from script.wav"})
+print("started", started["name"], flush=True)
+"""
+
+
+def test_a_script_starts_a_recording_with_its_run_token_and_a_stranger_cannot(
+    device: ApplianceProcess,
+) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from tests import wsclient  # noqa: PLC0415
+
+    async def run() -> list[str]:
+        ws, _ = await wsclient.browser(device)
+        await ws.write_message(
+            json.dumps({"type": "run_start", "id": 1, "name": "rec.py", "code": SCRIPT_RECORDS})
+        )
+        run_id = (await wsclient.receive(ws, "ack", 20))["run"]["id"]
+        lines = []
+        while True:
+            event = json.loads(await asyncio.wait_for(ws.read_message(), 60))
+            if event["type"] == "run_output" and event["run"] == run_id:
+                lines.append(event["text"])
+            if event["type"] == "run_ended" and event["run"]["id"] == run_id:
+                await wsclient.shut(ws)
+                return lines
+
+    assert asyncio.run(run()) == ["started from script.wav"]
+    api = Api(device)
+    done = poll(api, lambda rs: rs and rs[0]["state"] == "done")[0]
+    assert done["name"] == "from script.wav" and done["seconds"] == 1.0
+    # Without a session or a valid token: refused before anything is done.
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    req = urllib.request.Request(
+        f"{device.url}/api/v1/recordings",
+        data=b"{}",
+        method="POST",
+        headers={"Authorization": "Bearer not-a-token"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=10)
+    assert refused.value.code == 403
+    refused.value.close()
+    assert [r["name"] for r in api.json("GET", "/api/v1/recordings")] == ["from script.wav"]
