@@ -142,6 +142,8 @@ export class Files {
   /** Upload [{path, file}] one after another, each with its bar; refusals are shown and skipped. */
   async uploadList(list) {
     let done = 0;
+    // The bars of an earlier batch that all went in are cleared; refusals stay until then too.
+    this.progress.replaceChildren();
     for (const { path, file } of list) {
       const bar = h("progress", { max: 1, value: 0 });
       const note = h("span", { class: "muted" }, "checking…");
