@@ -141,9 +141,12 @@ class Recorder:
                 f"the card has {free} bytes free; a recording needs more than {DISK_RESERVE_BYTES}"
             )
         loop = asyncio.get_running_loop()
-        writer = await loop.run_in_executor(None, open_writer, fmt, path, cfg.rate, width)
         meta = {"started": started, "state": "recording", "format": fmt}
-        await loop.run_in_executor(None, self.store.write_meta, name, meta)
+        try:
+            writer = await loop.run_in_executor(None, open_writer, fmt, path, cfg.rate, width)
+            await loop.run_in_executor(None, self.store.write_meta, name, meta)
+        except OSError as exc:
+            raise RecordingError(f"recording {name!r} could not be started: {exc}") from exc
         sub = self.bus.subscribe(f"recording {name}", blocks_for(QUEUE_S, cfg.rate, cfg.buffer_frames))
         target = round(seconds * cfg.rate) if seconds else None
         rec = Active(name, fmt, cfg.rate, width, channels, started, target, writer, sub)

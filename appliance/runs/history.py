@@ -103,10 +103,12 @@ class RunHistory:
         atomic_write_text(folder / "run.json", json.dumps(info.to_json()))
 
     def console_line(self, run_id: str, event: dict[str, Any]) -> None:
-        """Append one console event to the run's log (buffered; closed at the end)."""
+        """Append one console event to the run's log (closed at the end)."""
         out = self._consoles.get(run_id)
         if out is None:
-            out = (self.folder(run_id) / "console.log").open("a", encoding="utf-8", errors="replace")
+            # Line buffered: a crash of the service loses no line already printed.
+            path = self.folder(run_id) / "console.log"
+            out = path.open("a", buffering=1, encoding="utf-8", errors="replace")
             self._consoles[run_id] = out
         if event["type"] == "run_output":
             mark = "[stderr] " if event["stream"] == "stderr" else ""

@@ -273,9 +273,13 @@ class RunManager:
         # Blocking file I/O, in an executor: record, console, outputs, quota.
         assert self.history is not None and run.spec.output_dir is not None
         info = run.info()
-        self.history.close_console(info.id)
-        self.history.save(info)
-        self.history.keep_outputs(info.id, run.spec.output_dir)
+        try:
+            self.history.close_console(info.id)
+            self.history.save(info)
+            self.history.keep_outputs(info.id, run.spec.output_dir)
+        except OSError as exc:
+            # A full card: the run has ended all the same; say what was not kept.
+            log.error("run %s: its record or output files could not be kept: %s", info.id, exc)
         self.trim_history()
 
     def trim_history(self) -> builtins.list[str]:

@@ -109,10 +109,7 @@ class ProjectActionApi(_ProjectsBase):
                 size = body.get("size")
                 if not isinstance(size, int) or size < 0:
                     raise Refusal(400, "the body needs a whole number field 'size'")
-                path = self._str_field(body, "path")
-                if body.get("create") and not (self.store.root / project).exists():
-                    self.store.folder(project, create=True)
-                self.store.check_room(project, path, size)
+                self.store.check_room(project, self._str_field(body, "path"), size)
             elif action == "rename":
                 self.store.rename(project, self._str_field(body, "from"), self._str_field(body, "to"))
             elif action == "mkdir":

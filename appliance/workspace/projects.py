@@ -220,7 +220,8 @@ class ProjectStore:
         return path
 
     def _used(self, project: str) -> tuple[int, int]:
-        files = walk_files(self.folder(project))
+        # A project that is not there yet holds nothing (an upload may create it).
+        files = walk_files(self.root / check_segment(project, "project name"))
         pending = [size for name, size in self._pending.values() if name == project]
         return sum(st.st_size for _, st in files) + sum(pending), len(files) + len(pending)
 
@@ -234,7 +235,7 @@ class ProjectStore:
             )
         used, count = self._used(project)
         try:
-            replaced = resolve_inside(self.folder(project), relpath).stat().st_size
+            replaced = resolve_inside(self.root / project, relpath).stat().st_size
         except (FileNotFoundError, NotADirectoryError, BadName):
             replaced, count = 0, count + 1
         if used - replaced + size > q.project_bytes:
@@ -245,6 +246,7 @@ class ProjectStore:
             )
         if count > q.project_files:
             raise QuotaExceeded(f"project {project!r} would hold {count} files; at most {q.project_files}")
+        self.root.mkdir(parents=True, exist_ok=True)
         disk = shutil.disk_usage(self.root)
         if disk.free - size < q.reserve_bytes:
             raise QuotaExceeded(

@@ -31,7 +31,7 @@ function boot() {
   const device = new DevicePanel(conn);
   const audio = new AudioPane(conn);
   const files = new Files(conn, scripts, runs);
-  runs.getProject = () => files.project();
+  runs.getProject = () => files.runProject();
   const recordings = new Recordings();
   conn.onstate = (state) => {
     const badge = byId("conn-state");

@@ -74,6 +74,17 @@ export class Files {
     return this.scripts.name().replace(/\.py$/, "");
   }
 
+  /** The project a run from the editor works in: the script's, once it exists on the device. */
+  async runProject() {
+    const project = this.project();
+    try {
+      const projects = await api("GET", "/api/v1/projects");
+      return projects.some((p) => p.name === project) ? project : null;
+    } catch {
+      return null; // the run starts in its own directory, as an unsaved script does
+    }
+  }
+
   build() {
     this.title = h("b", {}, "");
     this.zip = h("a", { id: "files-zip", class: "button" }, "Download project (.zip)");

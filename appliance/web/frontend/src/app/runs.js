@@ -136,7 +136,7 @@ export class Runs {
     const code = this.editor.getCode();
     try {
       // The run works in the script's project folder (set by main.js from files.js).
-      const project = this.getProject?.();
+      const project = (await this.getProject?.()) || undefined;
       const ack = await this.conn.request({ type: "run_start", name: this.getName(), code, project });
       if (ack.run) this.upsert(ack.run, true);
     } catch (err) {
