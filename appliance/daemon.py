@@ -103,7 +103,11 @@ def run_root(data_dir: Path) -> Path:
 
 def _scripts_python(scriptenv: ScriptEnv) -> str:
     """The scripts' venv interpreter, or the service's when the run user cannot reach it."""
-    python = scriptenv.ensure()
+    try:
+        python = scriptenv.ensure()
+    except OSError as exc:
+        log.warning("scripts run with the service's Python: their own environment cannot be made: %s", exc)
+        return sys.executable
     user = resolve_run_user(None)
     if user is not None:
         try:
