@@ -186,24 +186,28 @@ class Recorder:
         if (old.rate, old.channels) != (config.rate, config.channels) and self._active:
             asyncio.get_running_loop().create_task(self.stop_all("the audio configuration changed"))
 
+    async def _next(self, rec: Active) -> NDArray[np.int16] | None:
+        """The next samples to write, or None when the recording ends here."""
+        try:
+            block = await rec.sub.get()
+        except EOFError:
+            return None  # stopped
+        rec.lost_blocks += rec.sub.take_new_losses()
+        data = block.data if rec.picks is None else block.data[:, rec.picks]
+        if data.shape[1] != rec.channels:
+            rec.reason = "the audio configuration changed"
+            return None
+        if rec.target_frames is not None:
+            data = data[: rec.target_frames - rec.frames]
+        return data
+
     async def _record(self, rec: Active) -> None:
         loop = asyncio.get_running_loop()
         batch: list[NDArray[np.int16]] = []
         batch_frames, last_sync = 0, loop.time()
         write_frames = max(1, round(WRITE_S * rec.rate))
         try:
-            while True:
-                try:
-                    block = await rec.sub.get()
-                except EOFError:
-                    break
-                rec.lost_blocks += rec.sub.take_new_losses()
-                data = block.data if rec.picks is None else block.data[:, rec.picks]
-                if data.shape[1] != rec.channels:
-                    rec.reason = "the audio configuration changed"
-                    break
-                if rec.target_frames is not None:
-                    data = data[: rec.target_frames - rec.frames]
+            while (data := await self._next(rec)) is not None:
                 batch.append(data)
                 batch_frames += data.shape[0]
                 rec.frames += data.shape[0]
