@@ -162,3 +162,17 @@ def test_a_run_of_an_unknown_project_is_refused_with_its_name(device: ApplianceP
 
     error = asyncio.run(body())
     assert "project name '../etc' is not allowed" in error["message"]
+
+
+def test_appliance_run_refuses_a_folder_too_large_to_bring_before_connecting(tmp_path: Path) -> None:
+    folder = make_project(tmp_path / "big")
+    (folder / "impulse.raw").write_bytes(b"\0" * (6 << 20))
+    done = subprocess.run(
+        [str(BIN / "appliance"), "run", str(folder)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BI_DEVICE": "127.0.0.1:9", "BI_TOKEN": "x"},
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "a folder run this way brings at most 2000 files and 5242880 bytes" in done.stderr

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from appliance.runs.runner import MAX_RUN_FILES, MAX_RUN_FILES_BYTES
 from browserinterface import protocol as P
 from browserinterface._locate import find_target
 from browserinterface.apisocket import open_api_socket
@@ -42,14 +43,21 @@ def pick_script(folder: Path) -> Path:
 
 def pack_folder(folder: Path) -> dict[str, str]:
     """Every plain file of ``folder`` as ``{relative path: base64}``; hidden files and caches left out."""
-    files: dict[str, str] = {}
+    paths = []
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
         if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
             continue
         if path.is_file() and not path.is_symlink():
-            files[rel.as_posix()] = base64.b64encode(path.read_bytes()).decode("ascii")
-    return files
+            paths.append((rel.as_posix(), path))
+    total = sum(path.stat().st_size for _, path in paths)
+    if total > MAX_RUN_FILES_BYTES or len(paths) > MAX_RUN_FILES:
+        raise FolderError(
+            f"{folder} holds {len(paths)} files, {total} bytes; a folder run this way brings at most "
+            f"{MAX_RUN_FILES} files and {MAX_RUN_FILES_BYTES} bytes: upload large data files to the "
+            "project in the web app (Files) and run it from there"
+        )
+    return {rel: base64.b64encode(path.read_bytes()).decode("ascii") for rel, path in paths}
 
 
 def start_message(path: Path) -> dict[str, Any]:

@@ -45,7 +45,8 @@ KEEP_ENDED = 16
 KEEP_DIRS = 4
 #: Files a run may bring along (``appliance run DIR``): count and bytes in all.
 MAX_RUN_FILES = 2000
-MAX_RUN_FILES_BYTES = 6 << 20
+#: 5 MiB is 6.7 MiB as base64, inside the WebSocket's 8 MiB message limit.
+MAX_RUN_FILES_BYTES = 5 << 20
 #: The matplotlib backend of runs: figures become image tabs.
 MPL_BACKEND = "module://appliance.runs.mplbackend"
 
