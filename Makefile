@@ -58,10 +58,11 @@ run: deps frontend
 test: deps frontend check
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-check: deps
+check: deps frontend
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(MAKE) -s -C appliance/web/frontend lint
 
 bench: deps frontend
 	$(BIN)/python -m bench

@@ -345,13 +345,14 @@ class Service:
         }
 
     # -- streams (RTP) ----------------------------------------------------------
-    def stream_start(self, session: ClientSession, msg: dict[str, Any]) -> None:
+    def stream_start(
+        self, session: ClientSession, port: int, channels: list[int] | None, max_payload: int | None
+    ) -> dict[str, Any]:
+        """Start RTP to the session's own address; returns the stream's description."""
         if self.streams is None:
             raise ApplianceError("streaming is not available on this device")
-        stream = self.streams.subscribe(
-            session.id, session.peer, msg["port"], msg.get("channels"), msg.get("max_payload")
-        )
-        session.push({"type": "ack", "id": msg.get("id"), "stream": stream})
+        stream: dict[str, Any] = self.streams.subscribe(session.id, session.peer, port, channels, max_payload)
+        return stream
 
     def stream_changed(self, owner: str, stream: dict[str, Any]) -> None:
         """A configuration change gave a listener's stream a new description."""
@@ -363,9 +364,9 @@ class Service:
         if self.streams is not None:
             self.streams.renew(session.id, stream_id)
 
-    def stream_stop(self, session: ClientSession, stream_id: Any) -> None:
+    def stream_stop(self, session: ClientSession, stream_id: str | None) -> None:
         if self.streams is not None:
-            self.streams.cancel(session.id, None if stream_id is None else str(stream_id))
+            self.streams.cancel(session.id, stream_id)
 
     # -- periodic -------------------------------------------------------------
     def _send_levels(self) -> None:

@@ -29,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import count, span
 from tests.rtai_support import free_port_pair
 
 RATE = 48000
-SECONDS = 5.0
-SHORT_SECONDS = 1.0
-RUNS = 3
+SECONDS = span(5.0, smoke=1.0)
+SHORT_SECONDS = span(1.0, smoke=0.5)
+RUNS = count(3)
 BLOCK = 4096
 SMALL_BLOCK = 512
 LATENCY_MS = 20.0

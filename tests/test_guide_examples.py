@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,8 +70,8 @@ def test_record_audio_is_at_least_as_long_as_asked(run_example) -> None:  # type
 
 
 async def test_add_handler_data_reaches_a_browser_opened_later(
-    run_example,
-    appliance: ApplianceProcess,  # type: ignore[no-untyped-def]
+    run_example: Callable[[str], Any],
+    appliance: ApplianceProcess,
 ) -> None:
     script = run_example("add_handler")
     await asyncio.to_thread(script.expect, r"^sent 20$")

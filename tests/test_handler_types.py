@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -446,6 +447,9 @@ def test_pure_logic_passes_nodes_test_runner() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "# fail 0" in result.stdout
+    # A runner that found no test passes too: that must not count as green.
+    tests = re.search(r"^# tests (\d+)$", result.stdout, re.M)
+    assert tests is not None and int(tests.group(1)) >= 10, result.stdout[-1000:]
 
 
 def test_a_single_point_is_visible(harness: Harness) -> None:

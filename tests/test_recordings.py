@@ -219,7 +219,9 @@ def test_a_script_starts_a_recording_with_its_run_token_and_a_stranger_cannot(
         run_id = (await wsclient.receive(ws, "ack", 20))["run"]["id"]
         lines = []
         while True:
-            event = json.loads(await asyncio.wait_for(ws.read_message(), 60))
+            raw = await asyncio.wait_for(ws.read_message(), 60)
+            assert isinstance(raw, str)
+            event = json.loads(raw)
             if event["type"] == "run_output" and event["run"] == run_id:
                 lines.append(event["text"])
             if event["type"] == "run_ended" and event["run"]["id"] == run_id:

@@ -111,7 +111,8 @@ def test_uploaded_project_runs_from_the_editor_and_its_output_is_kept(
     def kept() -> dict[str, Any]:
         runs = {r["id"]: r for r in api.json("GET", "/api/v1/runs")}
         assert run["id"] in runs, runs.keys()
-        return runs[run["id"]]
+        found: dict[str, Any] = runs[run["id"]]
+        return found
 
     assert [f["path"] for f in run["kept"]] == ["result.bin"]
     assert kept()["files"] == run["kept"]

@@ -25,18 +25,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import browserinterface
-from browserinterface import _client
-from browserinterface._locate import find_target
+from browserinterface import Device, Handler, SetupError
 
 IMAGE_TYPE = "base:image"
 #: Pixels per inch of the PNG sent: a 6.4 x 4.8 in figure is 640 x 480.
 SEND_DPI = 100
-#: Seconds a plotting-only script waits for the device before giving up on the tab.
-CONNECT_TIMEOUT_S = 5.0
 
 _lock = threading.Lock()
-_tabs: dict[str, browserinterface.Handler] = {}
-_own: _client.Connection | None = None
+_tabs: dict[tuple[int, str], Handler] = {}
+_own: Device | None = None
 
 
 def _png(figure: Figure) -> bytes:
@@ -52,18 +49,22 @@ def _title(figure: Figure) -> str:
     return label or f"Figure {getattr(figure, 'number', 1)}"
 
 
-def _own_connection() -> _client.Connection | None:
+def _device() -> Device | None:
+    """The script's own connection when it has started one, else a device object of ours."""
     global _own
+    default = browserinterface._device
+    if default.connection is not None:
+        return default
     if _own is None:
-        target = find_target(browserinterface.bi_board_ip or browserinterface.board_ip)
-        conn = _client.Connection(target, _client.default_hello(False), lambda _event: None)
-        conn.start()
-        if not conn.settled.wait(CONNECT_TIMEOUT_S) or conn.refusal is not None:
-            print("matplotlib: the device did not answer; the figure is not shown", file=sys.stderr)
-            conn.close()
+        own = Device(browserinterface.bi_board_ip or browserinterface.board_ip)
+        try:
+            own.start()
+        except SetupError as exc:
+            print(f"matplotlib: the figure is not shown: {exc}", file=sys.stderr)
             return None
-        _own = conn
-        browserinterface._at_main_exit(conn.close)
+        _own = own
+        # Sends what is queued before the interpreter ends, so the last figure arrives.
+        browserinterface._at_main_exit(own.stop)
     return _own
 
 
@@ -72,22 +73,13 @@ def send_figure(figure: Figure) -> None:
     data = {"src": "data:image/png;base64," + base64.b64encode(_png(figure)).decode("ascii")}
     title = _title(figure)
     with _lock:
-        if browserinterface._connection is None and _own_connection() is None:
+        device = _device()
+        if device is None:
             return
-        if browserinterface._connection is not None:
-            if title not in _tabs:
-                _tabs[title] = browserinterface.add_handler(title, IMAGE_TYPE, {})
-            _tabs[title].send_data(data)
-            return
-        conn = _own
-        assert conn is not None
-        remote = _tabs.get(title)
-        if remote is None:
-            handler = _client.RemoteHandler(title, IMAGE_TYPE, {})
-            conn.add_handler(handler)
-            _tabs[title] = browserinterface.Handler(handler)
-            remote = _tabs[title]
-        conn.send_data(remote._remote, data)
+        key = (id(device), title)
+        if key not in _tabs:
+            _tabs[key] = device.add_handler(title, IMAGE_TYPE, {})
+        _tabs[key].send_data(data)
 
 
 class FigureCanvasDevice(FigureCanvasAgg):

@@ -14,8 +14,8 @@ import binascii
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from appliance.auth import Principal
 from appliance.capture.bus import Subscription
@@ -23,6 +23,7 @@ from appliance.errors import ApplianceError
 from appliance.sessions.handlers import Owner
 from appliance.system.ratelog import RateLimitedLog
 from browserinterface import protocol as P
+from browserinterface import schema as S
 
 if TYPE_CHECKING:
     from appliance.service import Service
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 bad_input = RateLimitedLog(log)
 
 OUTBOX_MESSAGES = 1000
-ROLES = ("script", "browser", "listener", "console")
+#: Extra fields of a request's ack, or None when the handler answers by itself.
+Reply = dict[str, Any] | None
 #: Who may start and stop scripts on the device.
 RUN_PRINCIPALS = ("admin", "local")
 MAX_BROWSER_AUDIO_CHANNELS = 16
@@ -98,33 +100,35 @@ class ClientSession:
             except ConnectionError:
                 return
 
-    def error(self, code: str, message: str, request_id: Any = None) -> None:
+    def error(self, code: str, message: str, request_id: Any = None, field: str | None = None) -> None:
         reply: dict[str, Any] = {"type": "error", "code": code, "message": message}
         if request_id is not None:
             reply["id"] = request_id
+        if field is not None:
+            reply["field"] = field
         self.push(reply)
 
     # -- receiving ------------------------------------------------------------
     def on_text(self, text: str | bytes) -> None:
-        """Handle one JSON frame; never raises."""
+        """Handle one JSON frame: decoded and validated here, once; never raises for bad input."""
         try:
-            msg = P.decode_message(text, P.CLIENT_MESSAGES | _EXTRA_MESSAGES)
-        except P.ProtocolError as exc:
+            msg = S.decode_client(text)
+        except S.MessageError as exc:
             bad_input.warning(self.peer, "%s", exc)
-            self.error(exc.code, str(exc))
+            self.error(exc.code, str(exc), exc.request_id, exc.field)
             return
-        kind = msg["type"]
-        if self.role is None and kind != "hello":
-            self.error("hello_first", "the first message must be hello", msg.get("id"))
+        if self.role is None and not isinstance(msg, S.Hello):
+            self.error("hello_first", "the first message must be hello", msg.id)
             return
-        handler = getattr(self, "_on_" + kind)
         try:
-            handler(msg)
+            reply = self._handlers[type(msg)](self, msg)
         except ApplianceError as exc:
-            self.error(exc.code, str(exc), msg.get("id"))
-        except (TypeError, ValueError, KeyError) as exc:
-            bad_input.warning(self.peer, "bad %s message: %s", kind, exc)
-            self.error("bad_message", f"bad {kind} message: {exc}", msg.get("id"))
+            self.error(exc.code, str(exc), msg.id)
+            return
+        # Every request with an id gets exactly one answer; handlers that answer
+        # themselves (hello, ping, runs) return None.
+        if reply is not None and msg.id is not None:
+            self.push({"type": "ack", "id": msg.id, **reply})
 
     def on_binary(self, frame: bytes) -> None:
         """Handle one binary frame (``send_audio``); never raises."""
@@ -142,39 +146,37 @@ class ClientSession:
         self.service.broadcast_browsers(frame)
 
     # -- messages -------------------------------------------------------------
-    def _on_hello(self, msg: dict[str, Any]) -> None:
+    def _on_hello(self, msg: S.Hello) -> Reply:
         if self.role is not None:
             raise _Refused("bad_message", "hello was already sent")
-        if msg["protocol"] != P.PROTOCOL_VERSION:
+        if msg.protocol != P.PROTOCOL_VERSION:
             self.error(
                 "protocol_version",
-                f"protocol {msg['protocol']!r} is not spoken here; this device speaks {P.PROTOCOL_VERSION}",
+                f"protocol {msg.protocol!r} is not spoken here; this device speaks {P.PROTOCOL_VERSION}",
+                msg.id,
             )
             self.transport.close(4002, "protocol version")
-            return
-        role = msg.get("role", "script")
-        if role not in ROLES or (role == "browser" and self.principal.kind != "admin"):
-            raise _Refused("bad_message", f"role {role!r} is not one of {', '.join(ROLES)} for this login")
-        self.role = role
-        self.name = str(msg.get("name") or self.principal.name)[:100]
-        self.host = (
-            "device" if self.principal.kind in ("run", "local") else str(msg.get("host") or self.peer)[:100]
-        )
-        self.inform_browser = bool(msg.get("inform_browser", False))
+            return None
+        if msg.role == "browser" and self.principal.kind != "admin":
+            raise _Refused("forbidden", "only the admin's browser session may take the role browser")
+        self.role = msg.role
+        self.name = msg.name or self.principal.name
+        self.host = "device" if self.principal.kind in ("run", "local") else msg.host or self.peer
+        self.inform_browser = msg.inform_browser
         self.service.attach(self)
         self.push(self.service.welcome(self))
+        return None
 
-    def _on_ping(self, msg: dict[str, Any]) -> None:
-        self.push({"type": "pong", "id": msg.get("id")})
+    def _on_ping(self, msg: S.Ping) -> Reply:
+        self.push({"type": "pong", "id": msg.id})
+        return None
 
-    def _on_audio(self, msg: dict[str, Any]) -> None:
-        if not msg["on"]:
+    def _on_audio(self, msg: S.Audio) -> Reply:
+        if not msg.on:
             self.stop_audio()
-            return
-        channels = msg.get("channels")
+            return {}
+        channels = msg.channels
         if channels is not None:
-            if not isinstance(channels, list) or not all(isinstance(c, int) and c >= 0 for c in channels):
-                raise _Refused("bad_message", "channels must be a list of channel numbers from 0")
             if self.role == "browser" and len(channels) > MAX_BROWSER_AUDIO_CHANNELS:
                 raise _Refused("bad_message", f"at most {MAX_BROWSER_AUDIO_CHANNELS} channels to a browser")
         elif self.role == "browser":
@@ -183,7 +185,7 @@ class ClientSession:
         if self._audio is None:
             self._audio = self.service.bus.subscribe(f"session {self.id}", self.service.queue_blocks())
             self._audio_task = asyncio.get_running_loop().create_task(self._pump_audio(self._audio))
-        self.push({"type": "ack", "id": msg.get("id")})
+        return {}
 
     async def _pump_audio(self, sub: Subscription) -> None:
         while True:
@@ -206,10 +208,9 @@ class ClientSession:
             self._audio.close()
             self._audio = None
 
-    def _on_change_config(self, msg: dict[str, Any]) -> None:
-        fields = {k: msg.get(k) for k in ("rate", "channels", "buffer_frames", "volume")}
-        config = self.service.change_config(**fields)
-        self.push({"type": "ack", "id": msg.get("id"), "config": config.to_json()})
+    def _on_change_config(self, msg: S.ChangeConfig) -> Reply:
+        config = self.service.change_config(**msg.fields())
+        return {"config": config.to_json()}
 
     @property
     def owner_key(self) -> str:
@@ -221,24 +222,24 @@ class ClientSession:
             return Owner("run", self.owner_key, self.name, "device", run=self.principal.name)
         return Owner("script", self.owner_key, self.name, self.host)
 
-    def _on_add_handler(self, msg: dict[str, Any]) -> None:
+    def _on_add_handler(self, msg: S.AddHandler) -> Reply:
         visible = self.principal.kind == "run" or self.inform_browser
-        owner = self.owner()
-        handler = self.service.handlers.add(
-            msg["name"], msg["handler_type"], msg.get("parameters"), owner, visible
-        )
-        self.push({"type": "ack", "id": msg.get("id"), "handler": handler.id})
+        handler = self.service.handlers.add(msg.name, msg.handler_type, msg.parameters, self.owner(), visible)
+        return {"handler": handler.id}
 
-    def _on_handler_data(self, msg: dict[str, Any]) -> None:
-        self.service.handlers.data(msg["handler"], msg["data"], self.owner_key)
+    def _on_handler_data(self, msg: S.HandlerData) -> Reply:
+        self.service.handlers.data(msg.handler, msg.data, self.owner_key)
+        return {}
 
-    def _on_handler_close(self, msg: dict[str, Any]) -> None:
+    def _on_handler_close(self, msg: S.HandlerClose) -> Reply:
         self._need_admin()
-        self.service.handlers.close(str(msg["handler"]))
+        self.service.handlers.close(msg.handler)
+        return {}
 
-    def _on_output(self, msg: dict[str, Any]) -> None:
+    def _on_output(self, msg: S.Output) -> Reply:
         if self.inform_browser and self.principal.kind != "run":
-            self.service.remote_output(self, str(msg["stream"]), str(msg["text"])[:10000])
+            self.service.remote_output(self, msg.stream, msg.text)
+        return {}
 
     def _need_runs(self) -> None:
         if self.principal.kind not in RUN_PRINCIPALS:
@@ -248,28 +249,43 @@ class ClientSession:
         if self.principal.kind != "admin":
             raise _Refused("forbidden", "only the admin may do this")
 
-    def _on_run_start(self, msg: dict[str, Any]) -> None:
+    def _on_run_start(self, msg: S.RunStart) -> Reply:
         self._need_runs()
-        name, code = msg["name"], msg["code"]
-        if not isinstance(name, str) or not isinstance(code, str):
-            raise _Refused("bad_message", "run_start needs a string name and string code")
-        project, files = msg.get("project"), msg.get("files")
-        if project is not None and not isinstance(project, str):
-            raise _Refused("bad_message", "run_start's project must be a string (a project name)")
-        self.service.start_run(self, msg.get("id"), name, code, project=project, files=_run_files(files))
+        files = _run_files(msg.files)
+        self.service.start_run(self, msg.id, msg.name, msg.code, project=msg.project, files=files)
+        return None
 
-    def _on_run_stop(self, msg: dict[str, Any]) -> None:
+    def _on_run_stop(self, msg: S.RunStop) -> Reply:
         self._need_runs()
-        self.service.stop_run(self, msg.get("id"), str(msg["run"]))
+        self.service.stop_run(self, msg.id, msg.run)
+        return None
 
-    def _on_stream_start(self, msg: dict[str, Any]) -> None:
-        self.service.stream_start(self, msg)
+    def _on_stream_start(self, msg: S.StreamStart) -> Reply:
+        return {"stream": self.service.stream_start(self, msg.port, msg.channels, msg.max_payload)}
 
-    def _on_stream_renew(self, msg: dict[str, Any]) -> None:
-        self.service.stream_renew(self, str(msg["stream"]))
+    def _on_stream_renew(self, msg: S.StreamRenew) -> Reply:
+        self.service.stream_renew(self, msg.stream)
+        return {}
 
-    def _on_stream_stop(self, msg: dict[str, Any]) -> None:
-        self.service.stream_stop(self, msg.get("stream"))
+    def _on_stream_stop(self, msg: S.StreamStop) -> Reply:
+        self.service.stream_stop(self, msg.stream)
+        return {}
+
+    _handlers: ClassVar[dict[type[S.ClientMessage], Callable[[ClientSession, Any], Reply]]] = {
+        S.Hello: _on_hello,
+        S.Ping: _on_ping,
+        S.Audio: _on_audio,
+        S.ChangeConfig: _on_change_config,
+        S.AddHandler: _on_add_handler,
+        S.HandlerData: _on_handler_data,
+        S.HandlerClose: _on_handler_close,
+        S.Output: _on_output,
+        S.RunStart: _on_run_start,
+        S.RunStop: _on_run_stop,
+        S.StreamStart: _on_stream_start,
+        S.StreamRenew: _on_stream_renew,
+        S.StreamStop: _on_stream_stop,
+    }
 
     # -- teardown -------------------------------------------------------------
     def close(self) -> None:
@@ -291,12 +307,10 @@ class ClientSession:
                     await task
 
 
-def _run_files(files: Any) -> dict[str, bytes] | None:
-    """run_start's ``files``: ``{"relative/path": "base64"}`` (``appliance run DIR``)."""
+def _run_files(files: dict[str, str] | None) -> dict[str, bytes] | None:
+    """run_start's ``files``: ``{"relative/path": "base64"}`` (``appliance run DIR``), decoded."""
     if files is None:
         return None
-    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-        raise _Refused("bad_message", "run_start's files must map relative paths to base64 strings")
     try:
         return {str(path): base64.b64decode(data, validate=True) for path, data in files.items()}
     except binascii.Error as exc:
@@ -307,13 +321,3 @@ class _Refused(ApplianceError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-_EXTRA_MESSAGES: dict[str, tuple[str, ...]] = {
-    "handler_close": ("handler",),
-    "run_start": ("name", "code"),
-    "run_stop": ("run",),
-    "stream_start": ("port",),
-    "stream_renew": ("stream",),
-    "stream_stop": (),
-}

@@ -13,12 +13,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tornado.iostream import StreamClosedError
+from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from appliance.auth import Principal
 from appliance.service import Service
 from appliance.sessions.session import ClientSession
 from appliance.web.access import browser_user
+from appliance.web.base import JsonErrors
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class _Transport:
         self._handler.close(code, reason)
 
 
-class ApiSocket(WebSocketHandler):
+class ApiSocket(JsonErrors, WebSocketHandler):
     """Speaks the client protocol; the session object holds all state."""
 
     def initialize(self, service: Service) -> None:
@@ -64,11 +66,14 @@ class ApiSocket(WebSocketHandler):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         self.principal = self._authenticate()
         if self.principal is None:
-            self.set_status(401)
-            self.set_header("WWW-Authenticate", 'Bearer realm="micarray"')
-            self.finish("a valid token or a logged-in browser session is needed\n")
-            return
+            raise HTTPError(401, reason="a valid token or a signed-in browser session is needed")
         await super().get(*args, **kwargs)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """The JSON error body, and for a refused login the scheme to use."""
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="micarray"')
+        super().write_error(status_code, **kwargs)
 
     def check_origin(self, origin: str) -> bool:
         # Cross-origin pages are refused whatever they carry; tools send no Origin.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from http.client import responses
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,33 @@ class BrowserHandler(RequestHandler):
         )
 
 
-class ApiHandler(BrowserHandler):
+class JsonErrors(RequestHandler):
+    """Errors as ``{"error": "words"}`` bodies, with the standard reason in the status line.
+
+    Handlers refuse with ``HTTPError(status, reason=words)``; the words go in
+    the body, where any character is safe (Tornado blanks a status reason it
+    cannot put on the wire, so "€.py" once came back as "Unknown").
+    """
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """Keep the exception's words for the body; the status line gets the standard reason."""
+        words = responses.get(status_code, "Unknown")
+        exc_info = kwargs.get("exc_info")
+        exception = exc_info[1] if exc_info else None
+        if isinstance(exception, HTTPError) and exception.reason:
+            words, exception.reason = exception.reason, None
+        self._error_words = words
+        super().send_error(status_code, **kwargs)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """The body of every error: JSON naming what was wrong."""
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        words = getattr(self, "_error_words", None) or responses.get(status_code, "Unknown")
+        self.finish(json.dumps({"error": words}))
+
+
+class ApiHandler(JsonErrors, BrowserHandler):
     """A JSON API for the signed-in browser: 403 instead of a redirect, errors as JSON."""
 
     def prepare(self) -> None:
@@ -69,8 +96,3 @@ class ApiHandler(BrowserHandler):
         if not isinstance(value, dict):
             raise HTTPError(400, reason="the body must be a JSON object")
         return value
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Errors as ``{"error": "words"}``."""
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps({"error": self._reason}))
