@@ -71,7 +71,7 @@ bench: deps frontend
 # Needs uv (pip install uv) and the -dev headers, since systemd-python ships
 # only a source distribution.
 lock:
-	uv pip compile pyproject.toml --extra device --extra dev --extra play \
+	uv pip compile pyproject.toml --extra device --extra dev --extra play --extra science \
 		--universal --python-version 3.11 -o requirements.lock
 
 clean:

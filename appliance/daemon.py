@@ -11,6 +11,7 @@ import secrets
 import signal
 import socket
 import stat
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,13 @@ from appliance import __version__
 from appliance.auth import PasswordStore
 from appliance.capture.sources.factory import make_source
 from appliance.errors import ApplianceError
-from appliance.runs.launchbase import RunLimits
+from appliance.recordings.recorder import Recorder
+from appliance.recordings.store import RecordingStore
+from appliance.runs.history import RunHistory, load_history_quota
+from appliance.runs.launchbase import LaunchError, RunLimits, check_reachable, resolve_run_user
 from appliance.runs.launcher import default_launcher
 from appliance.runs.runner import RunManager
+from appliance.runs.scriptenv import ScriptEnv
 from appliance.service import Service
 from appliance.sessions.sap import SapAnnouncer
 from appliance.sessions.standing import StandingStreams
@@ -36,6 +41,7 @@ from appliance.system.ratelog import limit_repeats
 from appliance.web.app import make_app
 from appliance.web.listen import start_web
 from appliance.web.server import NOISY_LOGGERS
+from appliance.workspace.projects import PROJECTS_DIR
 from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH
 from rtai.discover import TXT_CHANNELS, TXT_RATE
 
@@ -111,6 +117,23 @@ def run_root(data_dir: Path) -> Path:
     return path
 
 
+def _scripts_python(scriptenv: ScriptEnv) -> str:
+    """The scripts' venv interpreter, or the service's when the run user cannot reach it."""
+    try:
+        python = scriptenv.ensure()
+    except OSError as exc:
+        log.warning("scripts run with the service's Python: their own environment cannot be made: %s", exc)
+        return sys.executable
+    user = resolve_run_user(None)
+    if user is not None:
+        try:
+            check_reachable(python.parent, user)
+        except LaunchError as exc:
+            log.warning("scripts run with the service's Python, without added packages: %s", exc)
+            return sys.executable
+    return str(python)
+
+
 def _runtime_local_file() -> tuple[Path, ...]:
     runtime = os.environ.get("RUNTIME_DIRECTORY")
     return (Path(runtime.split(":")[0]) / "local.json",) if runtime else ()
@@ -128,20 +151,28 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     service = Service(
         source, opts.data_dir, http_port=opts.http_port, hostname=opts.hostname, log_tail=log_tail
     )
-    launcher = default_launcher(RunLimits(network=opts.run_network), hidden=(opts.data_dir,))
+    scriptenv = ScriptEnv(opts.data_dir)
+    launcher = default_launcher(
+        RunLimits(network=opts.run_network), _scripts_python(scriptenv), hidden=(opts.data_dir,)
+    )
     service.runs = RunManager(
         launcher.fixed_run_root or run_root(opts.data_dir),
         launcher,
         service.env_for_run,
         service.on_run_event,
+        history=RunHistory(opts.data_dir, load_history_quota(opts.data_dir)),
+        projects_root=opts.data_dir / PROJECTS_DIR,
     )
     _attach_streams(service, opts)
+    recordings = RecordingStore(opts.data_dir)
+    recordings.repair_cut()
+    service.recorder = Recorder(service.bus, recordings, service.config)
     await service.start()
     limit_repeats(*NOISY_LOGGERS)  # a flood of bad connections writes a few lines a minute
     standing = StandingStreams(service.streams, opts.data_dir, lambda: service.hostname, SapAnnouncer())
     await standing.start()
     web = start_web(
-        make_app(service, standing=standing),
+        make_app(service, standing=standing, scriptenv=scriptenv),
         data_dir=opts.data_dir,
         http_port=opts.http_port,
         https_port=opts.https_port,

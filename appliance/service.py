@@ -89,6 +89,8 @@ class Service:
         self.capture: Capture | None = None
         self.runs: Any = None
         self.streams: Any = None
+        self.recorder: Any = None
+        """The recordings in progress (``appliance.recordings.recorder.Recorder``)."""
         self.remote_runs: dict[str, dict[str, Any]] = {}
         self._stopped_by: dict[str, str] = {}
         """Who pressed Stop, per run id: ``from the web app`` or ``from the terminal``."""
@@ -124,6 +126,8 @@ class Service:
             await self.runs.stop_all()
         if self.streams is not None:
             await self.streams.close()
+        if self.recorder is not None:
+            await self.recorder.stop_all()
         for session in list(self._sessions.values()):
             session.transport.close(1001, "device shutting down")
             session.close()
@@ -241,6 +245,8 @@ class Service:
             session.push(msg)
         if self.streams is not None:
             self.streams.config_changed(self._config)
+        if self.recorder is not None:
+            self.recorder.config_changed(self._config)
 
     def encode_block(self, block: Block, channels: list[int] | None) -> bytes | None:
         """The binary frame for ``block`` (all channels are encoded once for every session)."""
@@ -365,15 +371,19 @@ class Service:
         run = self.runs.get(run_id) if self.runs is not None else None
         return str(run.info().origin) if run is not None else "editor"
 
-    def start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
+    def start_run(self, session: ClientSession, request_id: Any, name: str, code: str, **where: Any) -> None:
+        """Start a run; ``where``: its ``project`` or the ``files`` it brings (see RunManager.start)."""
         if self.runs is None:
             raise ApplianceError("script runs are not available on this device")
-        self.supervisor.spawn("run start", lambda: self._start_run(session, request_id, name, code), "once")
+        start = lambda: self._start_run(session, request_id, name, code, where)  # noqa: E731
+        self.supervisor.spawn("run start", start, "once")
 
-    async def _start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
+    async def _start_run(
+        self, session: ClientSession, request_id: Any, name: str, code: str, where: dict[str, Any]
+    ) -> None:
         try:
             origin = "terminal" if session.role == "console" else "editor"
-            info = await self.runs.start(name, code, origin)
+            info = await self.runs.start(name, code, origin, **where)
         except (ValueError, OSError) as exc:
             session.error("run_failed", str(exc), request_id)
             return

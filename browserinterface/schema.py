@@ -111,10 +111,16 @@ class Output(ClientMessage, tag="output"):
 
 
 class RunStart(ClientMessage, tag="run_start"):
-    """Run a script on the device; the ack carries ``run``."""
+    """Run a script on the device; the ack carries ``run``.
+
+    ``project``: a saved project the run works in; ``files``: a folder
+    brought along (``appliance run DIR``), relative path to base64 content.
+    """
 
     name: Name
     code: str
+    project: Name | None = None
+    files: dict[str, str] | None = None
 
 
 class RunStop(ClientMessage, tag="run_stop"):
@@ -311,6 +317,13 @@ class RunEnded(DeviceMessage, tag="run_ended"):
     run: dict[str, Any]
 
 
+class RunKept(DeviceMessage, tag="run_kept"):
+    """Browsers and consoles: a run's record, console log and output files are kept."""
+
+    run: str
+    files: list[dict[str, Any]]
+
+
 class Stats(DeviceMessage, tag="stats"):
     """Browsers, every second: the device panel's figures."""
 
@@ -339,6 +352,7 @@ class TokensChanged(DeviceMessage, tag="tokens_changed"):
 
 
 DEVICE_MESSAGES: tuple[type[DeviceMessage], ...] = (
+    RunKept,
     Ack,
     Error,
     Welcome,

@@ -32,10 +32,11 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 work=$(mktemp -d "$CACHE/venv-work.XXXXXX")
 trap 'remove_tree "$work"' EXIT
 
-# The device's closure of '.[device]' under the lock: resolved on the host,
-# which runs the same Python minor version as Debian's arm64 python3.
+# The device's closure of '.[device,science]' under the lock (science: the
+# scripts' stack, every one an aarch64 wheel; docs/workspace.md): resolved on
+# the host, which runs the same Python minor version as Debian's arm64 python3.
 "$HOST_PIP" install -q --dry-run --ignore-installed --no-build-isolation \
-	--report "$work/report.json" "$repo[device]" -c "$repo/requirements.lock" >&2
+	--report "$work/report.json" "$repo[device,science]" -c "$repo/requirements.lock" >&2
 python3 - "$work/report.json" > "$work/pins.txt" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
@@ -100,6 +101,7 @@ in_root "$root" "$VENV_DIR/bin/pip" install -q --no-index --find-links /tmp/whee
 in_root "$root" "$VENV_DIR/bin/pip" install -q --no-index --find-links /tmp/wheels \
 	--no-build-isolation -r /tmp/wheels/pins.txt
 in_root "$root" "$VENV_DIR/bin/python" -c "import numpy, tornado, zeroconf, alsaaudio, systemd.journal; print('venv ok: numpy', numpy.__version__, 'tornado', tornado.version)" >&2
+in_root "$root" "$VENV_DIR/bin/python" -c "import scipy, soundfile, pyroomacoustics, matplotlib; print('stack ok: scipy', scipy.__version__, 'libsndfile', soundfile.__libsndfile_version__)" >&2
 rm -rf "$root/tmp/wheels"
 tar -C "$root" --numeric-owner -cf "$out.partial" .
 mv "$out.partial" "$out"

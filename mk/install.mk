@@ -78,7 +78,7 @@ install-apt:
 install-venv:
 	test -x $(MICARRAY_VENV)/bin/python || $(INSTALL_PYTHON) -m venv $(MICARRAY_VENV)
 	$(MICARRAY_VENV)/bin/pip install -q --upgrade pip
-	cd $(MICARRAY_PREFIX) && $(MICARRAY_VENV)/bin/pip install -q -c requirements.lock ".[device]"
+	cd $(MICARRAY_PREFIX) && $(MICARRAY_VENV)/bin/pip install -q -c requirements.lock ".[device,science]"
 	$(MICARRAY_VENV)/bin/python -c "import appliance, alsaaudio, systemd.daemon"
 
 install-activate:

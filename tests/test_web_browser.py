@@ -516,7 +516,7 @@ def test_editor_keys_and_saved_scripts(page: Any, device: Server) -> None:
         "[...document.querySelectorAll('#script-list option')].some(o => o.value === 'keys.py')",
         timeout=WAIT_MS,
     )
-    assert (device.data_dir / "scripts" / "keys.py").read_text() == "print('from the keyboard')\n"
+    assert (device.data_dir / "projects" / "keys" / "keys.py").read_text() == "print('from the keyboard')\n"
     page.keyboard.press("Control+Enter")
     wait_console(page, "^from the keyboard$")
     assert page.locator("#run-select option", has_text="keys.py").count() == 1  # one run, not two
@@ -532,14 +532,14 @@ def test_editor_keys_and_saved_scripts(page: Any, device: Server) -> None:
         "[...document.querySelectorAll('#script-list option')].some(o => o.value === 'renamed.py')",
         timeout=WAIT_MS,
     )
-    assert not (device.data_dir / "scripts" / "keys.py").exists()
+    assert not (device.data_dir / "projects" / "keys" / "keys.py").exists()
     page.once("dialog", lambda d: d.accept())
     page.click("#btn-delete")
     page.wait_for_function(
         "![...document.querySelectorAll('#script-list option')].some(o => o.value === 'renamed.py')",
         timeout=WAIT_MS,
     )
-    assert not (device.data_dir / "scripts" / "renamed.py").exists()
+    assert not (device.data_dir / "projects" / "renamed" / "renamed.py").exists()
     # A saved script opens from the list.
     page.evaluate("window.micarray.editor.setCode('# kept on the device\\n')")
     page.fill("#script-name", "kept.py")

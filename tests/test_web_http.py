@@ -113,7 +113,13 @@ def test_scripts_api(device: Server) -> None:
     assert http.json("DELETE", "/api/v1/scripts/greet.py")[0] == 200
     assert http.json("DELETE", "/api/v1/scripts/greet.py")[0] == 404
     # No temporary files are left behind by the atomic writes.
-    assert sorted(p.name for p in (device.data_dir / "scripts").iterdir()) == ["a.py", "other.py"]
+    projects = device.data_dir / "projects"
+    assert sorted(p.relative_to(projects).as_posix() for p in projects.rglob("*")) == [
+        "a",
+        "a/a.py",
+        "other",
+        "other/other.py",
+    ]
 
 
 def test_examples_are_listed_and_served(device: Server) -> None:

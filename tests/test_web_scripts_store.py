@@ -22,7 +22,8 @@ def test_save_read_list_rename_delete(tmp_path: Path) -> None:
     store.rename("b.py", "c.py")
     assert [s.name for s in store.list()] == ["A.py", "c.py"]
     store.delete("c.py")
-    assert [p.name for p in (tmp_path / "scripts").iterdir()] == ["A.py"]
+    assert [p.name for p in (tmp_path / "projects").iterdir()] == ["A"]
+    assert [p.name for p in (tmp_path / "projects" / "A").iterdir()] == ["A.py"]
 
 
 @pytest.mark.parametrize(
@@ -49,4 +50,4 @@ def test_refusals_name_the_problem(tmp_path: Path) -> None:
         store.rename("a.py", "b.py")
     with pytest.raises(ScriptError, match=f"keeps scripts up to {MAX_SCRIPT_BYTES} bytes"):
         store.save("big.py", "#" * (MAX_SCRIPT_BYTES + 1))
-    assert not (tmp_path / "scripts" / "big.py").exists()
+    assert not (tmp_path / "projects" / "big" / "big.py").exists()

@@ -1,11 +1,12 @@
 """Record 5 s to a WAV file, draw its envelope and play it back in the browser.
 
-The file goes into this run's working directory (printed below): scripts run
-as an unprivileged user and keep their files there. To download a recording
-to this computer, use Audio > Record in the web app, which builds the WAV in
-the browser.
+The file goes into this run's output folder (``BI_OUTPUT_DIR``): the device
+keeps it with the run, listed under the console, to download at any time.
+Run elsewhere (a laptop), it goes into the current folder. For long
+recordings use the Recordings tab, which writes to the card as it captures.
 """
 
+import os
 import time
 import wave
 from pathlib import Path
@@ -21,7 +22,8 @@ envelope = bi.add_handler(
 
 
 def done(buffer):
-    path = Path.cwd() / time.strftime("recording-%Y%m%d-%H%M%S.wav")
+    folder = Path(os.environ.get("BI_OUTPUT_DIR", "."))
+    path = folder / time.strftime("recording-%Y%m%d-%H%M%S.wav")
     with wave.open(str(path), "wb") as w:
         w.setnchannels(buffer.shape[1])
         w.setsampwidth(2)

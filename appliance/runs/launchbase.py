@@ -94,12 +94,38 @@ class RunUser:
 
 @dataclass(frozen=True)
 class LaunchSpec:
-    """What to launch: ``<interpreter> -u <script>`` in ``run_dir`` with ``env``."""
+    """What to launch: ``<interpreter> -u <script>`` in :attr:`workdir` with ``env``.
+
+    A sandbox must make three folders writable for the run, at the same
+    paths: ``run_dir`` (the script itself), :attr:`project_dir` (the working
+    directory, when the run belongs to a project) and :attr:`output_dir`
+    (what the run keeps); see :attr:`writable_dirs`.
+    """
 
     run_id: str
     script: str
     run_dir: Path
     env: dict[str, str] = field(repr=False)
+    project_dir: Path | None = None
+    """The run's project: its working directory and on ``PYTHONPATH`` (helpers, data files).
+    None: the run has no project and works in ``run_dir``."""
+    output_dir: Path | None = None
+    """Where the run writes what is kept (``BI_OUTPUT_DIR``); inside ``run_dir``
+    while the run goes, moved to the run history when it ends."""
+
+    @property
+    def workdir(self) -> Path:
+        """The working directory of the script: its project, else the run directory."""
+        return self.project_dir or self.run_dir
+
+    @property
+    def writable_dirs(self) -> tuple[Path, ...]:
+        """Every folder the run must be able to write (a sandbox binds these read-write)."""
+        dirs = [self.run_dir]
+        for extra in (self.project_dir, self.output_dir):
+            if extra is not None and not extra.is_relative_to(self.run_dir):
+                dirs.append(extra)
+        return tuple(dirs)
 
 
 def resolve_run_user(name: str | None) -> RunUser | None:
@@ -144,6 +170,16 @@ def check_reachable(run_dir: Path, user: RunUser) -> None:
                 f"{parent} has mode {stat.S_IMODE(st.st_mode):04o}; "
                 "make it searchable (chmod o+x) or choose another run root"
             )
+
+
+def chown_tree(folder: Path, uid: int, gid: int) -> None:
+    """Give ``folder`` and every plain file and folder in it to ``uid``; links are left alone."""
+    os.chown(folder, uid, gid)
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                os.chown(path, uid, gid)
 
 
 def own_user_name() -> str:

@@ -32,6 +32,7 @@ from appliance.runs.launchbase import (
     RunOutput,
     RunUser,
     check_reachable,
+    chown_tree,
     own_user_name,
     resolve_run_user,
     spawn_with_pipes,
@@ -156,17 +157,25 @@ class RlimitLauncher:
         return self.user
 
     def prepare(self, spec: LaunchSpec) -> None:
-        """Hand the run directory to the run user so the script can write there."""
+        """Hand the run's writable folders to the run user so the script can write there."""
         user = self._run_user(spec)
         if user is not None:
-            check_reachable(spec.run_dir, user)
-            os.chown(spec.run_dir, user.uid, user.gid)
+            for folder in spec.writable_dirs:
+                check_reachable(folder, user)
+                chown_tree(folder, user.uid, user.gid)
 
     async def _command(self, spec: LaunchSpec, user: RunUser | None) -> list[str]:
         command = [self.interpreter, "-u", spec.script]
         if not self.sandboxed:
             return command
-        argv = sandbox_mod.bwrap_argv(spec.run_dir, self.limits.network, self.hidden)
+        argv = sandbox_mod.bwrap_argv(
+            spec.run_dir,
+            self.limits.network,
+            self.hidden,
+            writable=spec.writable_dirs,
+            readonly=_venv_of(self.interpreter),
+            workdir=spec.workdir,
+        )
         port = _api_port(spec.env)
         if self.limits.network == "all" or port is None:
             return [*argv, "--", *sandbox_mod.relay_argv(None, command)]
@@ -183,7 +192,7 @@ class RlimitLauncher:
         try:
             return await spawn_with_pipes(
                 *await self._command(spec, user),
-                cwd=spec.run_dir,
+                cwd=spec.workdir,
                 env=spec.env,
                 start_new_session=True,
                 preexec_fn=partial(
@@ -224,6 +233,12 @@ class RlimitLauncher:
         if relay is not None:
             await relay.close()
         self._uids.give_back(spec.run_id)
+
+
+def _venv_of(interpreter: str) -> tuple[Path, ...]:
+    """The virtual environment around ``interpreter`` (the scripts' own, in the data directory)."""
+    root = Path(interpreter).parent.parent
+    return (root,) if (root / "pyvenv.cfg").is_file() else ()
 
 
 def default_launcher(

@@ -143,11 +143,22 @@ def _root_links() -> list[str]:
     return argv
 
 
-def bwrap_argv(run_dir: Path, network: str, hidden: Iterable[Path] = ()) -> list[str]:
+def bwrap_argv(
+    run_dir: Path,
+    network: str,
+    hidden: Iterable[Path] = (),
+    *,
+    writable: Iterable[Path] = (),
+    readonly: Iterable[Path] = (),
+    workdir: Path | None = None,
+) -> list[str]:
     """The ``bwrap`` options for one run (the command follows ``--``).
 
     ``hidden`` are directories blanked even when they lie under something the
-    run sees (a data directory inside a source tree).
+    run sees (a data directory inside a source tree).  ``writable`` (the
+    project and output folders) and ``readonly`` (the scripts' own venv) are
+    bound back at their own paths after that, so a project inside the data
+    directory is there and nothing else of it; the script starts in ``workdir``.
     """
     if network not in RUN_NETWORKS:
         raise ValueError(f"network {network!r} is not one of {', '.join(RUN_NETWORKS)}")
@@ -160,7 +171,11 @@ def bwrap_argv(run_dir: Path, network: str, hidden: Iterable[Path] = ()) -> list
     argv += ["--tmpfs", "/var/tmp", "--tmpfs", "/run"]
     for path in hidden:
         argv += ["--tmpfs", str(path)]
-    argv += ["--bind", str(run_dir), str(run_dir), "--chdir", str(run_dir)]
+    for path in readonly:
+        argv += ["--ro-bind", str(path), str(path)]
+    for path in dict.fromkeys([run_dir, *writable]):
+        argv += ["--bind", str(path), str(path)]
+    argv += ["--chdir", str(workdir or run_dir)]
     return argv
 
 

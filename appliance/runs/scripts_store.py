@@ -1,4 +1,9 @@
-"""The user's saved scripts: one ``.py`` file each under the data dir's ``scripts/``.
+"""The user's saved scripts: ``NAME.py`` is the main file of project ``NAME``.
+
+Each script lives in its own project folder (``projects/NAME/NAME.py``, see
+:mod:`appliance.workspace.projects`) beside its helpers and data files, so a
+run started from the editor as ``NAME.py`` has that folder as its working
+directory.  Older devices kept flat ``scripts/*.py``; they are moved on start.
 
 Every write is atomic (``storage.atomic_write_text``), so a power cut leaves a
 script either as it was or as it was saved, never half written. Names are
@@ -7,6 +12,7 @@ checked here, in one place, so a request can never reach outside the folder.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -18,7 +24,7 @@ from appliance.storage import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-SCRIPTS_DIR = "scripts"
+PROJECTS_DIR = "projects"
 MAX_SCRIPT_BYTES = 1 << 20
 """Largest script the device keeps (1 MiB)."""
 MAX_NAME_LENGTH = 80
@@ -53,20 +59,25 @@ class ScriptStore:
     """List, read, save, rename and delete scripts in one folder."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.folder = data_dir / SCRIPTS_DIR
+        self.folder = data_dir / PROJECTS_DIR
+
+    def project_of(self, name: str) -> Path:
+        """The project folder of script ``name`` (which need not exist yet)."""
+        return self.folder / check_name(name)[: -len(".py")]
 
     def _path(self, name: str) -> Path:
-        return self.folder / check_name(name)
+        return self.project_of(name) / name
 
     def list(self) -> list[ScriptInfo]:
-        """Every saved script, sorted by name."""
+        """Every saved script (each project's main file), sorted by name."""
         if not self.folder.is_dir():
             return []
         found = []
         for entry in os.scandir(self.folder):
-            if entry.is_file() and _NAME.match(entry.name):
-                st = entry.stat()
-                found.append(ScriptInfo(entry.name, st.st_size, st.st_mtime))
+            main = Path(entry.path) / f"{entry.name}.py"
+            if entry.is_dir(follow_symlinks=False) and _NAME.match(main.name) and main.is_file():
+                st = main.stat()
+                found.append(ScriptInfo(main.name, st.st_size, st.st_mtime))
         return sorted(found, key=lambda s: s.name.lower())
 
     def read(self, name: str) -> str:
@@ -93,24 +104,31 @@ class ScriptStore:
         return ScriptInfo(name, st.st_size, st.st_mtime)
 
     def rename(self, old: str, new: str) -> None:
-        """Rename a script; refuses to overwrite another one."""
+        """Rename a script and its project; refuses to overwrite another one."""
         src, dst = self._path(old), self._path(new)
         if not src.is_file():
             raise ScriptError(f"no script named {old!r}")
-        if dst.exists():
+        if dst.parent.exists():
             raise ScriptError(f"a script named {new!r} exists already; pick another name")
-        os.rename(src, dst)
+        # The main file first, then the folder: a power cut in between leaves
+        # a project whose files are all there, listed under its old name.
+        os.rename(src, src.parent / new)
+        _sync_dir(src.parent)
+        os.rename(src.parent, dst.parent)
         _sync_dir(self.folder)
         log.info("renamed script %s to %s", old, new)
 
     def delete(self, name: str) -> None:
-        """Remove a script."""
+        """Remove a script; its project goes too when nothing else is left in it."""
         path = self._path(name)
         try:
             path.unlink()
         except FileNotFoundError:
             raise ScriptError(f"no script named {name!r}") from None
-        _sync_dir(self.folder)
+        _sync_dir(path.parent)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # only when empty
+            _sync_dir(self.folder)
         log.info("deleted script %s", name)
 
 

@@ -35,6 +35,7 @@ from appliance.runs.launchbase import (
     RunOutput,
     RunUser,
     check_reachable,
+    chown_tree,
     own_user_name,
     resolve_run_user,
     spawn_with_pipes,
@@ -260,7 +261,10 @@ class SystemdUnitLauncher:
         # The unit makes the run root setgid to the run group, so the group is
         # inherited: the service may neither chown (system-call filter) nor set a
         # setgid bit itself (RestrictSUIDSGID), hence 0770, not 2770, here.
-        for path, mode in ((spec.run_dir, 0o770), (script, 0o640)):
+        places = [(spec.run_dir, 0o770), (script, 0o640)]
+        if spec.output_dir is not None and spec.output_dir.is_dir():
+            places.append((spec.output_dir, 0o770))
+        for path, mode in places:
             if path.stat().st_gid != self._gid:
                 os.chown(path, -1, self._gid)
             os.chmod(path, mode)
@@ -334,7 +338,7 @@ def systemd_run_argv(
         "--quiet",
         "--wait",
         "--pipe",
-        f"--working-directory={spec.run_dir}",
+        f"--working-directory={spec.workdir}",
         f"--nice={limits.nice}",
     ]
     if user is not None:
@@ -395,11 +399,12 @@ class SystemdRunLauncher:
         return spec.run_dir.with_name(f"{spec.run_id}.env")
 
     def prepare(self, spec: LaunchSpec) -> None:
-        """Hand the run directory to the run's user and write the root-only env file."""
+        """Hand the run's writable folders to the run's user and write the root-only env file."""
         user = self._run_user(spec)
         if user is not None:
-            check_reachable(spec.run_dir, user)
-            os.chown(spec.run_dir, user.uid, user.gid)
+            for folder in spec.writable_dirs:
+                check_reachable(folder, user)
+                chown_tree(folder, user.uid, user.gid)
         write_env_file(self._env_file(spec), spec.env)
 
     async def spawn(self, spec: LaunchSpec) -> Launched:

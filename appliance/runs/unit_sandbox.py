@@ -67,8 +67,10 @@ def transient_properties(
         *SANDBOX_PROPERTIES.items(),
         ("SystemCallFilter", "~@privileged"),
         ("TemporaryFileSystem", f"{spec.run_dir.parent}:ro /dev/shm"),
-        ("BindPaths", str(spec.run_dir)),
-        ("ReadWritePaths", str(spec.run_dir)),
+        # The run's own folders (its directory, its project, its output), bound back
+        # at their own paths over the empty run root and the hidden data directory.
+        ("BindPaths", " ".join(str(d) for d in spec.writable_dirs)),
+        ("ReadWritePaths", " ".join(str(d) for d in spec.writable_dirs)),
     ]
     if hidden:
         props.append(("InaccessiblePaths", " ".join(f"-{path}" for path in hidden)))

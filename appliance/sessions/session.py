@@ -9,6 +9,8 @@ slow client only ever loses its own messages.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
 from collections import deque
@@ -71,7 +73,9 @@ class SessionHost(Protocol):
 
     def remote_output(self, session: ClientSession, stream: str, text: str) -> None: ...
 
-    def start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None: ...
+    def start_run(
+        self, session: ClientSession, request_id: Any, name: str, code: str, **where: Any
+    ) -> None: ...
 
     def stop_run(self, session: ClientSession, request_id: Any, run_id: str) -> None: ...
 
@@ -325,7 +329,8 @@ class ClientSession:
 
     def _on_run_start(self, msg: S.RunStart) -> Reply:
         self._need_runs()
-        self.service.start_run(self, msg.id, msg.name, msg.code)
+        files = _run_files(msg.files)
+        self.service.start_run(self, msg.id, msg.name, msg.code, project=msg.project, files=files)
         return None
 
     def _on_run_stop(self, msg: S.RunStop) -> Reply:
@@ -380,6 +385,16 @@ class ClientSession:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+def _run_files(files: dict[str, str] | None) -> dict[str, bytes] | None:
+    """run_start's ``files``: ``{"relative/path": "base64"}`` (``appliance run DIR``), decoded."""
+    if files is None:
+        return None
+    try:
+        return {str(path): base64.b64decode(data, validate=True) for path, data in files.items()}
+    except binascii.Error as exc:
+        raise _Refused("bad_message", f"run_start's files: a file is not valid base64 ({exc})") from None
 
 
 class _Refused(ApplianceError):

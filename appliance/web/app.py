@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from tornado.web import Application, HTTPError, StaticFileHandler
 
 from appliance.auth import TokenStore, load_or_make_secret
+from appliance.recordings.store import RecordingStore
 from appliance.runs.scripts_store import ScriptStore
 from appliance.web.access import LoginLimiter, browser_user
 from appliance.web.accesslog import log_request
@@ -18,9 +19,18 @@ from appliance.web.browser_sessions import BrowserSessions
 from appliance.web.handler_files import HandlerFileHandler, HandlerFileListApi
 from appliance.web.headers import SECURITY_HEADERS
 from appliance.web.help_pages import ApiNamesApi, HelpImage, HelpPage
+from appliance.web.packages_api import PackagesApi, PackagesPage
 from appliance.web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
-from appliance.web.recordings_api import RecordingApi, RecordingListApi
-from appliance.web.runs_api import RunSourceApi
+from appliance.web.projects_api import (
+    ProjectActionApi,
+    ProjectApi,
+    ProjectFileApi,
+    ProjectFileListApi,
+    ProjectListApi,
+    ProjectZipApi,
+)
+from appliance.web.recordings_api import RecordingActionApi, RecordingApi, RecordingListApi
+from appliance.web.runs_api import RunApi, RunConsoleApi, RunFileApi, RunListApi, RunSourceApi
 from appliance.web.scripts_api import (
     ExampleApi,
     ExampleListApi,
@@ -30,6 +40,7 @@ from appliance.web.scripts_api import (
 )
 from appliance.web.stream_api import StandingStreamsPage, StreamSdpApi
 from appliance.web.tokens_api import TokenApi, TokenListApi
+from appliance.workspace.projects import ProjectStore, load_quota, migrate_flat_scripts
 from browserinterface.protocol import WS_PATH
 
 log = logging.getLogger(__name__)
@@ -78,21 +89,36 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/help/([a-z_-]+)\.png", HelpImage),
         (r"/help/([a-z_-]+)", HelpPage),
         (r"/api/v1/help/names", ApiNamesApi),
+        (r"/settings/packages", PackagesPage),
+        (r"/api/v1/packages", PackagesApi),
         (r"/api/v1/scripts", ScriptListApi),
         (r"/api/v1/scripts/([^/]+)/rename", ScriptRenameApi),
         (r"/api/v1/scripts/([^/]+)", ScriptApi),
         (r"/api/v1/examples", ExampleListApi),
         (r"/api/v1/examples/([^/]+)", ExampleApi),
+        (r"/api/v1/projects", ProjectListApi),
+        (r"/api/v1/projects/([^/]+)", ProjectApi),
+        (r"/api/v1/projects/([^/]+)/files", ProjectFileListApi),
+        (r"/api/v1/projects/([^/]+)/files/(.+)", ProjectFileApi),
+        (r"/api/v1/projects/([^/]+)/zip", ProjectZipApi),
+        (r"/api/v1/projects/([^/]+)/(check|rename|mkdir)", ProjectActionApi),
+        (r"/api/v1/runs", RunListApi),
+        (r"/api/v1/runs/([0-9a-f]{12})", RunApi),
+        (r"/api/v1/runs/([0-9a-f]{12})/console.log", RunConsoleApi),
+        (r"/api/v1/runs/([0-9a-f]{12})/files/(.+)", RunFileApi),
         (r"/api/v1/tokens", TokenListApi),
         (r"/api/v1/tokens/([^/]+)", TokenApi),
         (r"/api/v1/runs/([0-9a-f]{1,32})/source", RunSourceApi),
         (r"/api/v1/recordings", RecordingListApi),
+        (r"/api/v1/recordings/([^/]+)/(stop|rename)", RecordingActionApi),
         (r"/api/v1/recordings/([^/]+)", RecordingApi),
         (r"/api/v1/handler-files", HandlerFileListApi),
         (r"/handlers/([^/]+)", HandlerFileHandler),
         (r"/api/v1/stream\.sdp", StreamSdpApi, {"service": service}),
         (WS_PATH, ApiSocket, {"service": service}),
     ]
+    projects = ProjectStore(data_dir, load_quota(data_dir))
+    migrate_flat_scripts(data_dir, projects)
     settings: dict[str, Any] = {
         "cookie_secret": load_or_make_secret(data_dir),
         "xsrf_cookies": True,
@@ -114,6 +140,8 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         "data_dir": str(data_dir),
         "tokens": service.tokens,
         "scripts": ScriptStore(data_dir),
+        "projects": projects,
+        "recordings": RecordingStore(data_dir),
         "login_limiter": LoginLimiter(),
         # Hook for closing live connections of an ended session: browser_sessions.add_end_listener.
         "browser_sessions": BrowserSessions(data_dir),

@@ -1,77 +1,148 @@
-"""HTTP API for the WAV files in the data dir's ``recordings/``.
+"""HTTP API for the recordings the device keeps (``recordings/`` in the data dir).
 
-``GET /api/v1/recordings`` lists them, ``GET /api/v1/recordings/NAME`` downloads
-one, ``DELETE`` removes it. (The browser's "record N seconds" feature builds its
-WAV in the page and needs none of this; these are recordings the device keeps.)
+``GET /api/v1/recordings`` lists them, newest first, the ones in progress
+first of all with their progress and the time left on the card.
+``POST /api/v1/recordings`` with ``{"format": "wav"|"flac", "seconds"?,
+"name"?, "channels"?}`` starts one; ``POST .../NAME/stop`` ends it;
+``POST .../NAME/rename`` with ``{"to"}`` renames; ``GET .../NAME`` downloads;
+``DELETE .../NAME`` removes.
+
+The page signs in with its cookie; a script (or a laptop) may instead send
+``Authorization: Bearer <token>`` (its run token ``BI_TOKEN``, or an API
+token), which needs no XSRF check since no cookie is involved.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from pathlib import Path
+from typing import Any
 
-from tornado.web import HTTPError
-
-from appliance.web.base import ApiHandler
+from appliance.auth import TokenStore
+from appliance.recordings.recorder import Recorder
+from appliance.recordings.store import RecordingError, RecordingStore
+from appliance.web.filesend import send_file
+from appliance.web.refusal import Refusal, RefusingApi
 
 log = logging.getLogger(__name__)
 
-RECORDINGS_DIR = "recordings"
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,120}\.wav$")
-_CHUNK_BYTES = 256 * 1024
 
+class _RecordingsBase(RefusingApi):
+    def _bearer(self) -> bool:
+        header = self.request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return False
+        tokens: TokenStore = self.settings["tokens"]
+        return tokens.verify(header[len("Bearer ") :].strip()) is not None
 
-class _RecordingsBase(ApiHandler):
+    def check_xsrf_cookie(self) -> None:
+        """Cookie requests need the XSRF token; token requests carry no cookie to forge."""
+        if not self._bearer():
+            super().check_xsrf_cookie()
+
+    def prepare(self) -> None:
+        """A signed-in browser or a valid bearer token."""
+        if not self._bearer():
+            super().prepare()
+
     @property
-    def folder(self) -> Path:
-        return self.data_dir / RECORDINGS_DIR
+    def store(self) -> RecordingStore:
+        store: RecordingStore = self.settings["recordings"]
+        return store
 
-    def _path(self, name: str) -> Path:
-        if not _NAME.fullmatch(name) or ".." in name:  # `$` alone lets a trailing newline in
-            raise HTTPError(
-                400,
-                reason=f"recording name {name!r} is not allowed; "
-                "use letters, digits, '_', '-', '.', ending in .wav",
-            )
-        path = self.folder / name
-        if not path.is_file():
-            raise HTTPError(404, reason=f"no recording named {name!r}")
-        return path
+    @property
+    def recorder(self) -> Recorder:
+        recorder: Recorder | None = getattr(self.settings["service"], "recorder", None)
+        if recorder is None:
+            raise Refusal(503, "this device cannot record now")
+        return recorder
+
+    def _fail(self, exc: RecordingError) -> Refusal:
+        return Refusal(404 if str(exc).startswith("no recording") else 400, str(exc))
+
+    def _not_active(self, name: str) -> None:
+        recorder = getattr(self.settings["service"], "recorder", None)
+        if recorder is not None and recorder.is_active(name):
+            raise Refusal(409, f"recording {name!r} is still going; stop it first")
 
 
 class RecordingListApi(_RecordingsBase):
-    """The recordings kept on the device."""
+    """The recordings kept on the device, and starting a new one."""
 
     def get(self) -> None:
-        """``[{"name","size","modified"}]``, newest first."""
-        found = []
-        if self.folder.is_dir():
-            for path in self.folder.iterdir():
-                if path.is_file() and _NAME.match(path.name):
-                    st = path.stat()
-                    found.append({"name": path.name, "size": st.st_size, "modified": st.st_mtime})
-        found.sort(key=lambda r: -float(r["modified"]))  # type: ignore[arg-type]
-        self.write_json(found)
+        """``[{"name","state","format","rate","channels","seconds","size","started",...}]``."""
+        recorder = getattr(self.settings["service"], "recorder", None)
+        active = recorder.active() if recorder is not None else []
+        going = {r["name"] for r in active}
+        sizes = {}
+        for entry in active:
+            try:
+                sizes[entry["name"]] = self.store.path(entry["name"]).stat().st_size
+            except (RecordingError, OSError):
+                sizes[entry["name"]] = 0
+        done = [r for r in self.store.list() if r["name"] not in going]
+        self.write_json([{**r, "size": sizes[r["name"]]} for r in active] + done)
+
+    async def post(self) -> None:
+        """Start a recording."""
+        body = self.json_body()
+        fmt = body.get("format", "wav")
+        seconds = body.get("seconds")
+        name = body.get("name")
+        channels = body.get("channels")
+        if not isinstance(fmt, str) or (name is not None and not isinstance(name, str)):
+            raise Refusal(400, "format and name must be strings")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float)):
+            raise Refusal(400, "seconds must be a number")
+        if channels is not None and (
+            not isinstance(channels, list)
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in channels)
+        ):
+            raise Refusal(400, "channels must be a list of channel numbers")
+        try:
+            started: dict[str, Any] = await self.recorder.start(name or None, fmt, seconds, channels)
+        except RecordingError as exc:
+            raise self._fail(exc) from None
+        self.write_json(started, 201)
+
+
+class RecordingActionApi(_RecordingsBase):
+    """``stop`` and ``rename`` on one recording."""
+
+    async def post(self, name: str, action: str) -> None:
+        """Do ``action``."""
+        try:
+            if action == "stop":
+                self.write_json(await self.recorder.stop(name))
+                return
+            self._not_active(name)
+            new = self.json_body().get("to")
+            if not isinstance(new, str):
+                raise Refusal(400, "the body needs a string field 'to'")
+            self.store.rename(name, new)
+        except RecordingError as exc:
+            raise self._fail(exc) from None
+        log.info("renamed recording %s to %s", name, new)
+        self.write_json({"name": new})
 
 
 class RecordingApi(_RecordingsBase):
     """One recording."""
 
     async def get(self, name: str) -> None:
-        """Stream the WAV as a download."""
-        path = self._path(name)
-        self.set_header("Content-Type", "audio/wav")
-        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
-        self.set_header("Content-Length", str(path.stat().st_size))
-        with path.open("rb") as f:
-            while chunk := f.read(_CHUNK_BYTES):
-                self.write(chunk)
-                await self.flush()
-        self.finish()
+        """Send the file as a download (a recording in progress as far as it is written)."""
+        try:
+            path = self.store.path(name)
+        except RecordingError as exc:
+            raise self._fail(exc) from None
+        kind = "audio/flac" if path.suffix.lower() == ".flac" else "audio/wav"
+        await send_file(self, path, name, kind)
 
     def delete(self, name: str) -> None:
-        """Delete it."""
-        self._path(name).unlink()
+        """Delete it (not while it is being written)."""
+        self._not_active(name)
+        try:
+            self.store.delete(name)
+        except RecordingError as exc:
+            raise self._fail(exc) from None
         log.info("deleted recording %s", name)
         self.write_json({"deleted": name})

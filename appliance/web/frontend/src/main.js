@@ -11,6 +11,9 @@ import { DevicePanel } from "./app/device.js";
 import { AudioPane } from "./app/listen.js";
 import { setupKeys, setupSplitter, setupTheme } from "./app/shell.js";
 import { byId, toast } from "./app/dom.js";
+import "./app/image-handler.js"; // the base:image type: figures from plt.show() and savefig()
+import { Files } from "./app/files.js";
+import { Recordings } from "./app/recordings.js";
 
 const WS_PATH = "/api/v1/ws";
 
@@ -31,6 +34,9 @@ function boot() {
   const tabs = new Tabs(conn);
   const device = new DevicePanel(conn);
   const audio = new AudioPane(conn);
+  const files = new Files(conn, scripts, runs);
+  runs.getProject = () => files.runProject();
+  const recordings = new Recordings();
   conn.onstate = (state) => {
     const badge = byId("conn-state");
     badge.textContent = { online: "connected", offline: "offline, retrying", connecting: "connecting", refused: "refused" }[state] || state;
@@ -47,8 +53,8 @@ function boot() {
   conn.on("scripts_changed", () => scripts.refresh());
   setupKeys(actions);
   setupSplitter(() => tabs.resizeAll());
-  window.micarray = Object.assign(window.micarray ?? {}, { conn, editor, runs, tabs, device, audio, scripts });
-  scripts.start();
+  window.micarray = Object.assign(window.micarray ?? {}, { conn, editor, runs, tabs, device, audio, scripts, files, recordings });
+  Promise.resolve(scripts.start()).then(() => files.refresh());
   conn.open();
   // The user's chart types from the device's handlers/ folder; tabs waiting for a type draw once it is there.
   loadUserHandlerTypes()

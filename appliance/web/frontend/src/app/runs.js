@@ -205,7 +205,9 @@ export class Runs {
       }
     }
     try {
-      const ack = await this.conn.request({ type: "run_start", name, code });
+      // The run works in the script's project folder (set by main.js from files.js).
+      const project = (await this.getProject?.()) || undefined;
+      const ack = await this.conn.request({ type: "run_start", name, code, project });
       if (ack.run) this.upsert(ack.run, true);
     } catch (err) {
       toast(`Could not start the script: ${err.message}`, "error");

@@ -1,0 +1,1 @@
+"""Recordings kept on the device: written as captured, listed, repaired after a crash."""

@@ -1,0 +1,1 @@
+"""The research workspace: projects with files, checked names, quotas."""
