@@ -1,7 +1,8 @@
 """The device service: owns capture, the bus, sessions, handlers, runs and streams.
 
 Everything here runs on one asyncio loop.  The capture thread reaches it only
-through ``loop.call_soon_threadsafe``.
+through a bounded :class:`appliance.capture.handoff.Handoff` (blocks) and
+``loop.call_soon_threadsafe`` (status changes, a few a minute at most).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from appliance.boot.bootreport import boot_file_problems
 from appliance.capture.block import Block
 from appliance.capture.bus import QUEUE_SECONDS, Bus, blocks_for
 from appliance.capture.config import AudioConfig, Capabilities, apply_change, load_config, save_config
+from appliance.capture.handoff import Handoff, capacity_for
 from appliance.capture.sources.base import CaptureSource
 from appliance.capture.stats import CpuMeter, Levels, disk_free_bytes, temperature_c
 from appliance.capture.thread import Capture, CaptureStatus
@@ -60,7 +62,9 @@ class Service:
         self.handlers = HandlerRegistry(self.broadcast_browsers)
         self.log_tail = log_tail or LogTail()
         self.log_tail.listener = lambda line: self.broadcast_browsers(line.to_json())
-        self._config = load_config(data_dir) or AudioConfig()
+        self._saved = load_config(data_dir)
+        """The admin's saved configuration; None on a fresh device, which opens the source's own shape."""
+        self._config = self._saved or AudioConfig()
         self._caps: Capabilities | None = None
         self._status: CaptureStatus | None = None
         self._sessions: dict[str, ClientSession] = {}
@@ -71,6 +75,7 @@ class Service:
         self._last_levels: list[float] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._capture_ready = asyncio.Event()
+        self._handoff: Handoff | None = None
         self.capture: Capture | None = None
         self.runs: Any = None
         self.streams: Any = None
@@ -84,13 +89,13 @@ class Service:
         """Start capture and the periodic tasks; returns at once."""
         loop = asyncio.get_running_loop()
 
-        def deliver(block: Block) -> None:  # on the capture thread
-            loop.call_soon_threadsafe(self.bus.publish, block)
+        handoff = Handoff(loop, self._on_blocks, capacity_for(self._config.rate, self._config.buffer_frames))
+        self._handoff = handoff
 
         def on_status(status: CaptureStatus) -> None:  # on the capture thread
             loop.call_soon_threadsafe(self._on_status, status)
 
-        self.capture = Capture(self.source, deliver=deliver, on_status=on_status, desired=self._config)
+        self.capture = Capture(self.source, deliver=handoff.put, on_status=on_status, desired=self._saved)
         self.capture.start()
         self._tasks.append(loop.create_task(self._every(STATS_INTERVAL_S, self._send_stats)))
         self._tasks.append(loop.create_task(self._every(LEVELS_INTERVAL_S, self._send_levels)))
@@ -124,6 +129,13 @@ class Service:
             fn()
 
     # -- capture --------------------------------------------------------------
+    def _on_blocks(self, blocks: list[Block], lost: int) -> None:
+        """Blocks from the hand-off; losses before them are told to every consumer."""
+        if lost:
+            self.bus.lose(lost)
+        for block in blocks:
+            self.bus.publish(block)
+
     def _on_status(self, status: CaptureStatus) -> None:
         previous = self._status
         self._status = status
@@ -160,6 +172,7 @@ class Service:
             return new
         old, self._config = self._config, new
         save_config(self.data_dir, new)
+        self._saved = new
         assert self.capture is not None
         if (old.rate, old.channels, old.buffer_frames) != (new.rate, new.channels, new.buffer_frames):
             self.capture.reconfigure(new)
@@ -184,6 +197,8 @@ class Service:
 
     def _config_changed(self) -> None:
         self._encoded.clear()
+        if self._handoff is not None:
+            self._handoff.resize(capacity_for(self._config.rate, self._config.buffer_frames))
         for sub in self.bus.subscriptions:
             if sub.name.startswith("session "):
                 sub.resize(self.queue_blocks())
@@ -373,7 +388,8 @@ class Service:
             "model": self.source.info.model,
             "state": status.state if status else "starting",
             "message": status.message if status else "",
-            "overruns": self.capture.overruns if self.capture else 0,
+            "overruns": self.overruns(),
+            "handoff_overruns": self._handoff.overruns if self._handoff else 0,
             "lost_blocks": sum(s.dropped for s in self.bus.subscriptions),
             "latency_ms": self._levels.take_latency_ms(),
             "cpu_percent": self._cpu.take_percent(),
@@ -383,6 +399,11 @@ class Service:
             "listeners": self.streams.listeners() if self.streams is not None else [],
             "levels_dbfs": self._last_levels,
         }
+
+    def overruns(self) -> int:
+        """Blocks lost before any consumer saw them: by the source, or in the hand-off to the loop."""
+        source = self.capture.overruns if self.capture else 0
+        return source + (self._handoff.overruns if self._handoff else 0)
 
     def _send_stats(self) -> None:
         self._end_stale_browser_sessions()

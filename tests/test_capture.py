@@ -188,7 +188,7 @@ def test_a_failing_consumer_stops_capture_with_the_reason(
 ) -> None:
     rec = Recorder()
 
-    def deliver(block: object) -> None:
+    def deliver(block: object, lost: int) -> None:
         raise RuntimeError("event loop is closed")
 
     capture = Capture(SimulatedArray("usb-stereo"), deliver, rec.on_status, SMALL)

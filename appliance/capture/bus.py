@@ -96,6 +96,8 @@ class Bus:
         self._subs: list[Subscription] = []
         self._listeners: list[Callable[[Block], None]] = []
         self.published = 0
+        self.lost = 0
+        """Blocks lost before the bus (source and hand-off overruns), told to every consumer."""
 
     def subscribe(self, name: str, maxlen: int = DEFAULT_QUEUE_BLOCKS) -> Subscription:
         """A new consumer queue that receives every block published from now on."""
@@ -115,6 +117,12 @@ class Bus:
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:
         return tuple(self._subs)
+
+    def lose(self, count: int) -> None:
+        """``count`` blocks were lost before the bus: each consumer counts them as its own loss."""
+        self.lost += count
+        for sub in self._subs:
+            sub.dropped += count
 
     def publish(self, block: Block) -> None:
         """Queue ``block`` for every consumer; never waits."""

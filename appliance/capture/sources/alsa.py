@@ -136,7 +136,16 @@ class AlsaSource:
         channels = self._probe_channels(rates)
         if not channels:
             raise SourceUnavailable(f"ALSA device {self.device} accepts no channel count")
-        return Capabilities(rates, channels, has_mixer=bool(self._find_mixers()))
+        # The array the admin named has a shape of its own; a bare card is
+        # opened with all its channels (Capabilities.native_config).
+        native = self.array
+        return Capabilities(
+            rates,
+            channels,
+            has_mixer=bool(self._find_mixers()),
+            native_rate=native.rate if native else None,
+            native_channels=native.channels if native else None,
+        )
 
     def _probe_channels(self, rates: tuple[int, ...]) -> tuple[int, ...]:
         rate = 48000 if 48000 in rates else rates[-1]

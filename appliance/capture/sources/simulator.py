@@ -89,10 +89,13 @@ class SimulatedArray:
             return self._lost + (self._pacer.overruns if self._pacer else 0)
 
     def probe(self) -> Capabilities:
-        """Every standard rate and 1 to the preset's channel count."""
+        """Every standard rate and 1 to the preset's channel count; native: the preset's own."""
         with self._cond:
             self._check_present()
-        return Capabilities(STANDARD_RATES, tuple(range(1, self.preset.channels + 1)))
+        p = self.preset
+        return Capabilities(
+            STANDARD_RATES, tuple(range(1, p.channels + 1)), native_rate=p.rate, native_channels=p.channels
+        )
 
     def open(self, config: AudioConfig) -> None:
         """Render the source signal for ``config`` and start the clock."""
