@@ -81,15 +81,20 @@ class Capabilities:
 
     def describe(self) -> str:
         """What the device accepts, in words, for log lines."""
-        return f"rates {_listing(self.rates)} Hz and {_span(self.channels)} channels"
+        unit = "channel" if self.channels == (1,) else "channels"
+        return f"rates {_listing(self.rates)} Hz and {_span(self.channels)} {unit}"
 
 
 def moved_config_message(source: str, wanted: AudioConfig, got: AudioConfig, caps: Capabilities) -> str:
     """The log line for a saved configuration that the source cannot take."""
     return (
-        f"the saved configuration ({wanted.rate} Hz, {wanted.channels} channels) does not suit {source}, "
-        f"which accepts {caps.describe()}; capturing {got.rate} Hz, {got.channels} channels instead"
+        f"the saved configuration ({wanted.rate} Hz, {_channels(wanted.channels)}) does not suit {source}, "
+        f"which accepts {caps.describe()}; capturing {got.rate} Hz, {_channels(got.channels)} instead"
     )
+
+
+def _channels(count: int) -> str:
+    return f"{count} channel" if count == 1 else f"{count} channels"
 
 
 def _nearest(values: tuple[int, ...], target: int) -> int:
