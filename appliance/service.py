@@ -396,9 +396,20 @@ class Service:
             "temperature_c": temperature_c(),
             "disk_free_bytes": disk_free_bytes(self.data_dir),
             "clients": [{"name": s.name, "role": s.role, "host": s.host} for s in self._sessions.values()],
+            "run_lag_ms": self.run_lags(),
             "listeners": self.streams.listeners() if self.streams is not None else [],
             "levels_dbfs": self._last_levels,
         }
+
+    def run_lags(self) -> dict[str, float]:
+        """How far behind live audio each run's script is, in ms, by run id (for the page)."""
+        lags: dict[str, float] = {}
+        for session in self.sessions("script"):
+            if session.principal.kind == "run":
+                lags[session.principal.name] = session.lag_ms
+            elif session.id in self.remote_runs:
+                lags[self.remote_runs[session.id]["id"]] = session.lag_ms
+        return lags
 
     def overruns(self) -> int:
         """Blocks lost before any consumer saw them: by the source, or in the hand-off to the loop."""

@@ -33,6 +33,15 @@ ROLES = ("script", "browser", "listener", "console")
 #: Who may start and stop scripts on the device.
 RUN_PRINCIPALS = ("admin", "local")
 MAX_BROWSER_AUDIO_CHANNELS = 16
+#: Lag at which a consumer is told it is behind live audio, in ms (a few
+#: buffers' worth of TCP and scheduling jitter is not "behind").
+LAG_TELL_MS = 100.0
+#: Seconds between two lag messages to one client while it stays behind.
+LAG_TELL_INTERVAL_S = 1.0
+#: Seconds a script's own lag report is trusted for.
+LAG_REPORT_FRESH_S = 3.0
+#: Largest lag a script may report, in ms (a day).
+MAX_REPORTED_LAG_MS = 86_400_000.0
 
 
 class Transport(Protocol):
@@ -65,6 +74,9 @@ class ClientSession:
         self.auth_generation: str | None = None
         """For a browser: the password generation it signed in under; a change ends the session."""
         self._closed = False
+        self.queue_lag_ms = 0.0
+        """How far behind live audio the block sent last was, on the device's side."""
+        self._script_lag = (0.0, -LAG_REPORT_FRESH_S)
         self._sender = asyncio.get_running_loop().create_task(self._drain())
 
     # -- sending --------------------------------------------------------------
@@ -184,6 +196,7 @@ class ClientSession:
         self.push({"type": "ack", "id": msg.get("id")})
 
     async def _pump_audio(self, sub: Subscription) -> None:
+        told_at, told_behind = -LAG_TELL_INTERVAL_S, False
         while True:
             try:
                 block = await sub.get()
@@ -195,9 +208,29 @@ class ClientSession:
                     await self.transport.send(frame)
                 except ConnectionError:
                     return
+            self.queue_lag_ms = round(sub.lag_s * 1000, 1)
             lost = sub.take_new_losses()
             if lost:
-                self.push({"type": "loss", "blocks": lost, "total": sub.dropped})
+                self.push({"type": "loss", "blocks": lost, "total": sub.dropped, "lag_ms": self.queue_lag_ms})
+            behind = self.queue_lag_ms >= LAG_TELL_MS
+            now = asyncio.get_running_loop().time()
+            # At once when it falls behind or catches up, then once a second while behind.
+            if behind != told_behind or (behind and now - told_at >= LAG_TELL_INTERVAL_S):
+                self.push({"type": "lag", "ms": self.queue_lag_ms, "queued": sub.pending()})
+                told_at, told_behind = now, behind
+
+    @property
+    def lag_ms(self) -> float:
+        """How far behind live audio this client is: the device's queue or the script's own report."""
+        reported, at = self._script_lag
+        fresh = asyncio.get_running_loop().time() - at < LAG_REPORT_FRESH_S
+        return max(self.queue_lag_ms, reported if fresh else 0.0)
+
+    def _on_lag(self, msg: dict[str, Any]) -> None:
+        ms = msg["ms"]
+        if isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 <= ms <= MAX_REPORTED_LAG_MS:
+            raise _Refused("bad_message", f"lag ms must be a number from 0 to {MAX_REPORTED_LAG_MS:.0f}")
+        self._script_lag = (float(ms), asyncio.get_running_loop().time())
 
     def stop_audio(self) -> None:
         if self._audio is not None:
@@ -293,6 +326,7 @@ class _Refused(ApplianceError):
 
 
 _EXTRA_MESSAGES: dict[str, tuple[str, ...]] = {
+    "lag": ("ms",),
     "handler_close": ("handler",),
     "run_start": ("name", "code"),
     "run_stop": ("run",),

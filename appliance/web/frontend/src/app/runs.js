@@ -19,6 +19,9 @@ export class Runs {
     this.select = byId("run-select");
     this.badge = byId("run-state");
     this.exitEl = byId("exit-status");
+    // How far behind live audio the selected run's script is, next to its state.
+    this.lagEl = h("span", { id: "run-lag", class: "run-lag", title: "how far behind live audio the script is" });
+    this.badge.after(this.lagEl);
     this.select.addEventListener("change", () => this.show(this.select.value));
     byId("btn-execute").addEventListener("click", () => this.execute());
     byId("btn-stop").addEventListener("click", () => this.stop());
@@ -32,6 +35,7 @@ export class Runs {
     conn.on("run_started", (msg) => this.upsert(msg.run, true));
     conn.on("run_ended", (msg) => this.upsert(msg.run, false));
     conn.on("run_output", (msg) => this.output(msg.run, { stream: msg.stream, text: msg.text, line: msg.line }));
+    conn.on("stats", (msg) => this.lags(msg.run_lag_ms || {}));
     conn.on("run_dropped", (msg) => this.output(msg.run, { stream: "notice", text: `… ${msg.lines} lines dropped: the script printed faster than the console can show` }));
   }
 
@@ -56,6 +60,18 @@ export class Runs {
     this.refreshSelect();
     if (select || this.selected === null) this.show(info.id);
     else if (info.id === this.selected) { this.updateStatus(); if (info.state !== "running") this.endNote(run); }
+  }
+
+  lags(byRun) {
+    for (const [id, run] of this.runs) run.lag = byRun[id];
+    this.showLag();
+  }
+
+  showLag() {
+    const run = this.runs.get(this.selected);
+    const lag = run && run.info.state === "running" ? run.lag : undefined;
+    this.lagEl.textContent = lag === undefined ? "" : `lag ${Math.round(lag)} ms`;
+    this.lagEl.classList.toggle("behind", lag !== undefined && lag >= 500);
   }
 
   output(id, line) {
@@ -129,6 +145,7 @@ export class Runs {
     this.badge.className = `badge state-${state}`;
     this.exitEl.textContent = run && state !== "running" ? describeEnd(run.info) : "";
     byId("btn-stop").disabled = state !== "running";
+    this.showLag();
     this.refreshSelect();
   }
 
