@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PUBLIC = {
     "ConfigError", "Handler", "SetupError", "add_handler", "bi_board_ip", "board_ip", "buffer_frames",
-    "change_config", "channels", "geometry", "inform_browser", "lag_ms", "loop_callbacks", "rate", "record_audio",
+    "change_config", "channels", "geometry", "inform_browser", "lag_ms", "loop_callbacks", "rate",
+    "record_audio",
     "register_handle_data", "register_when_behind", "register_when_new_config", "send_audio",
     "set_max_backlog", "start", "stop",
     "valid_num_channels", "valid_rates", "volume",
