@@ -244,7 +244,9 @@ class Capture:
             if self._reopen:
                 return False  # shaped for the old configuration: drop it
             now_overruns = self.source.overruns
-            self._deliver(Block.frozen(seq, time.time(), data), now_overruns - overruns)
+            stamp = self.source.capture_time()
+            block = Block.frozen(seq, time.time() if stamp is None else stamp, data)
+            self._deliver(block, now_overruns - overruns)
             overruns = now_overruns
             seq += 1
             self._pace(guard, int(data.shape[0]))

@@ -267,6 +267,10 @@ class AlsaSource:
                 assert self._poll is not None
                 self._poll.poll(POLL_TIMEOUT_S * 1000)
 
+    def capture_time(self) -> float | None:
+        """None: the block is stamped when the read returns."""
+        return None
+
     def set_volume(self, volume: int) -> None:
         """Set every capture-volume control to ``volume`` percent, or the software gain."""
         with self._lock:

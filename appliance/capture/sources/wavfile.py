@@ -134,6 +134,10 @@ class WavSource:
         samples = _to_int16(raw, self.width).reshape(config.buffer_frames, self.file_channels)
         return apply_gain(np.ascontiguousarray(samples[:, : config.channels]), gain)
 
+    def capture_time(self) -> float | None:
+        """None: the block is stamped when the read returns."""
+        return None
+
     def set_volume(self, volume: int) -> None:
         """Software gain: 80 is unity, 0.5 dB a step (see ``software_gain``)."""
         with self._cond:
