@@ -57,14 +57,15 @@ POLL_TIMEOUT_S = 0.1
 STALL_TIMEOUT_S = 2.0
 
 
-def first_capture_device() -> str | None:
-    """The first hardware capture device (``hw:CARD=...,DEV=...``), or None."""
+def first_capture_device(prefix: str = "hw:") -> str | None:
+    """The first capture device whose name starts with ``prefix`` (hardware:
+    ``hw:CARD=...,DEV=...``), or None."""
     try:
         names = alsaaudio.pcms(alsaaudio.PCM_CAPTURE)
     except alsaaudio.ALSAAudioError as exc:
         log.debug("listing ALSA capture devices failed: %s", exc)
         return None
-    return next((str(n) for n in names if str(n).startswith("hw:")), None)
+    return next((str(n) for n in names if str(n).startswith(prefix)), None)
 
 
 class AlsaSource:
