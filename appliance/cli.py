@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--rtp-max-payload", type=int, default=1472, help="largest RTP datagram payload (path MTU less 28)"
     )
+    serve.add_argument(
+        "--rtp-max-streams",
+        type=_positive,
+        default=16,
+        help="most RTP streams open at once, across all listeners (default 16)",
+    )
     serve.add_argument("--log-level", default="INFO")
 
     token = sub.add_parser("token", help="API tokens for laptops and tools")
@@ -116,9 +122,20 @@ def _serve(args: argparse.Namespace) -> int:
         hostname=args.hostname,
         multicast=args.multicast,
         rtp_max_payload=args.rtp_max_payload,
+        rtp_max_streams=args.rtp_max_streams,
     )
     asyncio.run(serve(opts, tail))
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; use 1 to 1024")
+    return value
 
 
 def _token(args: argparse.Namespace) -> int:

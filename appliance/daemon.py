@@ -50,6 +50,8 @@ class ServeOptions:
     """Send RTP only to this group (the admin's choice) instead of to each listener."""
     rtp_max_payload: int = 1472
     """Largest UDP payload of an RTP packet: the path MTU less IP and UDP headers."""
+    rtp_max_streams: int = 16
+    """Most RTP streams open at once."""
 
 
 def default_data_dir() -> Path:
@@ -149,6 +151,7 @@ def _attach_streams(service: Service, opts: ServeOptions) -> None:
         service.bus,
         lambda: service.config,
         max_payload=opts.rtp_max_payload,
+        max_streams=opts.rtp_max_streams,
         multicast=opts.multicast,
         on_change=service.stream_changed,
     )
