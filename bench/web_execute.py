@@ -21,7 +21,8 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-from tests.conftest_web import CHROMIUM, CHROMIUM_ARGS, login, running_server
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest_web import login, running_server
 
 EXECUTE_RUNS = 5
 FEED_SECONDS = 6.0
