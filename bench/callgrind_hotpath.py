@@ -136,14 +136,13 @@ def main() -> None:
     print(f"  instructions per block:        {per_block / 1e6:10.3f} M")
     print(f"  instructions per audio-second: {per_block * BLOCKS_PER_S / 1e6:10.1f} M")
     print(
-        f"  pure-Python reference (1000 additions): {py / 1e3:8.1f} k  -> one block = {per_block / py:7.1f} of it"
+        f"  pure-Python reference (1000 additions): {py / 1e3:8.1f} k; a block is {per_block / py:.1f} of them"
     )
     print(
-        f"  numpy reference (mean square, 256x48):  {npy / 1e3:8.1f} k  -> one block = {per_block / npy:7.1f} of it"
+        f"  numpy reference (mean square, 256x48):  {npy / 1e3:8.1f} k; a block is {per_block / npy:.1f} of them"
     )
-    print(
-        f"native: {per_block_s * 1e3:.3f} ms CPU per block = {100 * per_block_s * BLOCKS_PER_S:.1f} % of one core"
-    )
+    core = 100 * per_block_s * BLOCKS_PER_S
+    print(f"native: {per_block_s * 1e3:.3f} ms CPU per block = {core:.1f} % of one core")
 
 
 if __name__ == "__main__":

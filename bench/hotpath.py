@@ -85,9 +85,9 @@ class HotPath:
         )
         self.server = HTTPServer(make_app(self.service))
         self.server.listen(self.service.http_port, address="127.0.0.1")
-        self.service._config = config  # noqa: SLF001 - no capture thread reports it here
+        self.service._config = config
         self.source.open(config)
-        self.handoff = Handoff(asyncio.get_running_loop(), self.service._on_blocks, 64)  # noqa: SLF001
+        self.handoff = Handoff(asyncio.get_running_loop(), self.service._on_blocks, 64)
         token = self.service.tokens.create("bench")
         env = {**os.environ, "BI_DEVICE": f"127.0.0.1:{self.service.http_port}", "BI_TOKEN": token}
         for _ in range(self.scripts):
