@@ -135,12 +135,8 @@ def main() -> None:
     print(f"callgrind ({LONG - SHORT} blocks counted, {wall:.0f} s under valgrind):")
     print(f"  instructions per block:        {per_block / 1e6:10.3f} M")
     print(f"  instructions per audio-second: {per_block * BLOCKS_PER_S / 1e6:10.1f} M")
-    print(
-        f"  pure-Python reference (1000 additions): {py / 1e3:8.1f} k; a block is {per_block / py:.1f} of them"
-    )
-    print(
-        f"  numpy reference (mean square, 256x48):  {npy / 1e3:8.1f} k; a block is {per_block / npy:.1f} of them"
-    )
+    print(f"  pure-Python (1000 additions): {py / 1e3:8.1f} k; a block is {per_block / py:.1f} of them")
+    print(f"  numpy (mean square of 256x48): {npy / 1e3:8.1f} k; a block is {per_block / npy:.1f} of them")
     core = 100 * per_block_s * BLOCKS_PER_S
     print(f"native: {per_block_s * 1e3:.3f} ms CPU per block = {core:.1f} % of one core")
 
