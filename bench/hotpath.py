@@ -25,6 +25,7 @@ from tornado.httpserver import HTTPServer
 from appliance.capture.block import Block
 from appliance.capture.config import AudioConfig, save_config
 from appliance.capture.handoff import Handoff
+from appliance.capture.sources.arrays import PRESETS, ArrayPreset, ring
 from appliance.capture.sources.simulator import SimulatedArray
 from appliance.service import Service
 from appliance.sessions.streaming import StreamManager
@@ -65,19 +66,22 @@ class SteppedClock:
 class HotPath:
     """A daemon without its capture thread: ``run(n)`` pushes n blocks through everything."""
 
-    def __init__(self, tmp: Path, scripts: int = SCRIPTS, listeners: int = LISTENERS) -> None:
+    def __init__(
+        self, tmp: Path, scripts: int = SCRIPTS, listeners: int = LISTENERS, channels: int = CHANNELS
+    ) -> None:
         self.tmp = tmp
         self.scripts = scripts
         self.listeners = listeners
+        self.channels = channels
         self.clock = SteppedClock()
-        self.source = SimulatedArray("pyramic", monotonic=self.clock)
+        self.source = SimulatedArray(_array(channels), monotonic=self.clock)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.seq = 0
 
     async def start(self) -> None:
         data = self.tmp / "data"
         data.mkdir()
-        config = AudioConfig(RATE, CHANNELS, FRAMES, 80)
+        config = AudioConfig(RATE, self.channels, FRAMES, 80)
         save_config(data, config)
         self.service = Service(self.source, data, http_port=_free_port())
         self.service.streams = StreamManager(
@@ -138,6 +142,14 @@ async def _until(what: Callable[[], bool], timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("the scripts did not connect")
         await asyncio.sleep(0.05)
+
+
+def _array(channels: int) -> ArrayPreset:
+    """A ring of ``channels`` microphones (the Pyramic itself at 48)."""
+    if channels == CHANNELS:
+        return PRESETS["pyramic"]
+    mics = tuple(enumerate(ring(channels, 0.1)))
+    return ArrayPreset(f"ring-{channels}", f"{channels}-microphone ring", RATE, channels, mics)
 
 
 def _free_port() -> int:
