@@ -101,9 +101,7 @@ def _ffmpeg_cpu_per_audio_s(channels: int, tmp: Path) -> float:
 
 def main() -> None:
     print(f"256-frame buffers at {RATE} Hz ({BLOCKS} blocks a row); CPU as % of one core at real time")
-    print(
-        "| channels | scripts | listeners | CPU % | peak RSS MB | hand-off to last consumer p50 / p99 ms | loss |"
-    )
+    print("| channels | scripts | listeners | CPU % | peak RSS MB | to last consumer p50 / p99 ms | loss |")
     print("|---|---|---|---|---|---|---|")
     for channels in CHANNELS:
         for scripts, listeners in FANOUT:
