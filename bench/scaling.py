@@ -39,7 +39,7 @@ from bench.hotpath import FRAMES, RATE, HotPath, with_hot_path
 from tests.rtai_support import free_port_pair
 
 CHANNELS = (2, 8, 48, 64)
-FANOUT = ((1, 1), (4, 4), (16, 16))
+FANOUT = ((0, 1), (1, 1), (4, 4), (16, 16))
 BLOCKS = 600
 WARMUP = 40
 BLOCKS_PER_S = RATE / FRAMES
