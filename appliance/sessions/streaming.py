@@ -231,6 +231,7 @@ class StreamManager:
         """The live subscriptions, for the device panel."""
         now = time.monotonic()
         self._expire(now)
+        lag_ms = round(self._sub.lag_s * 1000, 1) if self._sub is not None else 0.0
         return [
             {
                 "id": s.id,
@@ -242,6 +243,7 @@ class StreamManager:
                 "packets": s.target.sender.packets,
                 "octets": s.target.sender.octets,
                 "lost_packets": s.target.lost_packets,
+                "lag_ms": lag_ms,
                 "since": s.started,
                 "expires_in_s": round(s.expires - now, 3),
             }
