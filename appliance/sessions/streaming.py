@@ -232,6 +232,7 @@ class StreamManager:
         now = time.monotonic()
         self._expire(now)
         lag_ms = round(self._sub.lag_s * 1000, 1) if self._sub is not None else 0.0
+        lost_blocks = self._sub.dropped if self._sub is not None else 0
         return [
             {
                 "id": s.id,
@@ -244,6 +245,7 @@ class StreamManager:
                 "octets": s.target.sender.octets,
                 "lost_packets": s.target.lost_packets,
                 "lag_ms": lag_ms,
+                "lost_blocks": lost_blocks,
                 "since": s.started,
                 "expires_in_s": round(s.expires - now, 3),
             }
