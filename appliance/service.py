@@ -82,7 +82,9 @@ class Service:
         self.remote_runs: dict[str, dict[str, Any]] = {}
         self.notices = boot_file_problems(data_dir)
         """What the admin should know at every visit (bad lines of the boot partition's file)."""
-        self.bus.add_listener(self._levels.add)
+        self._browsers = 0
+        """Open browser sessions: levels and latency are only measured for them to see."""
+        self.bus.add_listener(self._meter)
 
     # -- life cycle -----------------------------------------------------------
     async def start(self) -> None:
@@ -226,8 +228,14 @@ class Service:
     def new_session_id(self) -> str:
         return f"s{next(self._sids)}"
 
+    def _meter(self, block: Block) -> None:
+        if self._browsers:
+            self._levels.add(block)
+
     def attach(self, session: ClientSession) -> None:
         self._sessions[session.id] = session
+        if session.role == "browser":
+            self._browsers += 1
         if session.role == "script" and session.inform_browser and session.principal.kind != "run":
             info = {
                 "id": f"remote-{session.id}",
@@ -243,7 +251,8 @@ class Service:
             self.broadcast_browsers({"type": "run_started", "run": info})
 
     def detach(self, session: ClientSession) -> None:
-        self._sessions.pop(session.id, None)
+        if self._sessions.pop(session.id, None) is not None and session.role == "browser":
+            self._browsers -= 1
         self.handlers.end_owner(session.id)
         if self.streams is not None:
             self.streams.cancel(session.id)
