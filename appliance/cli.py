@@ -25,7 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--source",
         default="auto",
-        help="auto | alsa:DEVICE | sim[:PRESET] | wav:PATH (auto: first ALSA capture device, else simulator)",
+        help=(
+            "auto | auto:sim | alsa:DEVICE | sim[:PRESET] | wav:PATH (auto: the ALSA array when "
+            "plugged in, else the simulator; auto:sim: the simulator also when the array is unplugged)"
+        ),
     )
     serve.add_argument(
         "--preset",
