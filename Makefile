@@ -11,7 +11,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the appliance, its build and its tests need.
 APT_PACKAGES := python3 python3-venv python3-dev gcc libasound2-dev alsa-utils \
 	libsystemd-dev pkg-config chromium ffmpeg gstreamer1.0-tools \
-	gstreamer1.0-plugins-good iproute2 systemd
+	gstreamer1.0-plugins-good iproute2 systemd bubblewrap
 # Node.js comes from Debian only when the machine has none.
 NODE_PACKAGES := nodejs npm
 
@@ -58,10 +58,11 @@ run: deps frontend
 test: deps frontend check
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-check: deps
+check: deps frontend
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(MAKE) -s -C appliance/web/frontend lint
 
 bench: deps frontend
 	$(BIN)/python -m bench

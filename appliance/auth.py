@@ -8,6 +8,7 @@ the file's change and re-reads it.
 
 from __future__ import annotations
 
+import asyncio
 import grp
 import hashlib
 import hmac
@@ -17,6 +18,8 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +37,14 @@ SECRET_FILE = "secret"
 LOCAL_GROUP = "micarray"
 TOKEN_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD_LENGTH = 8
-# scrypt cost: about 50 ms on a Pi 4, so a login flood cannot melt the CPU.
+# scrypt cost: about 50 ms and 16 MiB on a Pi 4, so a login flood cannot melt the CPU.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+HASH_THREADS = 1
+"""Password hashes computed at once at most: each takes 16 MiB and a core for
+its duration, so one thread leaves the other cores to capture and scripts,
+and a flood of logins queues here (behind the login limiter) instead of on the
+event loop."""
+_hash_pool = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="password-hash")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,54 @@ class Principal:
     """``api`` (made in the UI or CLI), ``run`` (one script run), ``local`` (on-device users)."""
     name: str
     """The token's name, the run id, or ``local``."""
+
+
+class Connections:
+    """Live connections by the credential that opened them, so ending one ends them all.
+
+    Keys are ``KIND:NAME``: ``api:laptop`` (an API token), ``run:ID`` (a run's
+    token), ``local:local``, ``admin:admin`` (any browser), and
+    ``browser:SESSION`` (one signed-in browser session, for sign-out).  Each
+    connection registers a ``close(reason)`` that drops it at once, with
+    everything it opened (audio, RTP streams).
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, dict[int, Callable[[str], None]]] = {}
+        self._ids = iter(range(1, 1 << 62))
+
+    def add(self, keys: Iterable[str], close: Callable[[str], None]) -> Callable[[], None]:
+        """Register a connection under ``keys``; returns the call that forgets it again."""
+        ident = next(self._ids)
+        keys = list(keys)
+        for key in keys:
+            self._by_key.setdefault(key, {})[ident] = close
+
+        def forget() -> None:
+            for key in keys:
+                entries = self._by_key.get(key, {})
+                entries.pop(ident, None)
+                if not entries:
+                    self._by_key.pop(key, None)
+
+        return forget
+
+    def close(self, key: str, reason: str) -> int:
+        """Close every connection opened with ``key``; how many there were."""
+        closers = list(self._by_key.pop(key, {}).values())
+        for close in closers:
+            close(reason)
+        if closers:
+            log.info("closed %d connection(s) of %s: %s", len(closers), key, reason)
+        return len(closers)
+
+    def count(self, key: str) -> int:
+        """How many live connections ``key`` has."""
+        return len(self._by_key.get(key, {}))
+
+    def keys(self, kind: str) -> list[str]:
+        """The keys of one kind (``api``...) that have live connections."""
+        return [key for key in self._by_key if key.startswith(kind + ":")]
 
 
 def new_token() -> str:
@@ -67,6 +124,8 @@ class TokenStore:
         self._api: dict[str, dict[str, Any]] = {}
         self._run: dict[str, str] = {}  # digest -> run id
         self._local_digest: str | None = None
+        self.connections = Connections()
+        """Open connections by credential: revoking a token closes its connections."""
 
     # -- API tokens ---------------------------------------------------------
     def _reload(self) -> None:
@@ -86,14 +145,17 @@ class TokenStore:
             self._api = {}
         self._stamp = stamp
 
-    def _save(self) -> None:
-        body = json.dumps({"tokens": self._api}, indent=2) + "\n"
+    def _save(self, tokens: dict[str, dict[str, Any]]) -> None:
+        # Written before it is kept: on a full disk (DiskFullError) the tokens
+        # in memory stay those on the card.
+        body = json.dumps({"tokens": tokens}, indent=2) + "\n"
         atomic_write_text(self._path, body, mode=0o600)
+        self._api = tokens
         self._stamp = None
 
     def create(self, name: str) -> str:
         """Make a new API token called ``name`` and return it; it is shown only now."""
-        if not TOKEN_NAME.match(name):
+        if not TOKEN_NAME.fullmatch(name):  # `$` alone would let a trailing newline through
             raise AuthError(
                 f"token name {name!r} is not allowed; use 1 to 64 letters, digits, '_', '.', '@' or '-'"
             )
@@ -101,16 +163,23 @@ class TokenStore:
         if name in self._api:
             raise AuthError(f"a token named {name!r} exists already; revoke it first or pick another name")
         token = new_token()
-        self._api[name] = {"sha256": _digest(token), "created": time.time()}
-        self._save()
+        self._save({**self._api, name: {"sha256": _digest(token), "created": time.time()}})
         return token
 
     def revoke(self, name: str) -> None:
         """Delete the API token ``name``."""
         self._reload()
-        if self._api.pop(name, None) is None:
+        if name not in self._api:
             raise AuthError(f"no token named {name!r}")
-        self._save()
+        self._save({n: entry for n, entry in self._api.items() if n != name})
+        self.connections.close(f"api:{name}", f"token {name} was revoked")
+
+    def close_revoked(self) -> None:
+        """Close the connections of tokens revoked by another process (``appliance token revoke``)."""
+        self._reload()
+        for key in self.connections.keys("api"):
+            if key.partition(":")[2] not in self._api:
+                self.connections.close(key, f"token {key.partition(':')[2]} was revoked")
 
     def list(self) -> list[dict[str, Any]]:
         """Names and creation times of the API tokens (never the tokens)."""
@@ -125,8 +194,13 @@ class TokenStore:
         return token
 
     def drop_run_token(self, run_id: str) -> None:
-        """Invalidate the token of a run that ended."""
+        """Invalidate the token of a run that ended, and close what it still has open."""
         self._run = {d: r for d, r in self._run.items() if r != run_id}
+        self.connections.close(f"run:{run_id}", f"run {run_id} ended")
+
+    def end_browser_session(self, session_id: str) -> int:
+        """A browser signed out: close the connections it opened; how many there were."""
+        return self.connections.close(f"browser:{session_id}", "signed out")
 
     def write_local_file(self, port: int, extra_paths: tuple[Path, ...] = ()) -> None:
         """Make a fresh local token and write it with the port for on-device users.
@@ -205,9 +279,20 @@ class PasswordStore:
         }
         atomic_write_text(self._path, json.dumps(body) + "\n", mode=0o600)
 
+    def import_crypt(self, crypted: str) -> None:
+        """Keep a crypt(3) hash as the password (Raspberry Pi Imager writes no plaintext)."""
+        from appliance.boot import cryptpass  # noqa: PLC0415 (first boot only)
+
+        body = {"scheme": "crypt", "hash": cryptpass.check_hash(crypted), "generation": secrets.token_hex(8)}
+        atomic_write_text(self._path, json.dumps(body) + "\n", mode=0o600)
+
     def verify(self, password: str) -> bool:
         """True when ``password`` is the admin password."""
         raw = self._load()
+        if raw is not None and raw.get("scheme") == "crypt":
+            from appliance.boot import cryptpass  # noqa: PLC0415
+
+            return cryptpass.verify(password, str(raw.get("hash", "")))
         if raw is None or raw.get("scheme") != "scrypt":
             return False
         try:
@@ -215,6 +300,14 @@ class PasswordStore:
             return hmac.compare_digest(key.hex(), str(raw["hash"]))
         except (KeyError, ValueError, TypeError):
             return False
+
+    async def verify_off_loop(self, password: str) -> bool:
+        """:meth:`verify` in the hashing thread, so the event loop keeps serving meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(_hash_pool, self.verify, password)
+
+    async def set_off_loop(self, password: str) -> None:
+        """:meth:`set` in the hashing thread."""
+        await asyncio.get_running_loop().run_in_executor(_hash_pool, self.set, password)
 
     def generation(self) -> str | None:
         """Changes whenever the password changes; sessions carry it so a change logs others out."""

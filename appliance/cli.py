@@ -11,6 +11,7 @@ from pathlib import Path
 
 from appliance.auth import TokenStore
 from appliance.errors import ApplianceError
+from appliance.runs.launchbase import RUN_NETWORKS
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,20 @@ def _parser() -> argparse.ArgumentParser:
         "default $MICARRAY_PRESET",
     )
     serve.add_argument("--http-port", type=int, default=80, help="web app and API port (default 80)")
+    serve.add_argument(
+        "--https-port",
+        type=int,
+        default=None,
+        help="serve HTTPS on this port with the certificate in DATA_DIR/tls/ (made on first start); "
+        "plain HTTP then only redirects other machines (default: off; the image uses 443)",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a further name the device answers to in Host (its own names and addresses always work)",
+    )
     serve.add_argument("--bind", default="", help="address to listen on (default: all)")
     serve.add_argument("--data-dir", type=Path, default=default_data_dir(), help="where state is kept")
     serve.add_argument("--hostname", default=None, help="name announced over mDNS (default: this host's)")
@@ -56,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         default=16,
         help="most RTP streams open at once, across all listeners (default 16)",
+    )
+    serve.add_argument(
+        "--run-network",
+        choices=RUN_NETWORKS,
+        default="api",
+        help="what scripts run from the editor may reach: api (default: only this device's API) or all",
     )
     serve.add_argument("--log-level", default="INFO")
 
@@ -108,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from appliance.daemon import ServeOptions, serve  # noqa: PLC0415
+    from appliance.daemon import ServeOptions, ServiceFailed, serve  # noqa: PLC0415
     from appliance.system.logsetup import setup_logging  # noqa: PLC0415
     from appliance.system.logtail import LogTail  # noqa: PLC0415
 
@@ -126,8 +147,14 @@ def _serve(args: argparse.Namespace) -> int:
         multicast=args.multicast,
         rtp_max_payload=args.rtp_max_payload,
         rtp_max_streams=args.rtp_max_streams,
+        run_network=args.run_network,
+        https_port=args.https_port,
+        allowed_hosts=tuple(args.allow_host),
     )
-    asyncio.run(serve(opts, tail))
+    try:
+        asyncio.run(serve(opts, tail))
+    except ServiceFailed:
+        return 1  # already logged, with the failing task's traceback
     return 0
 
 

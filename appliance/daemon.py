@@ -13,10 +13,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tornado.httpserver import HTTPServer
-
 from appliance import __version__
 from appliance.capture.sources.factory import make_source
+from appliance.runs.launchbase import RunLimits
 from appliance.runs.launcher import default_launcher
 from appliance.runs.runner import RunManager
 from appliance.service import Service
@@ -25,7 +24,10 @@ from appliance.storage import atomic_write_text
 from appliance.system.logtail import LogTail
 from appliance.system.mdns import Announcer, device_txt
 from appliance.system.notify import Notifier, ServiceState, WatchdogFeeder, describe_status
+from appliance.system.ratelog import limit_repeats
 from appliance.web.app import make_app
+from appliance.web.listen import start_web
+from appliance.web.server import NOISY_LOGGERS
 from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH
 from rtai.discover import TXT_CHANNELS, TXT_RATE
 
@@ -52,6 +54,13 @@ class ServeOptions:
     """Largest UDP payload of an RTP packet: the path MTU less IP and UDP headers."""
     rtp_max_streams: int = 16
     """Most RTP streams open at once."""
+    run_network: str = "api"
+    """What scripts run from the editor may reach: ``api`` (this device's API only) or ``all``."""
+    https_port: int | None = None
+    """HTTPS here (certificate in ``tls/`` of the data directory); plain HTTP then only
+    redirects the LAN. None: plain HTTP for everyone (``make run``, tests)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Names the device answers to besides its own (a DNS name the router gives it)."""
 
 
 def default_data_dir() -> Path:
@@ -108,7 +117,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     service = Service(
         source, opts.data_dir, http_port=opts.http_port, hostname=opts.hostname, log_tail=log_tail
     )
-    launcher = default_launcher()
+    launcher = default_launcher(RunLimits(network=opts.run_network), hidden=(opts.data_dir,))
     service.runs = RunManager(
         launcher.fixed_run_root or run_root(opts.data_dir),
         launcher,
@@ -117,8 +126,16 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     )
     _attach_streams(service, opts)
     await service.start()
-    server = HTTPServer(make_app(service), xheaders=False)
-    server.listen(opts.http_port, address=opts.bind)
+    limit_repeats(*NOISY_LOGGERS)  # a flood of bad connections writes a few lines a minute
+    web = start_web(
+        make_app(service),
+        data_dir=opts.data_dir,
+        http_port=opts.http_port,
+        https_port=opts.https_port,
+        bind=opts.bind,
+        host_names=(service.hostname,),
+        allowed_hosts=opts.allowed_hosts,
+    )
     service.tokens.write_local_file(opts.http_port, _runtime_local_file())
     log.info("web app on port %d, data in %s", opts.http_port, opts.data_dir)
     if not await service.wait_capturing(CAPTURE_START_TIMEOUT_S):
@@ -129,21 +146,34 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     notifier.ready()
     feeder.start()
     announcer = await _announce(service, opts) if opts.mdns else None
+    if announcer is not None:
+        web.names.add(announcer.hostname)  # after a rename on conflict: name-2.local
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    status_task = loop.create_task(_report_status(service, notifier, feeder, announcer))
-    await stop.wait()
+    service.supervisor.spawn(
+        "status", lambda: _report_status(service, notifier, feeder, announcer), "restart"
+    )
+    # A signal, or a background task failed beyond repair.
+    waiters = {loop.create_task(stop.wait()), loop.create_task(service.failed.wait())}
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
     log.info("stopping")
     notifier.stopping()
-    status_task.cancel()
     await feeder.stop()
     if announcer is not None:
         await announcer.close()
-    server.stop()
+    web.stop()
     await service.stop()
-    await server.close_all_connections()
+    await web.close_all_connections()
+    if service.failure is not None:
+        raise ServiceFailed(service.failure)
+
+
+class ServiceFailed(RuntimeError):
+    """A background task failed beyond repair; the service ended with status 1."""
 
 
 def _attach_streams(service: Service, opts: ServeOptions) -> None:

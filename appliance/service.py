@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
+import secrets
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +22,7 @@ from typing import Any
 
 from appliance import __version__
 from appliance.auth import PasswordStore, TokenStore
-from appliance.boot.bootreport import boot_file_problems
+from appliance.boot.bootreport import boot_file_problems, update_notices
 from appliance.capture.block import Block
 from appliance.capture.bus import QUEUE_SECONDS, Bus, blocks_for
 from appliance.capture.config import AudioConfig, Capabilities, apply_change, load_config, save_config
@@ -28,9 +31,12 @@ from appliance.capture.sources.base import CaptureSource
 from appliance.capture.stats import CpuMeter, Levels, disk_free_bytes, temperature_c
 from appliance.capture.thread import Capture, CaptureStatus
 from appliance.errors import ApplianceError, ConfigError
+from appliance.sessions.flow import DEVICE_BURST_BYTES, DEVICE_BYTES_PER_S, TextBudget
 from appliance.sessions.handlers import HandlerRegistry
+from appliance.sessions.quotas import check_stream_quota
 from appliance.sessions.session import ClientSession
 from appliance.system.logtail import LogTail
+from appliance.system.supervisor import Supervisor
 from browserinterface import protocol as P
 
 log = logging.getLogger(__name__)
@@ -60,11 +66,16 @@ class Service:
         self.tokens = TokenStore(data_dir)
         self.passwords = PasswordStore(data_dir)
         self.handlers = HandlerRegistry(self.broadcast_browsers)
+        self.text_budget = TextBudget(DEVICE_BYTES_PER_S, DEVICE_BURST_BYTES)
+        """What all connections together may send per second (``appliance.sessions.flow``)."""
         self.log_tail = log_tail or LogTail()
         self.log_tail.listener = lambda line: self.broadcast_browsers(line.to_json())
         self._saved = load_config(data_dir)
         """The admin's saved configuration; None on a fresh device, which opens the source's own shape."""
         self._config = self._saved or AudioConfig()
+        self._asked: AudioConfig | None = self._saved
+        """What capture was last asked for: the shape of the last reopen, the last volume
+        (None: the source's own shape, as on a fresh device)."""
         self._caps: Capabilities | None = None
         self._status: CaptureStatus | None = None
         self._sessions: dict[str, ClientSession] = {}
@@ -73,15 +84,18 @@ class Service:
         self._levels = Levels()
         self._cpu = CpuMeter()
         self._last_levels: list[float] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor(self._fail)
+        self.failed = asyncio.Event()
+        """Set when a background task failed beyond repair: the service must stop (status 1)."""
+        self.failure: str | None = None
         self._capture_ready = asyncio.Event()
         self._handoff: Handoff | None = None
         self.capture: Capture | None = None
         self.runs: Any = None
         self.streams: Any = None
         self.remote_runs: dict[str, dict[str, Any]] = {}
-        self.notices = boot_file_problems(data_dir)
-        """What the admin should know at every visit (bad lines of the boot partition's file)."""
+        self.notices = boot_file_problems(data_dir) + update_notices(data_dir)
+        """What the admin should know at every visit (boot-file problems, a rolled-back update)."""
         self._browsers = 0
         """Open browser sessions: levels and latency are only measured for them to see."""
         self.bus.add_listener(self._meter)
@@ -99,8 +113,8 @@ class Service:
 
         self.capture = Capture(self.source, deliver=handoff.put, on_status=on_status, desired=self._saved)
         self.capture.start()
-        self._tasks.append(loop.create_task(self._every(STATS_INTERVAL_S, self._send_stats)))
-        self._tasks.append(loop.create_task(self._every(LEVELS_INTERVAL_S, self._send_levels)))
+        self.supervisor.spawn("stats", lambda: self._every(STATS_INTERVAL_S, self._send_stats), "restart")
+        self.supervisor.spawn("levels", lambda: self._every(LEVELS_INTERVAL_S, self._send_levels), "restart")
 
     async def wait_capturing(self, timeout: float) -> bool:
         """True once capture has opened (or a missing device was reported) within ``timeout``."""
@@ -117,13 +131,14 @@ class Service:
         for session in list(self._sessions.values()):
             session.transport.close(1001, "device shutting down")
             session.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.supervisor.stop()
         if self.capture is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.capture.stop)
+
+    def _fail(self, reason: str) -> None:
+        log.critical("%s; the service stops so that it is started afresh", reason)
+        self.failure = reason
+        self.failed.set()
 
     async def _every(self, interval: float, fn: Callable[[], None]) -> None:
         while True:
@@ -147,11 +162,33 @@ class Service:
             self._capture_ready.set()
         if previous is None or previous.state != status.state:
             log.info("capture %s: %s", status.state, status.message)
-        if status.config is not None and status.config != self._config:
-            self._config = status.config
+        captured = self._captured_config(status)
+        if captured is not None and captured != self._config:
+            self._config = captured
             self._config_changed()
         elif previous is None or previous.capabilities != status.capabilities:
             self._config_changed()
+
+    def _captured_config(self, status: CaptureStatus) -> AudioConfig | None:
+        """The configuration a status reports, or None when it is stale or absent.
+
+        Capture reopens on its own thread, so its report of an open can arrive
+        after a newer change was asked for: such a report must not undo it.  A
+        report whose shape is not what the last request moves to on this
+        device is stale (the reopen for the newer request follows); its volume
+        is always the last one asked for, which capture applies at its next buffer.
+        """
+        config, caps = status.config, status.capabilities
+        if config is None or caps is None:
+            return None
+        expected = caps.default_config(self._asked)
+        if (config.rate, config.channels, config.buffer_frames) != (
+            expected.rate,
+            expected.channels,
+            expected.buffer_frames,
+        ):
+            return None
+        return config if self._asked is None else dataclasses.replace(config, volume=self._asked.volume)
 
     @property
     def config(self) -> AudioConfig:
@@ -165,22 +202,31 @@ class Service:
     def status(self) -> CaptureStatus | None:
         return self._status
 
-    def change_config(self, **fields: Any) -> AudioConfig:
-        """Validate and apply a change for the whole device; raises ConfigError."""
+    def change_config(self, by: str = "the device", **fields: Any) -> AudioConfig:
+        """Validate and apply a change for the whole device; raises ConfigError.
+
+        ``by`` says who asked; every change is logged with it, since one
+        script's change applies to every other script and listener.
+        """
         if self._caps is None:
             raise ConfigError("the capture device is not available yet; try again when it is")
         new = apply_change(self._config, self._caps, **fields)
         if new == self._config:
             return new
-        old, self._config = self._config, new
+        # Saved first: on a full disk (DiskFullError) nothing changes, so what
+        # is announced and what is captured never part ways.
         save_config(self.data_dir, new)
+        old, self._config = self._config, new
         self._saved = new
         assert self.capture is not None
+        # Mirrors what capture keeps as its wish, so late reports can be told apart (_captured_config).
         if (old.rate, old.channels, old.buffer_frames) != (new.rate, new.channels, new.buffer_frames):
+            self._asked = new
             self.capture.reconfigure(new)
         else:
+            self._asked = dataclasses.replace(self._asked or old, volume=new.volume)
             self.capture.set_volume(new.volume)
-        log.info("configuration changed to %s", new)
+        log.info("configuration changed to %s by %s", new, by)
         self._config_changed()
         return new
 
@@ -264,7 +310,7 @@ class Service:
     def sessions(self, role: str | None = None) -> list[ClientSession]:
         return [s for s in self._sessions.values() if role is None or s.role == role]
 
-    def broadcast_browsers(self, msg: dict[str, Any] | bytes) -> None:
+    def broadcast_browsers(self, msg: dict[str, Any] | bytes | str) -> None:
         for session in self._sessions.values():
             if session.role == "browser":
                 session.push(msg)
@@ -283,6 +329,11 @@ class Service:
         info["output"] = (info["output"] + [line])[-200:]
         self.broadcast_runs({"type": "run_output", "run": info["id"], **line})
 
+    @property
+    def simulated(self) -> bool:
+        """True while the audio is the simulator's (no array was found, or none was asked for)."""
+        return self.source.info.kind == "sim"
+
     def welcome(self, session: ClientSession) -> dict[str, Any]:
         info = self.source.info
         msg: dict[str, Any] = {
@@ -294,16 +345,27 @@ class Service:
                 "name": self.hostname,
                 "model": info.model,
                 "source": info.spec,
+                "simulated": self.simulated,
                 "version": __version__,
                 "geometry": info.channel_geometry(),
             },
         }
         if session.role == "browser":
             msg["notices"] = self.notices
-            msg["handlers"] = self.handlers.visible()
+            msg["handlers"] = self.handlers.visible()  # welcome_text avoids decoding these
             msg["runs"] = self.run_list()
             msg["log"] = [line.to_json() for line in self.log_tail.lines]
         return msg
+
+    def welcome_text(self, session: ClientSession) -> str:
+        """:meth:`welcome` as its JSON frame, the charts' history spliced in as held."""
+        msg = self.welcome(session)
+        if "handlers" not in msg:
+            return P.encode_message(msg)
+        # An unguessable placeholder: no text a script or the log holds can match it.
+        placeholder = f"handlers-{secrets.token_hex(16)}"
+        msg["handlers"] = placeholder
+        return P.encode_message(msg).replace(f'"{placeholder}"', self.handlers.visible_json(), 1)
 
     # -- runs -----------------------------------------------------------------
     def run_list(self) -> list[dict[str, Any]]:
@@ -317,7 +379,7 @@ class Service:
     def start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
         if self.runs is None:
             raise ApplianceError("script runs are not available on this device")
-        asyncio.get_running_loop().create_task(self._start_run(session, request_id, name, code))
+        self.supervisor.spawn("run start", lambda: self._start_run(session, request_id, name, code), "once")
 
     async def _start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None:
         try:
@@ -336,7 +398,7 @@ class Service:
         if self.runs is None or self.runs.get(run_id) is None:
             session.error("unknown_run", f"no run {run_id!r}", request_id)
             return
-        asyncio.get_running_loop().create_task(self._stop_run(session, request_id, run_id))
+        self.supervisor.spawn("run stop", lambda: self._stop_run(session, request_id, run_id), "once")
 
     async def _stop_run(self, session: ClientSession, request_id: Any, run_id: str) -> None:
         await self.runs.stop(run_id)
@@ -360,13 +422,15 @@ class Service:
         }
 
     # -- streams (RTP) ----------------------------------------------------------
-    def stream_start(self, session: ClientSession, msg: dict[str, Any]) -> None:
+    def stream_start(
+        self, session: ClientSession, port: int, channels: list[int] | None, max_payload: int | None
+    ) -> dict[str, Any]:
+        """Start RTP to the session's own address; returns the stream's description."""
         if self.streams is None:
             raise ApplianceError("streaming is not available on this device")
-        stream = self.streams.subscribe(
-            session.id, session.peer, msg["port"], msg.get("channels"), msg.get("max_payload")
-        )
-        session.push({"type": "ack", "id": msg.get("id"), "stream": stream})
+        check_stream_quota(session, self._sessions.values(), self.streams.listeners())
+        stream: dict[str, Any] = self.streams.subscribe(session.id, session.peer, port, channels, max_payload)
+        return stream
 
     def stream_changed(self, owner: str, stream: dict[str, Any]) -> None:
         """A configuration change gave a listener's stream a new description."""
@@ -378,9 +442,9 @@ class Service:
         if self.streams is not None:
             self.streams.renew(session.id, stream_id)
 
-    def stream_stop(self, session: ClientSession, stream_id: Any) -> None:
+    def stream_stop(self, session: ClientSession, stream_id: str | None) -> None:
         if self.streams is not None:
-            self.streams.cancel(session.id, None if stream_id is None else str(stream_id))
+            self.streams.cancel(session.id, stream_id)
 
     # -- periodic -------------------------------------------------------------
     def _send_levels(self) -> None:
@@ -394,6 +458,7 @@ class Service:
         return {
             "type": "stats",
             "source": self.source.info.spec,
+            "simulated": self.simulated,
             "model": self.source.info.model,
             "state": status.state if status else "starting",
             "message": status.message if status else "",
@@ -427,6 +492,8 @@ class Service:
 
     def _send_stats(self) -> None:
         self._end_stale_browser_sessions()
+        self.tokens.close_revoked()
+        self.handlers.sweep(time.monotonic(), shown=bool(self.sessions("browser")))
         self.broadcast_browsers(self.stats())
 
     def _end_stale_browser_sessions(self) -> None:

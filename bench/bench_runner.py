@@ -1,6 +1,6 @@
 """Script runs: start and stop latency, and what an output flood costs the service.
 
-Run: ``.venv/bin/python bench/bench_runner.py``.  Prints figures; never fails
+Run: ``.venv/bin/python -m bench bench_runner``.  Prints figures; never fails
 on a time.  The flood is compared with a peer in the same run: a plain
 ``readline()`` loop that forwards every line (no rate limit, no pauses).
 """
@@ -19,8 +19,9 @@ from typing import Any
 
 from appliance.runs.launcher import RlimitLauncher
 from appliance.runs.runner import RunManager
+from bench import span
 
-FLOOD_S = 3.0
+FLOOD_S = span(3.0)
 READY = 'import time\nprint("ready")\nwhile True:\n    time.sleep(0.01)\n'
 STUBBORN = (
     "import signal, time\n"

@@ -22,8 +22,9 @@ from appliance.capture.config import AudioConfig
 from appliance.capture.sources.alsa import _to_int16
 from appliance.capture.sources.simulator import SPEED_OF_SOUND_M_S, SimulatedArray
 from appliance.capture.thread import Capture, CaptureStatus
+from bench import span
 
-SECONDS = 4.0
+SECONDS = span(4.0)
 CONFIG = AudioConfig(rate=48000, channels=48, buffer_frames=256, volume=80)
 PRESET = "pyramic"
 

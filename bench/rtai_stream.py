@@ -29,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import count, span
 from tests.rtai_support import free_port_pair
 
 RATE = 48000
-SECONDS = 5.0
-SHORT_SECONDS = 1.0
-RUNS = 3
+SECONDS = span(5.0, smoke=1.0)
+SHORT_SECONDS = span(1.0, smoke=0.5)
+RUNS = count(3)
 BLOCK = 4096
 SMALL_BLOCK = 512
 LATENCY_MS = 20.0
@@ -138,13 +139,15 @@ def _sender_cpu(tmp: Path, channels: int) -> dict[str, float]:
     _write_wav(long_wav, channels, SECONDS)
     _write_wav(short_wav, channels, SHORT_SECONDS)
     out = tmp / "sender.json"
-    commands = {
-        "ours": lambda wav: [*SELF, "sender", str(wav), str(port), str(out), str(BLOCK)],
-        "ffmpeg": lambda wav: [
-            "ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-i", str(wav), "-c:a", "pcm_s16be",
-            "-payload_type", "96", "-f", "rtp", f"rtp://127.0.0.1:{port}?pkt_size=1472",
-        ],
-    }  # fmt: skip
+
+    def ours(wav: Path) -> list[str]:
+        return [*SELF, "sender", str(wav), str(port), str(out), str(BLOCK)]
+
+    def ffmpeg(wav: Path) -> list[str]:
+        return ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-i", str(wav), "-c:a", "pcm_s16be",
+                "-payload_type", "96", "-f", "rtp", f"rtp://127.0.0.1:{port}?pkt_size=1472"]  # fmt: skip
+
+    commands = {"ours": ours, "ffmpeg": ffmpeg}
     slopes: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(RUNS):
         for name, command in commands.items():

@@ -26,12 +26,13 @@ from typing import Any
 
 from playwright.sync_api import Page
 
+from bench import span
 from tests.chromium import launch
 
 ROOT = Path(__file__).resolve().parent.parent
 FRONTEND = ROOT / "appliance" / "web" / "frontend"
 RATES_HZ = [30, 60, 120, 240, 480, 960, 1920, 3840]  # messages per second per tab
-SECONDS = 3.0
+SECONDS = span(3.0)
 MIN_FPS = 30.0
 ON_TIME = 1.15  # a run may take this much longer than planned and still count
 PAGE = (

@@ -21,11 +21,12 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
+from bench import count, span
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest_web import login, running_server
 
-EXECUTE_RUNS = 5
-FEED_SECONDS = 6.0
+EXECUTE_RUNS = count(5)
+FEED_SECONDS = span(6.0, smoke=1.0)
 FEED_RATE_HZ = 60  # messages per second per tab
 
 FIRST_CHART = """

@@ -40,13 +40,19 @@ that); older buffers are dropped, a line on stderr says at once how far
 behind it is, ``register_when_behind(fn)`` calls ``fn(lag_ms, dropped)``
 at most once a second while it drops, and ``lag_ms()`` tells the lag now.  Ctrl-C ends the script cleanly;
 if the device restarts, the script reconnects and gets the configuration again.
+Registering a callback again replaces the earlier one (``add_handle_data``
+adds one more; ``unregister_handle_data`` removes); ``info=True`` passes each
+block's capture time, sequence number and loss count as a second argument.
+
+Several devices in one process (a notebook, say): ``Device("lab.local",
+token=...)`` has all of the above as methods; the module's functions act on
+one default device.  ``stop()`` then ``start()`` connects again.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import math
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -55,16 +61,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from browserinterface import protocol as _protocol
-from browserinterface._client import Connection, RemoteHandler, default_hello
-from browserinterface._dispatch import Dispatcher
-from browserinterface._locate import SetupError, find_target
+from browserinterface._api import ConfigError, Device, Handler
+from browserinterface._dispatch import BlockInfo, CallbackFailed
+from browserinterface._locate import SetupError
 
 __all__ = [
+    "BlockInfo",
     "ConfigError",
+    "Device",
     "Handler",
     "SetupError",
+    "add_handle_data",
     "add_handler",
+    "add_when_new_config",
     "bi_board_ip",
     "board_ip",
     "buffer_frames",
@@ -83,6 +92,8 @@ __all__ = [
     "set_max_backlog",
     "start",
     "stop",
+    "unregister_handle_data",
+    "unregister_when_new_config",
     "valid_num_channels",
     "valid_rates",
     "volume",
@@ -104,84 +115,57 @@ bi_board_ip: str | None = None
 board_ip: str | None = None
 
 Buffer = NDArray[np.int16]
-CONFIG_TIMEOUT_S = 10.0
-#: How long start() waits for the device's first configuration.
-START_TIMEOUT_S = 10.0
 
 
-class ConfigError(ValueError):
-    """The device refused a configuration; the message says what it accepts."""
-
-
-def _apply_config(msg: dict[str, Any]) -> None:
+def _publish(msg: dict[str, Any]) -> None:
+    """The default device's configuration, as the module's variables (the seed's API)."""
     global rate, channels, buffer_frames, volume, valid_rates, valid_num_channels, geometry
-    config = msg["config"]
-    rate, channels = config["rate"], config["channels"]
-    buffer_frames, volume = config["buffer_frames"], config["volume"]
-    valid_rates, valid_num_channels = msg.get("valid_rates"), msg.get("valid_num_channels")
-    if "device" in msg:
-        geometry = msg["device"].get("geometry")
+    d = _device
+    rate, channels, buffer_frames, volume = d.rate, d.channels, d.buffer_frames, d.volume
+    valid_rates, valid_num_channels, geometry = d.valid_rates, d.valid_num_channels, d.geometry
 
 
-_dispatcher = Dispatcher(_apply_config)
-_connection: Connection | None = None
-_pending_config: dict[str, Any] = {}
-_lock = threading.Lock()
+_device = Device(on_config=_publish)
+_exit_hook_registered = False
 
 
-class Handler:
-    """A tab in the web app; ``send_data`` draws on it (see docs/handlers.md for formats)."""
+def register_handle_data(fn: Callable[..., None] | None, *, add: bool = False, info: bool = False) -> None:
+    """Call ``fn(buffer)`` for every captured buffer (int16, ``(buffer_frames, channels)``).
 
-    def __init__(self, remote: RemoteHandler) -> None:
-        self._remote = remote
-
-    @property
-    def name(self) -> str:
-        return self._remote.name
-
-    def send_data(self, data: Any) -> None:
-        """Send data to the tab; kept by the device for browsers that open later."""
-        payload = _jsonable(data)
-        if _connection is None:
-            self._remote.pending.append(payload)
-        else:
-            _connection.send_data(self._remote, payload)
+    Registering again replaces the previous callback, as in easy-dsp;
+    ``add=True`` keeps the others; ``None`` removes them all.  ``info=True``
+    calls ``fn(buffer, info)`` with the block's ``time``, ``seq`` and ``lost``.
+    """
+    _device.register_handle_data(fn, add=add, info=info)
 
 
-def _jsonable(data: Any) -> Any:
-    """numpy arrays and scalars as lists and numbers; NaN and infinities as null."""
-    if isinstance(data, np.ndarray):
-        data = data.tolist()
-    if isinstance(data, np.generic):
-        data = data.item()
-    if isinstance(data, float) and not math.isfinite(data):
-        return None
-    if isinstance(data, dict):
-        return {str(k): _jsonable(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_jsonable(v) for v in data]
-    return data
+def add_handle_data(fn: Callable[..., None], *, info: bool = False) -> None:
+    """Call ``fn`` for every buffer too, beside the callbacks already registered."""
+    _device.add_handle_data(fn, info=info)
 
 
-_audio_wanted = False
+def unregister_handle_data(fn: Callable[..., None] | None = None) -> None:
+    """Stop calling ``fn`` for buffers (None: every data callback)."""
+    _device.unregister_handle_data(fn)
 
 
-def _want_audio() -> None:
-    global _audio_wanted
-    _audio_wanted = True
-    if _connection is not None:
-        _connection.want_audio()
+def register_when_new_config(fn: Callable[[int, int, int, int], None] | None, *, add: bool = False) -> None:
+    """Call ``fn(buffer_frames, rate, channels, volume)`` now (if known) and on every change.
+
+    Registering again replaces the previous callback; ``add=True`` keeps the
+    others; ``None`` removes them all.
+    """
+    _device.register_when_new_config(fn, add=add)
 
 
-def register_handle_data(fn: Callable[[Buffer], None]) -> None:
-    """Call ``fn(buffer)`` for every captured buffer (int16, ``(buffer_frames, channels)``)."""
-    _dispatcher.data_callbacks.append(fn)
-    _want_audio()
+def add_when_new_config(fn: Callable[[int, int, int, int], None]) -> None:
+    """Call ``fn`` on configuration changes too, beside the callbacks already registered."""
+    _device.add_when_new_config(fn)
 
 
-def register_when_new_config(fn: Callable[[int, int, int, int], None]) -> None:
-    """Call ``fn(buffer_frames, rate, channels, volume)`` now (if known) and on every change."""
-    _dispatcher.config_callbacks.append(fn)
+def unregister_when_new_config(fn: Callable[[int, int, int, int], None] | None = None) -> None:
+    """Stop calling ``fn`` on configuration changes (None: every configuration callback)."""
+    _device.unregister_when_new_config(fn)
 
 
 def set_max_backlog(ms: float) -> None:
@@ -192,18 +176,18 @@ def set_max_backlog(ms: float) -> None:
     """
     if not math.isfinite(ms) or ms < 0:
         raise ValueError(f"backlog {ms!r} ms must be a finite number of milliseconds from 0")
-    _dispatcher.max_backlog_s = ms / 1000.0
+    _device._dispatcher.max_backlog_s = ms / 1000.0
 
 
 def register_when_behind(fn: Callable[[float, int], None]) -> None:
     """Call ``fn(lag_ms, dropped_blocks)``, at most once a second, while buffers are dropped
     because the script fell more than its backlog behind live audio."""
-    _dispatcher.behind_callbacks.append(fn)
+    _device._dispatcher.behind_callbacks.append(fn)
 
 
 def lag_ms() -> float:
     """How far the script is behind the newest buffer received, in milliseconds."""
-    return round(_dispatcher.lag_s * 1000, 1)
+    return round(_device._dispatcher.lag_s * 1000, 1)
 
 
 def change_config(
@@ -217,117 +201,60 @@ def change_config(
     Once connected this waits for the device's answer and raises ConfigError
     if it refuses; before ``start()`` the change is sent on connecting.
     """
-    fields = {"rate": rate, "channels": channels, "buffer_frames": buffer_frames, "volume": volume}
-    fields = {k: v for k, v in fields.items() if v is not None}
-    if _connection is None or not _connection.connected.is_set():
-        _pending_config.update(fields)
-        return
-    reply = _connection.call({"type": "change_config", **fields}, CONFIG_TIMEOUT_S)
-    if reply["type"] == "error":
-        raise ConfigError(reply.get("message", "the device refused the configuration"))
+    _device.change_config(rate, channels, buffer_frames, volume)
 
 
-def record_audio(duration_ms: float, callback: Callable[[Buffer], None]) -> None:
-    """Call ``callback(buffer)`` once at least ``duration_ms`` of audio has arrived from now."""
-    if not duration_ms > 0:
-        raise ValueError(f"duration_ms must be positive, not {duration_ms!r}")
-    _dispatcher.add_recording(float(duration_ms), callback)
-    _want_audio()
+def record_audio(
+    duration_ms: float | None = None,
+    callback: Callable[[Buffer], None] | None = None,
+    *,
+    duration: float | None = None,
+) -> None:
+    """Call ``callback(buffer)`` once at least ``duration_ms`` of audio has arrived from now.
+
+    ``duration`` is easy-dsp's name for ``duration_ms`` (also in milliseconds).
+    """
+    _device.record_audio(duration_ms, callback, duration=duration)
 
 
 def add_handler(name: str, type: str, parameters: dict[str, Any] | None = None) -> Handler:
     """Create a tab ``name`` of a handler ``type`` (e.g. ``base:graph:line``) in the web app."""
-    remote = RemoteHandler(str(name), str(type), _jsonable(parameters or {}))
-    if _connection is not None:
-        _connection.add_handler(remote)
-    else:
-        _early_handlers.append(remote)
-    return Handler(remote)
+    return _device.add_handler(name, type, parameters)
 
 
-_early_handlers: list[RemoteHandler] = []
-
-
-def send_audio(buffer: Buffer) -> None:
-    """Play int16 audio (``(frames, channels)`` or one channel) in the browser."""
-    data = np.asarray(buffer)
-    if data.ndim == 1:
-        data = data[:, None]
-    if data.ndim != 2 or data.dtype != np.int16:
-        raise ValueError(
-            f"send_audio needs an int16 array of (frames, channels), not {data.dtype} {data.shape}"
-        )
-    if _connection is not None:
-        _connection.post(_protocol.encode_audio(_protocol.KIND_PLAYBACK, 0, 0.0, data))
+def send_audio(buffer: Any) -> None:
+    """Play audio in the browser: int16 as is, other numbers converted as easy-dsp did (see Device)."""
+    _device.send_audio(buffer)
 
 
 def start() -> None:
     """Connect to the device and start delivering callbacks.
 
     Returns once the device's configuration has arrived (or after
-    START_TIMEOUT_S, going on trying in the background); the script keeps
+    START_TIMEOUT_S, going on trying in the background); a script keeps
     running after its last line until stopped (Ctrl-C, or Stop in the web app).
     """
-    global _connection
-    with _lock:
-        if _connection is not None:
-            return
-        target = find_target(bi_board_ip or board_ip)
-        conn = Connection(target, default_hello(inform_browser), _dispatcher.emit)
-        _connection = conn
-        # The device shows each run's lag beside its state (docs/protocol.md, "lag").
-        _dispatcher.on_lag = lambda ms: conn.post({"type": "lag", "ms": ms})
-    if _audio_wanted:
-        conn.want_audio()
-    for remote in _early_handlers:
-        conn.add_handler(remote)
-    _early_handlers.clear()
-    conn.start()
-    conn.settled.wait(START_TIMEOUT_S)
-    if conn.refusal is not None:
-        raise SetupError(conn.refusal)
-    if not conn.connected.is_set():
-        print(
-            f"browserinterface: no answer from {target.address.netloc} yet; still trying",
-            file=sys.stderr,
-            flush=True,
-        )
-    _dispatcher.run_in_background()
-    if _pending_config:
-        _dispatcher.call_soon(_send_pending_config)
-    if inform_browser:
-        _forward_output(conn)
-    _at_main_exit(_keep_running)
-
-
-def _send_pending_config() -> None:
-    fields = dict(_pending_config)
-    _pending_config.clear()
-    try:
-        change_config(**fields)
-    except ConfigError as exc:
-        print(f"browserinterface: change_config refused: {exc}", file=sys.stderr, flush=True)
+    global _exit_hook_registered
+    _say_setup_errors_in_words()
+    _device.address = bi_board_ip or board_ip
+    _device.inform_browser = inform_browser
+    _device.start()
+    # A kernel's main module never ends: only a script keeps serving after its last line.
+    if not _exit_hook_registered and "ipykernel" not in sys.modules:
+        _exit_hook_registered = True
+        _at_main_exit(_keep_running)
 
 
 def loop_callbacks() -> None:
     """Run the callbacks in this thread until the script is stopped; Ctrl-C ends it."""
-    if _connection is None:
-        start()
-    try:
-        _dispatcher.take_over()
-    except KeyboardInterrupt:
-        stop()
-        raise SystemExit(130) from None
-    stop()
-    if _dispatcher.exit_message is not None:
-        raise SystemExit(1)
+    _device.address = _device.address or bi_board_ip or board_ip
+    _device.inform_browser = inform_browser
+    _device.loop_callbacks()
 
 
 def stop() -> None:
-    """Disconnect and stop delivering callbacks."""
-    _dispatcher.stop()
-    if _connection is not None:
-        _connection.close()
+    """Disconnect and stop delivering callbacks (``start()`` connects again)."""
+    _device.stop()
 
 
 def _at_main_exit(fn: Callable[[], None]) -> None:
@@ -338,35 +265,48 @@ def _at_main_exit(fn: Callable[[], None]) -> None:
     if register is not None:
         register(fn)
     else:
+        import atexit  # noqa: PLC0415
+
         atexit.register(fn)
 
 
+_main_failed = False
+
+
 def _keep_running() -> None:
-    # The script's own code is done; like the original, it keeps serving callbacks.
-    if not _dispatcher.stopped:
-        with contextlib.suppress(KeyboardInterrupt):
-            _dispatcher.take_over()
-    stop()
+    # The script's own code is done; like the original, it keeps serving
+    # callbacks, unless that code ended with an uncaught exception.
+    if _main_failed:
+        _device.stop()
+        return
+    _device.serve_forever()
 
 
-class _Tee:
-    """Copies the script's output lines to the browser (``inform_browser``)."""
+def _say_setup_errors_in_words() -> None:
+    """An uncaught error of this module ends a script with one line, not a traceback.
 
-    def __init__(self, stream: Any, name: str, conn: Connection) -> None:
-        self._stream, self._name, self._conn = stream, name, conn
-        self._partial = ""
+    Also notes that the script's own code failed, so it ends (status 1)
+    instead of serving callbacks.  Only where Python's own hook would print
+    (a Jupyter kernel shows exceptions its own way).
+    """
+    previous = sys.excepthook
+    if getattr(previous, "_browserinterface", False):
+        return
 
-    def write(self, text: str) -> int:
-        self._partial += text
-        *lines, self._partial = self._partial.split("\n")
-        for line in lines:
-            self._conn.post({"type": "output", "stream": self._name, "text": line})
-        return int(self._stream.write(text))
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        global _main_failed
+        _main_failed = True
+        if isinstance(value, CallbackFailed):
+            # The callback's own traceback is already printed; only its status is left.
+            _device.stop()
+            if value.code != 1:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(value.code)
+        elif isinstance(value, SetupError):
+            print(f"browserinterface: {value}", file=sys.stderr, flush=True)
+        else:
+            previous(kind, value, tb)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-def _forward_output(conn: Connection) -> None:
-    sys.stdout = _Tee(sys.stdout, "stdout", conn)
-    sys.stderr = _Tee(sys.stderr, "stderr", conn)
+    hook._browserinterface = True  # type: ignore[attr-defined]
+    sys.excepthook = hook

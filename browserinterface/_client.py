@@ -9,20 +9,16 @@ so a restart of the service does not end the script.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
 import socket
 import sys
 import threading
 from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
 from typing import Any
-
-from tornado.httpclient import HTTPClientError
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError
 
 from browserinterface import protocol as P
 from browserinterface._locate import Target, reread_local_token
-from browserinterface.apisocket import open_api_socket
+from browserinterface.client import DeviceError, ProtocolClient
 
 #: Waits between reconnection attempts, in seconds (doubling up to the last).
 RECONNECT_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0)
@@ -31,10 +27,6 @@ REQUEST_TIMEOUT_S = 10.0
 CLOSE_FLUSH_S = 2.0
 
 Event = tuple[str, Any]
-
-
-class DeviceRefused(RuntimeError):
-    """The device answered but refused this script (bad token, old protocol)."""
 
 
 class RemoteHandler:
@@ -57,12 +49,11 @@ class Connection:
         self._hello = hello
         self._emit = emit
         self._loop = asyncio.new_event_loop()
-        self._ws: WebSocketClientConnection | None = None
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, Future[dict[str, Any]]] = {}
+        self._client: ProtocolClient | None = None
         self._handlers: list[RemoteHandler] = []
         self._want_audio = False
         self._closing = False
+        self._shutdown_task: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[None]] = set()
         self.connected = threading.Event()
         self.settled = threading.Event()
@@ -78,19 +69,22 @@ class Connection:
         if not self._closing:
             self._closing = True
             if self._thread.is_alive():
-                self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._shutdown()))
+                self._loop.call_soon_threadsafe(self._begin_shutdown)
         # Every caller waits for the flush: the main thread must not end the
         # interpreter while a callback's stop() is still sending.
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=CLOSE_FLUSH_S + 1)
+
+    def _begin_shutdown(self) -> None:
+        self._shutdown_task = self._loop.create_task(self._shutdown())
 
     async def _shutdown(self) -> None:
         # Sends may queue more sends (a tab's data after its ack): wait until none is left.
         deadline = self._loop.time() + CLOSE_FLUSH_S
         while self._sends and (left := deadline - self._loop.time()) > 0:
             await asyncio.wait(set(self._sends), timeout=left)
-        if self._ws is not None:
-            self._ws.close()
+        if self._client is not None:
+            await self._client.close()
         me = asyncio.current_task()
         for task in asyncio.all_tasks(self._loop):
             if task is not me:
@@ -104,6 +98,11 @@ class Connection:
         except asyncio.CancelledError:
             pass
         finally:
+            # The connection may end while the shutdown still closes the socket: let it finish.
+            task = self._shutdown_task
+            if task is not None and not task.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    self._loop.run_until_complete(task)
             self._loop.close()
 
     async def _keep_connected(self) -> None:
@@ -112,55 +111,39 @@ class Connection:
             try:
                 await self._session()
                 failures = 0
-            except DeviceRefused as exc:
-                self.refusal = str(exc)
-                self.settled.set()
-                self._emit(("fatal", str(exc)))
-                return
-            except (TimeoutError, OSError, HTTPClientError, WebSocketClosedError) as exc:
-                if failures == 0:
-                    self._emit(("disconnected", f"cannot reach {self._target.address.netloc}: {exc}"))
+            except DeviceError as exc:
+                if exc.kind == "refused" and not self._token_changed(exc):
+                    self.refusal = str(exc)
+                    self.settled.set()
+                    self._emit(("fatal", str(exc)))
+                    return
+                if failures == 0 and exc.kind != "refused":
+                    self._emit(("disconnected", str(exc)))
                 failures += 1
             self.connected.clear()
             if self._closing:
                 return
             await asyncio.sleep(RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)])
 
-    async def _connect(self) -> WebSocketClientConnection:
-        try:
-            return await open_api_socket(self._target.address, self._target.token)
-        except HTTPClientError as exc:
-            if exc.code == 401 and self._target.local:
-                fresh = reread_local_token()
-                if fresh and fresh != self._target.token:
-                    self._target = Target(self._target.address, fresh, True)
-                    raise OSError("the local token changed; retrying") from exc
-            if exc.code in (401, 403):
-                raise DeviceRefused(
-                    f"the device at {self._target.address.netloc} refused the token (HTTP {exc.code}); "
-                    "check BI_TOKEN or make a new token in the web app"
-                ) from exc
-            raise
+    def _token_changed(self, exc: DeviceError) -> bool:
+        """On the device itself, a refused local token may have been renewed: use the new one."""
+        if self._target.local and "refused the token" in str(exc):
+            fresh = reread_local_token()
+            if fresh and fresh != self._target.token:
+                self._target = Target(self._target.address, fresh, True)
+                return True
+        return False
 
     async def _session(self) -> None:
-        ws = await self._connect()
-        self._ws = ws
+        client = ProtocolClient(self._target.address, self._target.token)
+        self._client = client
         try:
-            await ws.write_message(P.encode_message(self._hello))
-            while True:
-                message = await ws.read_message()
-                if message is None:
-                    raise WebSocketClosedError()
-                if isinstance(message, bytes):
-                    self._on_binary(message)
-                else:
-                    await self._on_text(message)
+            welcome = await client.connect(self._hello)
+            self._on_welcome(welcome)
+            await client.read(self._on_message, self._on_binary)
         finally:
-            self._ws = None
-            for fut in self._waiting.values():
-                if not fut.done():
-                    fut.set_exception(ConnectionError("connection to the device was lost"))
-            self._waiting.clear()
+            self._client = None
+            await client.close()
             for handler in self._handlers:
                 handler.server_id = None
 
@@ -172,31 +155,18 @@ class Connection:
             return
         self._emit(("block", audio))
 
-    async def _on_text(self, text: str) -> None:
-        try:
-            msg = P.decode_message(text)
-        except P.ProtocolError as exc:
-            self._emit(("warning", f"ignored a bad message from the device: {exc}"))
-            return
+    def _on_message(self, msg: dict[str, Any]) -> None:
         kind = msg["type"]
-        if kind == "welcome":
-            await self._on_welcome(msg)
-        elif kind == "config":
+        if kind == "config":
             self._emit(("config", msg))
-        elif kind in ("ack", "error") and msg.get("id") in self._waiting:
-            fut = self._waiting.pop(msg["id"])
-            if not fut.done():
-                fut.set_result(msg)
         elif kind == "error":
-            if msg.get("code") == "protocol_version":
-                raise DeviceRefused(msg.get("message", "protocol version refused"))
             self._emit(("warning", f"device: {msg.get('message')}"))
         elif kind == "loss":
             self._emit(("loss", int(msg.get("blocks", 0))))
         elif kind == "stop":
             self._emit(("stop", "stopped from the browser"))
 
-    async def _on_welcome(self, msg: dict[str, Any]) -> None:
+    def _on_welcome(self, msg: dict[str, Any]) -> None:
         # Nothing here may await: a tab added meanwhile would be registered twice.
         self._emit(("config", msg))
         self.connected.set()
@@ -204,7 +174,7 @@ class Connection:
         if self._want_audio:
             self._send_soon({"type": "audio", "on": True})
         for handler in self._handlers:
-            # Not awaited: the reply arrives through this very read loop.
+            # Not awaited: the reply arrives through the read loop.
             self._track(self._register(handler))
 
     # -- requests -----------------------------------------------------------------
@@ -218,19 +188,22 @@ class Connection:
         task.add_done_callback(self._sends.discard)
 
     async def _send(self, msg: dict[str, Any] | bytes) -> None:
-        if self._ws is None:
+        if self._client is None:
             return
-        if isinstance(msg, bytes):
-            await self._ws.write_message(msg, binary=True)
-        else:
-            await self._ws.write_message(P.encode_message(msg))
+        # A lost connection is noticed by the read loop, which reconnects.
+        with contextlib.suppress(DeviceError):
+            await self._client.send(msg)
 
     async def _request(self, msg: dict[str, Any]) -> dict[str, Any]:
-        request_id = next(self._ids)
-        fut: Future[dict[str, Any]] = Future()
-        self._waiting[request_id] = fut
-        await self._send({**msg, "id": request_id})
-        return await asyncio.wrap_future(fut)
+        """The device's reply: its ack, or its error as a message (callers word it)."""
+        if self._client is None:
+            raise ConnectionError("not connected to the device")
+        try:
+            return await self._client.request(msg)
+        except DeviceError as exc:
+            if exc.code is None:
+                raise ConnectionError(str(exc)) from None
+            return {"type": "error", "code": exc.code, "message": exc.detail or str(exc)}
 
     async def _register(self, handler: RemoteHandler) -> None:
         reply = await self._request(
@@ -273,7 +246,7 @@ class Connection:
     def add_handler(self, handler: RemoteHandler) -> None:
         def add() -> None:
             self._handlers.append(handler)
-            if self._ws is not None and self.connected.is_set():
+            if self._client is not None and self.connected.is_set():
                 self._track(self._register(handler))
 
         self._loop.call_soon_threadsafe(add)

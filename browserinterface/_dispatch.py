@@ -4,6 +4,14 @@ Events from the connection thread wait in one queue.  Exactly one thread
 drains it: a daemon thread after ``start()``, or the caller of
 ``loop_callbacks()``, or the main thread once the script's own code is done.
 
+A callback that raises ends the script as an uncaught exception would (its
+traceback, status 1; ``sys.exit(n)`` ends it with status n): in
+``loop_callbacks()`` the exception simply propagates, from the background
+thread it is raised in the main thread.  Only once the main module has
+finished (serving callbacks at exit) is there no way left to set the exit
+status but ``os._exit``.  In a Jupyter kernel the traceback is printed, the
+device stops, and the kernel lives on.
+
 Backlog: a script whose callbacks are slower than the audio falls behind.
 Blocks waiting for it span at most ``max_backlog_s`` of audio (default
 :data:`BACKLOG_S`); older ones are dropped as newer ones arrive, so the
@@ -16,6 +24,7 @@ dropped, however long its own callback takes.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import queue
 import sys
@@ -41,6 +50,21 @@ LAG_REPORT_S = 1.0
 POLL_S = 0.2
 
 Buffer = NDArray[np.int16]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    """What a callback registered with ``info=True`` gets beside the buffer."""
+
+    time: float
+    """Capture time of the block's last frame, Unix seconds (the device's clock)."""
+    seq: int
+    """Sequence number of the block since capture (re)opened."""
+    lost: int
+    """Blocks lost before this one since the last callback (this script fell behind)."""
+
+
+DataCallback = tuple[Callable[..., None], bool]
 
 
 @dataclass
@@ -83,7 +107,7 @@ class Dispatcher:
         self._urgent: deque[tuple[str, Any]] = deque()
         """Events handled before any waiting block (being told of falling behind)."""
         self._apply_config = apply_config
-        self.data_callbacks: list[Callable[[Buffer], None]] = []
+        self.data_callbacks: list[DataCallback] = []
         self.config_callbacks: list[Callable[[int, int, int, int], None]] = []
         self.recordings: list[Recording] = []
         self.rate: int | None = None
@@ -93,8 +117,30 @@ class Dispatcher:
         self._owner: threading.Thread | None = None
         self._stopped = threading.Event()
         self._dropped = 0
+        self._lost_since = 0
         self._warned = 0.0
         self.exit_message: str | None = None
+        self.at_exit = False
+        """Set while serving callbacks after the main module finished."""
+
+    # -- registration (any thread) ---------------------------------------------------
+    def set_data_callbacks(self, callbacks: list[DataCallback]) -> None:
+        self.data_callbacks = list(callbacks)
+
+    def add_data_callback(self, fn: Callable[..., None], info: bool) -> None:
+        if all(f is not fn for f, _ in self.data_callbacks):
+            self.data_callbacks = [*self.data_callbacks, (fn, info)]
+
+    def remove_data_callback(self, fn: Callable[..., None] | None) -> None:
+        self.data_callbacks = [] if fn is None else [(f, i) for f, i in self.data_callbacks if f != fn]
+
+    def restart(self) -> None:
+        """Ready to run again after stop(): nothing of the last run is left queued."""
+        self._stopped.clear()
+        self.exit_message = None
+        self._owner = None
+        while not self._queue.empty():
+            self._queue.get_nowait()
 
     # -- producer side (connection thread) ------------------------------------------
     def emit(self, event: tuple[str, Any]) -> None:
@@ -179,11 +225,30 @@ class Dispatcher:
                 self._handle(kind, payload)
             except KeyboardInterrupt:
                 raise  # Ctrl-C or Stop: the caller ends the script quietly
-            except BaseException:  # noqa: BLE001 - a user callback failed: behave like an uncaught exception
-                traceback.print_exc()
-                sys.stderr.flush()
-                sys.stdout.flush()
-                os._exit(1)
+            except BaseException as exc:  # noqa: BLE001 - a user callback failed: as if uncaught
+                self._callback_failed(exc)
+                return
+
+    def _callback_failed(self, exc: BaseException) -> None:
+        code = exc.code if isinstance(exc, SystemExit) else 1
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+        code = 0 if code is None else code if isinstance(code, int) else 1
+        if not isinstance(exc, SystemExit):
+            traceback.print_exception(exc)
+            sys.stderr.flush()
+        self.stop(f"a callback raised {type(exc).__name__}")
+        if "ipykernel" in sys.modules:
+            print("browserinterface: stopped; fix the callback and call start() again", file=sys.stderr)
+            return
+        if self.at_exit:
+            # Serving callbacks after the main module finished: no exception can set the status now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        if threading.current_thread() is threading.main_thread():
+            raise SystemExit(code) from None
+        _end_main_thread(code)
 
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "block":
@@ -197,6 +262,7 @@ class Dispatcher:
             print(f"browserinterface: {payload}", file=sys.stderr, flush=True)
         elif kind == "loss":
             self._dropped += payload
+            self._lost_since += payload
             self._warn_loss()
         elif kind == "call":
             payload()
@@ -246,8 +312,15 @@ class Dispatcher:
         callbacks = self.data_callbacks
         if self.recordings:
             self._feed_recordings(data.copy() if callbacks else data)
-        for i, fn in enumerate(callbacks):
-            fn(data if i == 0 else data.copy())  # every call gets an array of its own
+        info = None
+        for i, (fn, wants_info) in enumerate(callbacks):
+            buffer = data if i == 0 else data.copy()  # every call gets an array of its own
+            if wants_info:
+                info = info or BlockInfo(block_time, seq, self._lost_since)
+                fn(buffer, info)
+            else:
+                fn(buffer)
+        self._lost_since = 0
         if self._dropped:
             self._warn_loss()
 
@@ -269,6 +342,32 @@ class Dispatcher:
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         self._queue.put(("call", fn))
+
+
+class CallbackFailed(BaseException):
+    """Raised in the main thread when a callback on the background thread ended the script.
+
+    ``code`` is the exit status the callback chose (1 for an exception).  Not a
+    SystemExit: CPython reads no status from an exception raised this way, but
+    an uncaught exception ends with status 1, and the script's exception hook
+    (``browserinterface._say_setup_errors_in_words``) ends it with any other.
+    """
+
+    code = 1
+
+
+def _end_main_thread(code: int) -> None:
+    """End the script from a background thread as ``sys.exit(code)`` in the main thread would.
+
+    CPython's documented hook for raising an exception in another thread;
+    the main thread sees it at its next bytecode (a long sleep ends first).
+    """
+    exc: type[BaseException] = SystemExit
+    if code != 0:
+        exc = type("CallbackFailed", (CallbackFailed,), {"code": code})
+    main = threading.main_thread().ident
+    if main is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(exc))
 
 
 def _frames_for(duration_ms: float, rate: int) -> int:

@@ -47,10 +47,13 @@ def _read_local() -> tuple[int, str] | None:
     return None
 
 
-def find_target(board_ip: str | None) -> Target:
-    """The device (``board_ip``, else ``BI_DEVICE``, else this machine) and its token."""
+def find_target(board_ip: str | None, token: str | None = None) -> Target:
+    """The device (``board_ip``, else ``BI_DEVICE``, else this machine) and its token.
+
+    The token is ``token``, else ``BI_TOKEN``, else the local token file's.
+    """
     spec = board_ip or os.environ.get("BI_DEVICE")
-    token = os.environ.get("BI_TOKEN")
+    token = token or os.environ.get("BI_TOKEN")
     if spec is None:
         local = _read_local()
         if local is None:

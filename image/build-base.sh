@@ -12,6 +12,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+IMAGE_STAGE="stage 1/3 base"
 
 SUITE=${SUITE:-bookworm}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
@@ -26,7 +27,7 @@ openssh-server ca-certificates linux-image-arm64 raspi-firmware
 firmware-brcm80211 wpasupplicant wireless-regdb iw rfkill parted fdisk systemd-resolved
 dosfstools e2fsprogs systemd-timesyncd tzdata less nano
 python3 python3-venv python3-dev gcc libc6-dev libasound2-dev libsystemd-dev
-pkg-config alsa-utils"
+pkg-config alsa-utils bubblewrap"
 PACKAGES=$(echo $PACKAGES | tr ' ' ',')
 
 # Bump BASE_RECIPE when the mmdebstrap call below changes in a way that

@@ -14,6 +14,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+IMAGE_STAGE="stage 3/3 appliance+disk"
 repo=$(cd "$here/.." && pwd)
 CACHE=${IMAGE_CACHE:-$here/cache}
 OUT=${IMAGE_OUT:-$here/out}
@@ -50,6 +51,10 @@ cp "$wheel" "$root/tmp/"
 in_root "$root" "$VENV_DIR/bin/pip" install -q --no-deps --no-index --force-reinstall \
 	"/tmp/$(basename "$wheel")"
 rm -f "$root/tmp/"*.whl
+# micarray-update keeps the running version's wheel to go back to
+# (appliance/boot/update.py); the image's own wheel is the first one.
+install -d -m 0700 "$root/var/lib/micarray-update/current"
+install -m 0600 "$wheel" "$root/var/lib/micarray-update/current/"
 "$here/customize.sh" "$root" "$repo"
 
 img="$OUT/$name.img"
@@ -62,7 +67,7 @@ if [ "${NO_XZ:-0}" = 1 ]; then
 fi
 step "compressing (xz -T2 -6)"
 rm -f "$img.xz"
-xz -T2 -6 -k "$img"
+with_progress "$img.xz" xz -T2 -6 -k "$img"
 (cd "$OUT" && sha256sum "$name.img.xz" > "$name.img.xz.sha256")
 step "done in $(( $(date +%s) - started )) s"
 step "image:  $img.xz ($(du -h "$img.xz" | cut -f1); $(du -h --apparent-size "$img" | cut -f1) written to the card)"

@@ -15,6 +15,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+IMAGE_STAGE="stage 2/3 packages+venv"
 repo=$(cd "$here/.." && pwd)
 CACHE=${IMAGE_CACHE:-$here/cache}
 HOST_PIP=${HOST_PIP:-$repo/.venv/bin/pip}
@@ -23,6 +24,10 @@ base=$1
 # systemd's D-Bus API, allowed by systemd/polkit/50-micarray.rules.
 # make: `sudo make install` from a newer checkout updates a device (docs/image.md).
 EXTRA_PACKAGES=${EXTRA_PACKAGES:-polkitd make}
+# Wi-Fi firmware from bookworm-backports: bookworm's firmware-brcm80211 has no
+# board file for the Zero 2 W (image/boards.py, tests/test_imager_firmware.py).
+BACKPORTS_PACKAGES=${BACKPORTS_PACKAGES:-firmware-brcm80211/bookworm-backports}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
 
 work=$(mktemp -d "$CACHE/venv-work.XXXXXX")
 trap 'remove_tree "$work"' EXIT
@@ -46,7 +51,7 @@ grep -E '^(setuptools|wheel|packaging)==' "$repo/requirements.lock" | cut -d' ' 
 BASE_NAME=$(basename "$base")
 VENV_RECIPE=2
 key=$(cat "$work/pins.txt" "$work/build-pins.txt" |
-	{ cat; echo "$BASE_NAME $VENV_RECIPE $EXTRA_PACKAGES"; } | sha256sum | cut -c1-12)
+	{ cat; echo "$BASE_NAME $VENV_RECIPE $EXTRA_PACKAGES $BACKPORTS_PACKAGES"; } | sha256sum | cut -c1-12)
 out="$CACHE/rootfs-$key.tar"
 if [ -f "$out" ]; then
 	step "root file system with packages and virtual environment cached: $out"
@@ -70,15 +75,17 @@ ls "$work/wheels" >&2
 started=$(date +%s)
 root="$work/root"
 extract_root "$base" "$root"
-if [ -n "$EXTRA_PACKAGES" ]; then
+if [ -n "$EXTRA_PACKAGES$BACKPORTS_PACKAGES" ]; then
 	step "installing Debian packages on top of the base (emulated): $EXTRA_PACKAGES"
 	cp /etc/resolv.conf "$root/etc/resolv.conf.build"
 	mv "$root/etc/resolv.conf" "$root/etc/resolv.conf.image" 2>/dev/null || true
 	cp "$root/etc/resolv.conf.build" "$root/etc/resolv.conf"
+	echo "deb $MIRROR bookworm-backports main non-free-firmware" \
+		> "$root/etc/apt/sources.list.d/bookworm-backports.list"
 	in_root "$root" apt-get update -q >&2
 	# shellcheck disable=SC2086
 	in_root "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-		--no-install-recommends $EXTRA_PACKAGES >&2
+		--no-install-recommends $EXTRA_PACKAGES $BACKPORTS_PACKAGES >&2
 	in_root "$root" apt-get clean
 	rm -rf "$root"/var/lib/apt/lists/* "$root/etc/resolv.conf" "$root/etc/resolv.conf.build"
 	mv "$root/etc/resolv.conf.image" "$root/etc/resolv.conf" 2>/dev/null || true

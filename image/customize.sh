@@ -43,12 +43,18 @@ step "identity: machine-id uninitialized, no SSH host keys (made on first boot)"
 echo uninitialized > "$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*
 mkdir -p "$root/etc/ssh/sshd_config.d"
+# First boot may write root's authorized_keys only here (its sandbox).
+install -d -m 0700 "$root/root/.ssh"
 cat > "$root/etc/ssh/sshd_config.d/micarray.conf" <<'SSHD'
 # Keys only: the image has no default password, and root logs in with the key
 # from micarray.txt (SSH_AUTHORIZED_KEY).
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
+# First boot makes these two (an RSA key takes seconds on a Pi, longer in
+# QEMU, and every OpenSSH client of the last decade takes Ed25519).
+HostKey /etc/ssh/ssh_host_ed25519_key
+HostKey /etc/ssh/ssh_host_ecdsa_key
 SSHD
 
 step "network: systemd-networkd for wired, USB and Wi-Fi (DHCP), resolved, timesyncd"
@@ -98,8 +104,13 @@ step "the appliance: files, units, users ($APP_USER), $DATA_DIR, boot-partition 
 # sources in $APP_DIR, units in /usr/local/lib/systemd/system. The virtual
 # environment is already there from stage 2 and the wheel.
 make -s -C "$repo" --no-print-directory install-files install-units DESTDIR="$root" >&2
-install -m 0644 "$repo/systemd/micarray-firstboot.service" \
-	"$root/usr/local/lib/systemd/system/micarray-firstboot.service"
+for unit in micarray-firstboot.service micarray-rootgrow.service; do
+	install -m 0644 "$repo/systemd/$unit" "$root/usr/local/lib/systemd/system/$unit"
+done
+# systemd.run= in cmdline.txt (Imager's firstrun.sh hook) never runs a script
+# here and never powers the device off (docs/image.md).
+install -D -m 0644 "$repo/systemd/kernel-command-line.service.d/50-micarray.conf" \
+	"$root/etc/systemd/system/kernel-command-line.service.d/50-micarray.conf"
 # The users, made now (host-side) so that first boot can hand files to them
 # before the service starts.
 systemd-sysusers --root="$root"
@@ -116,13 +127,22 @@ printf '%s\n' '[Service]' 'EnvironmentFile=-/etc/default/micarray' \
 	> "$root/etc/systemd/system/micarray.service.d/50-image.conf"
 install -m 0644 "$here/files/micarray.txt" "$root/boot/firmware/micarray.txt"
 
+step "I2S HAT overlays (dtc, from image/overlays/*.dts)"
+# Debian's kernel ships no Raspberry Pi overlays; I2S_HAT= in micarray.txt
+# names one of ours (appliance/boot/hats.py). The firmware loads them from
+# overlays/ on the boot partition.
+mkdir -p "$root/boot/firmware/overlays"
+for dts in "$here"/overlays/*.dts; do
+	dtc -q -@ -I dts -O dtb -o "$root/boot/firmware/overlays/$(basename "$dts" .dts).dtbo" "$dts"
+done
+
 step "enabling units"
 systemctl --root="$root" --quiet enable \
 	systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
-	ssh.service micarray-firstboot.service "$APP_UNIT"
-# micarray.service wants network-online.target. By default that waits for
-# every managed link, so an unconfigured Wi-Fi radio next to a cable held
-# the service back by two minutes: wait for any one link, and not forever.
+	ssh.service micarray-firstboot.service micarray-rootgrow.service "$APP_UNIT"
+# No unit of the appliance waits for network-online.target; should anything
+# else pull it in, it waits for any one link, and not for ever (by default an
+# unconfigured Wi-Fi radio next to a cable held it back by two minutes).
 mkdir -p "$root/etc/systemd/system/systemd-networkd-wait-online.service.d"
 printf '%s\n' '[Service]' 'ExecStart=' \
 	'ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=30' \

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import guest_checks
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -69,20 +70,28 @@ def fat(image: Path) -> str:
     return f"{image}@@{BOOT_OFFSET}"
 
 
-def prepare(image: Path, work: Path, password: str, pubkey: str) -> tuple[Path, Path, Path]:
-    """Copy the image, grow the copy, write micarray.txt, extract kernel and initrd."""
+def prepare(image: Path, work: Path, password: str, pubkey: str, imager_key: str) -> tuple[Path, Path, Path]:
+    """Copy the image, grow the copy, write micarray.txt and Imager's files, extract kernel and initrd."""
     disk = work / "disk.img"
     subprocess.run(["cp", "--sparse=always", str(image), str(disk)], check=True)
     with disk.open("r+b") as f:
         f.truncate(disk.stat().st_size + (1 << 30))
     settings = work / "micarray.txt"
     subprocess.run(["mcopy", "-n", "-i", fat(disk), "::micarray.txt", str(settings)], check=True)
-    with settings.open("a") as f:
-        f.write(f"\nHOSTNAME={HOSTNAME}\nADMIN_PASSWORD={password}\n")
-        f.write(f"WIFI_COUNTRY=DE\nWIFI_SSID={WIFI_SSID}\nWIFI_PASSPHRASE={password}-wifi\n")
-        f.write(f"SSH_AUTHORIZED_KEY={pubkey}\nTIMEZONE=Europe/Berlin\nCOLOUR=blue\n")
-        f.write("ARRAY_PRESET=respeaker-usb\n")
+    with settings.open("a") as text:
+        text.write(f"\nHOSTNAME={HOSTNAME}\nADMIN_PASSWORD={password}\n")
+        text.write(f"WIFI_COUNTRY=DE\nWIFI_SSID={WIFI_SSID}\nWIFI_PASSPHRASE={password}-wifi\n")
+        text.write(f"SSH_AUTHORIZED_KEY={pubkey}\nTIMEZONE=Europe/Berlin\nCOLOUR=blue\n")
+        text.write("ARRAY_PRESET=respeaker-usb\n")
     subprocess.run(["mcopy", "-o", "-i", fat(disk), str(settings), "::micarray.txt"], check=True)
+
+    def fat_copy(src: Path, dst: str) -> None:
+        subprocess.run(["mcopy", "-o", "-i", fat(disk), str(src), dst], check=True)
+
+    def fat_read(src: str, dst: Path) -> None:
+        subprocess.run(["mcopy", "-n", "-i", fat(disk), src, str(dst)], check=True)
+
+    guest_checks.write_imager_files(fat_copy, fat_read, work, imager_key)
     names = subprocess.run(
         ["mdir", "-b", "-i", fat(disk), "::"], check=True, capture_output=True, text=True
     ).stdout.split()
@@ -105,10 +114,10 @@ def start_qemu(
         "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
         "-kernel", str(kernel), "-initrd", str(initrd),
         "-append", "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait"
-        " modules-load=mac80211_hwsim",
+        " modules-load=mac80211_hwsim" + guest_checks.FIRSTRUN_APPEND,
         "-drive", f"if=none,id=hd0,format=raw,file={disk}", "-device", "virtio-blk-pci,drive=hd0",
         "-netdev", net, "-device", "virtio-net-pci,netdev=net0",
-        "-display", "none", "-monitor", "none", "-serial", f"file:{log}", "-no-reboot",
+        "-display", "none", "-monitor", "none", "-serial", f"file:{log}",
     ]  # fmt: skip
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
 
@@ -196,6 +205,15 @@ class Guest:
         if check and done.returncode != 0:
             raise SystemExit(f"in the guest, {command!r} failed ({done.returncode}): {done.stderr}")
         return done.stdout.strip()
+
+    def copy_in(self, src: Path, dst: str) -> None:
+        """One file into the guest with scp."""
+        cmd = [
+            "scp", "-q", "-i", str(self.key), "-P", str(self.port), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", str(src), f"root@127.0.0.1:{dst}",
+        ]  # fmt: skip
+        subprocess.run(cmd, check=True, timeout=300)
 
     def ready(self) -> bool | None:
         """True once a command runs, None while SSH does not answer yet."""
@@ -351,6 +369,7 @@ def check_guest(guest: Guest, password: str) -> str:
     if name != HOSTNAME:
         raise SystemExit(f"host name is {name!r}, expected {HOSTNAME!r}")
     say(f"host name {name}, time zone {guest.run('cat /etc/timezone')}")
+    say(f"micarray-rootgrow.service: {guest_checks.check_rootgrow(guest)}")
     say(f"root file system: {guest.run('df -h --output=size,used,avail / | tail -1')} (grown)")
     say(f"SSH host key: {guest.run('ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub')}")
     analyze = ""
@@ -374,9 +393,14 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     key = work / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    imager_key = work / "id_imager"
+    for k in (key, imager_key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(k)], check=True)
     password = secrets.token_urlsafe(12)
-    disk, kernel, initrd = prepare(args.image, work, password, key.with_suffix(".pub").read_text().strip())
+    disk, kernel, initrd = prepare(
+        args.image, work, password, key.with_suffix(".pub").read_text().strip(),
+        imager_key.with_suffix(".pub").read_text().strip(),
+    )  # fmt: skip
     say(f"image copy {disk} ready with micarray.txt settings; kernel {kernel.name}")
     http_port, ssh_port = free_port(), free_port()
     console = work / "console.log"
@@ -392,6 +416,12 @@ def main() -> int:
         poll("SSH", guest.ready, qemu)
         say(f"SSH with the key from micarray.txt works after {time.monotonic() - boot0:.1f} s")
         analyze = check_guest(guest, password)
+        if Guest(ssh_port, imager_key).run("echo up", check=False) != "up":
+            raise SystemExit("SSH with the key from Imager's user-data does not work")
+        guest_checks.check_imager(guest, HOSTNAME)
+        say("Imager's user-data: its key logs in as root, micarray.txt's host name won, firstrun.sh not run")
+        for row in guest_checks.check_firmware(guest):
+            say(f"Wi-Fi firmware in the image: {row}")
         jar = web_login(http_port, password)
         try:
             say(f"editor run (Execute, the run template, its own user): {editor_run(http_port, jar)}")
@@ -408,8 +438,16 @@ def main() -> int:
         say(f"mDNS answer inside the guest: {answer!r}")
         if HOSTNAME not in answer:
             raise SystemExit("no _http._tcp answer naming the device over mDNS")
+        version, outcome = guest_checks.check_update(guest, guest.copy_in, work)
+        say("updates: " + outcome)
+        t_second = guest_checks.reboot(guest, lambda: login_page(http_port))
+        guest_checks.check_update_kept(guest, version)
+        say(f"second boot: web app answered {t_second:.1f} s after `systemctl reboot`; {version} runs")
+        second = guest.run("systemd-analyze 2>&1 | head -1", check=False)
+        say(f"second boot (systemd-analyze): {second}")
         say(f"boot (systemd-analyze in the guest): {analyze}")
-        say(f"time from QEMU start to a working web app: {t_web:.1f} s")
+        say(f"time from QEMU start to a working web app: {t_web:.1f} s (first boot)")
+        say(f"load on this machine: {os.getloadavg()}")
         guest.run("systemctl poweroff", check=False)
         qemu.wait(timeout=120)
         say("PASS")

@@ -1,9 +1,37 @@
 # Shared helpers for the image build scripts (sourced, not run).
 
-# One progress line on stderr, with the wall-clock time, so a long build shows
-# where it is.
+# One progress line on stderr: the wall-clock time, the seconds since the
+# whole build started, the stage (IMAGE_STAGE, set by each stage's script),
+# so a long build shows where it is and how long each phase took.
+IMAGE_BUILD_STARTED=${IMAGE_BUILD_STARTED:-$(date +%s)}
+export IMAGE_BUILD_STARTED
 step() {
-	printf '[image %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+	printf '[image %s +%ss%s] %s\n' "$(date +%H:%M:%S)" "$(( $(date +%s) - IMAGE_BUILD_STARTED ))" \
+		"${IMAGE_STAGE:+ $IMAGE_STAGE}" "$*" >&2
+}
+
+# Run a long command and print how far its output file has grown every 30 s
+# (for xz, whose own progress shows only on a terminal).
+with_progress() {
+	_out=$1
+	shift
+	"$@" &
+	_pid=$!
+	while ! wait_for "$_pid" 30; do
+		step "... $(du -h --apparent-size "$_out" 2>/dev/null | cut -f1) of $(basename "$_out") so far"
+	done
+	wait "$_pid"
+}
+
+# True once process $1 has ended, false after $2 seconds while it still runs.
+wait_for() {
+	_n=0
+	while kill -0 "$1" 2>/dev/null; do
+		[ "$_n" -ge "$2" ] && return 1
+		sleep 1
+		_n=$((_n + 1))
+	done
+	return 0
 }
 
 # qemu-user-static registers arm64 binaries with binfmt_misc, which is not

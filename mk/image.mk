@@ -5,7 +5,7 @@
 
 IMAGE_APT_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test \
 	qemu-system-arm dosfstools mtools e2fsprogs fdisk xz-utils \
-	openssh-client
+	openssh-client device-tree-compiler
 IMAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
 IMAGE_NAME ?= micarray-$(IMAGE_VERSION)-arm64
 IMAGE_APT_STAMP := image/cache/.apt-stamp

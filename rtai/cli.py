@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from browserinterface.client import DeviceError
 from browserinterface.device import DeviceAddress
 from rtai.audiofile import WavWriter
 from rtai.client import DeviceStream
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.func(args))
-    except RtaiError as exc:
+    except (RtaiError, DeviceError) as exc:
         print(f"rtai {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

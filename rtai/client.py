@@ -14,21 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from tornado.httpclient import HTTPClientError
-from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError
-
-from browserinterface.apisocket import open_api_socket
+from browserinterface.client import DeviceError, ProtocolClient
 from browserinterface.device import DeviceAddress
-from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH
-from rtai.errors import DeviceRefused, DeviceUnreachable, RtaiError
+from browserinterface.protocol import PROTOCOL_VERSION
+from rtai.errors import RtaiError
 from rtai.sdp import StreamDescription
 
 log = logging.getLogger(__name__)
@@ -36,28 +31,8 @@ log = logging.getLogger(__name__)
 RENEW_INTERVAL_S = 1.0
 """Seconds between renewals (the device drops a stream after a few seconds without)."""
 REPLY_TIMEOUT_S = 5.0
-CLOSE_TIMEOUT_S = 1.0
-"""How long the device may take to answer a closing handshake."""
-START_ID = 1
-RESTART_ID = 2
 NOT_OPEN = "stream_not_open"
 """The device's error code when a renewed stream had expired (e.g. after a network outage)."""
-
-
-async def close_connection(conn: WebSocketClientConnection) -> None:
-    """Close a WebSocket and its socket before the event loop ends.
-
-    Tornado waits for the peer's closing frame with a timer; an event loop
-    that ends first would leave the socket open.
-    """
-    conn.close()
-    stream = conn.stream
-    deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT_S
-    while stream is not None and not stream.closed():
-        if asyncio.get_running_loop().time() > deadline:
-            stream.close()
-            break
-        await asyncio.sleep(0.01)
 
 
 class DeviceStream:
@@ -93,16 +68,16 @@ class DeviceStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def open(self) -> StreamDescription:
         """Connect, subscribe and start renewing; raises RtaiError in words."""
         self._thread = threading.Thread(target=self._thread_main, name="rtai-control")
         self._thread.start()
         self._ready.wait()
-        if self._error is not None:
+        if self._error is not None or self.description is None:
             self._thread.join()
-            raise self._error
-        assert self.description is not None
+            raise self._error or RtaiError("the device ended the connection before the stream started")
         return self.description
 
     def close(self) -> None:
@@ -135,94 +110,72 @@ class DeviceStream:
             asyncio.run(self._main())
         except RtaiError as exc:
             self._error = exc
+        except Exception as exc:
+            log.debug("the control thread failed", exc_info=True)
+            self._error = RtaiError(f"the control connection to the device failed: {exc!r}")
         finally:
             self._ready.set()
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        conn = await self._connect()
+        client = ProtocolClient(self.device, self._token)
+        reader: asyncio.Task[None] | None = None
         try:
-            await self._subscribe(conn)
+            try:
+                hello = {
+                    "type": "hello",
+                    "protocol": PROTOCOL_VERSION,
+                    "role": "listener",
+                    "name": self._name,
+                }
+                welcome = await client.connect(hello)
+                self.config = dict(welcome.get("config") or {})
+                self.peer_ip = client.peer_ip
+                reader = asyncio.create_task(client.read(lambda msg: self._on_message(client, msg), _ignore))
+                ack = await client.request(self._start_message(), REPLY_TIMEOUT_S)
+            except DeviceError as exc:
+                raise RtaiError(str(exc)) from None
+            try:
+                self.description = StreamDescription.from_json(ack.get("stream"))
+            except ValueError as exc:
+                raise RtaiError(f"the device sent a stream description rtai cannot use: {exc}") from None
             self._ready.set()
-            reader = asyncio.create_task(self._read(conn))
-            await self._renew_until_stopped(conn, reader)
+            await self._renew_until_stopped(client, reader)
         finally:
-            await close_connection(conn)
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, DeviceError):
+                    await reader
+            await client.close()
 
-    async def _connect(self) -> WebSocketClientConnection:
-        where = f"{self.device.name or self.device.host} at {self.device.netloc}"
-        try:
-            conn = await open_api_socket(self.device, self._token)
-        except HTTPClientError as exc:
-            if exc.code in (401, 403):
-                raise DeviceRefused(
-                    f"the device {where} refused the token (HTTP {exc.code}); make a token "
-                    "in its web page under Tokens, or with `appliance token new NAME` on it"
-                ) from None
-            if exc.code == 599:
-                raise DeviceUnreachable(f"cannot reach the device {where}: timed out") from None
-            raise DeviceRefused(
-                f"the device {where} answered HTTP {exc.code} at {WS_PATH}; is it an appliance?"
-            ) from None
-        except OSError as exc:
-            raise DeviceUnreachable(f"cannot reach the device {where}: {exc.strerror or exc}") from None
-        sock = conn.stream.socket if conn.stream is not None else None
-        self.peer_ip = sock.getpeername()[0] if sock is not None else self.device.host
-        return conn
-
-    def _start_message(self, request_id: int) -> str:
-        start: dict[str, Any] = {"type": "stream_start", "id": request_id, "port": self.port}
+    def _start_message(self) -> dict[str, Any]:
+        start: dict[str, Any] = {"type": "stream_start", "port": self.port}
         if self.channels is not None:
             start["channels"] = self.channels
         if self.max_payload is not None:
             start["max_payload"] = self.max_payload
-        return json.dumps(start)
+        return start
 
-    async def _subscribe(self, conn: WebSocketClientConnection) -> None:
-        hello = {"type": "hello", "protocol": PROTOCOL_VERSION, "role": "listener", "name": self._name}
-        await conn.write_message(json.dumps(hello))
-        welcome = await self._reply(conn, "welcome")
-        self.config = dict(welcome.get("config") or {})
-        await conn.write_message(self._start_message(START_ID))
-        ack = await self._reply(conn, "ack")
+    def _on_message(self, client: ProtocolClient, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "stream_changed":
+            self._changed(msg.get("stream"))
+        elif kind == "error" and msg.get("code") == NOT_OPEN:
+            log.warning("the device had dropped the stream; subscribing again")
+            task = asyncio.get_running_loop().create_task(self._resubscribe(client))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif kind == "error":
+            log.warning("device: %s", msg.get("message"))
+
+    async def _resubscribe(self, client: ProtocolClient) -> None:
         try:
-            self.description = StreamDescription.from_json(ack.get("stream"))
-        except ValueError as exc:
-            raise RtaiError(f"the device sent a stream description rtai cannot use: {exc}") from None
-
-    async def _reply(self, conn: WebSocketClientConnection, kind: str) -> dict[str, Any]:
-        """The next message of type ``kind``; an error or a closed connection raises."""
-        while True:
-            try:
-                text = await asyncio.wait_for(conn.read_message(), REPLY_TIMEOUT_S)
-            except TimeoutError:
-                raise DeviceUnreachable(f"the device sent no {kind} within {REPLY_TIMEOUT_S:g} s") from None
-            if text is None:
-                reason = conn.close_reason or "no reason given"
-                raise DeviceRefused(f"the device closed the connection: {reason}")
-            msg = json.loads(text)
-            if msg.get("type") == "error":
-                raise DeviceRefused(f"the device refused: {msg.get('message', msg)}")
-            if msg.get("type") == kind:
-                return dict(msg)
-
-    async def _read(self, conn: WebSocketClientConnection) -> None:
-        while (text := await conn.read_message()) is not None:
-            try:
-                msg = json.loads(text)
-            except ValueError:
-                continue
-            if not isinstance(msg, dict):
-                continue
-            kind = msg.get("type")
-            if kind == "stream_changed" or (kind == "ack" and msg.get("id") == RESTART_ID):
-                self._changed(msg.get("stream"))
-            elif kind == "error" and msg.get("code") == NOT_OPEN:
-                log.warning("the device had dropped the stream; subscribing again")
-                await conn.write_message(self._start_message(RESTART_ID))
-            elif kind == "error":
-                log.warning("device: %s", msg.get("message"))
+            ack = await client.request(self._start_message(), REPLY_TIMEOUT_S)
+        except DeviceError as exc:
+            log.warning("could not subscribe again: %s", exc)
+            return
+        self._changed(ack.get("stream"))
 
     def _changed(self, stream: Any) -> None:
         try:
@@ -234,7 +187,7 @@ class DeviceStream:
         if self.on_change is not None:
             self.on_change(desc)
 
-    async def _renew_until_stopped(self, conn: WebSocketClientConnection, reader: asyncio.Task[None]) -> None:
+    async def _renew_until_stopped(self, client: ProtocolClient, reader: asyncio.Task[None]) -> None:
         assert self._stop is not None and self.description is not None
         while not self._stop.is_set():
             stopper = asyncio.ensure_future(self._stop.wait())
@@ -243,7 +196,9 @@ class DeviceStream:
             )
             stopper.cancel()
             if reader in done:
-                reason = conn.close_reason or "the connection closed"
+                reason = client.close_reason or "the connection closed"
+                if not reader.cancelled() and reader.exception() is not None:
+                    reason = str(reader.exception())
                 log.warning("lost the device: %s", reason)
                 if self.on_lost is not None:
                     self.on_lost(reason)
@@ -251,8 +206,12 @@ class DeviceStream:
             sid = self.description.id
             msg = {"type": "stream_stop" if self._stop.is_set() else "stream_renew", "stream": sid}
             try:
-                await conn.write_message(json.dumps(msg))
-            except (WebSocketClosedError, StreamClosedError) as exc:
-                log.warning("lost the device: %s", exc)
+                await client.send(msg)
+            except DeviceError as exc:
+                log.warning("%s", exc)
                 return
         reader.cancel()
+
+
+def _ignore(_frame: bytes) -> None:
+    """Listeners get their audio over RTP; the control socket carries none."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import logging
 import sys
@@ -175,8 +176,17 @@ async def async_discover(timeout: float = DEFAULT_TIMEOUT_S) -> list[DeviceRecor
 
 
 def discover(timeout: float = DEFAULT_TIMEOUT_S) -> list[DeviceRecord]:
-    """Blocking form of :func:`async_discover`, for scripts and the CLI."""
-    return asyncio.run(async_discover(timeout))
+    """Blocking form of :func:`async_discover`, for scripts, notebooks and the CLI.
+
+    Inside a running event loop (a Jupyter kernel runs one) it browses on a
+    thread of its own, since that loop cannot be run again from within.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(async_discover(timeout))
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtai-discover") as pool:
+        return pool.submit(asyncio.run, async_discover(timeout)).result()
 
 
 def format_table(records: Sequence[DeviceRecord]) -> str:

@@ -25,3 +25,4 @@ def appliance(tmp_path: Path) -> Iterator[ApplianceProcess]:
         yield server
     finally:
         server.stop()
+    server.assert_clean_log()

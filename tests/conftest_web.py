@@ -24,6 +24,8 @@ import pytest
 from tests.chromium import CHROMIUM, PageErrors, launch
 from tests.server import ApplianceProcess as Server
 
+__all__ = ["CHROMIUM", "PageErrors", "Server", "launch"]  # what the web tests import from here
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
 POLL_S = 0.05
@@ -64,6 +66,7 @@ def running_server(password: bool) -> Iterator[Server]:
             yield srv
         finally:
             srv.stop()
+        srv.assert_clean_log()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +14,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 30.0
+
+
+#: Lines that mean something went wrong in the service, whatever the test did.
+ALARMS = re.compile(
+    r"Traceback \(most recent call last\)| (ERROR|CRITICAL) | WARNING +(py\.warnings|asyncio)\b"
+)
+
+
+def _alarming(line: str) -> bool:
+    return ALARMS.search(line) is not None
 
 
 def free_port() -> int:
@@ -44,6 +55,8 @@ class ApplianceProcess:
         self.extra = extra
         self.log_path = data_dir.parent / f"{data_dir.name}-serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.expected: list[re.Pattern[str]] = []
+        """Log lines at ERROR level (or warnings of Python's) that this test provokes on purpose."""
 
     @property
     def device(self) -> str:
@@ -93,6 +106,16 @@ class ApplianceProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         return self.proc.returncode
+
+    def expect(self, pattern: str) -> None:
+        """Declare that the log may hold lines matching ``pattern`` at ERROR level."""
+        self.expected.append(re.compile(pattern))
+
+    def assert_clean_log(self) -> None:
+        """Fail when the service logged a traceback, an error or a Python warning not expected."""
+        bad = [line for line in self.log().splitlines() if _alarming(line)]
+        bad = [line for line in bad if not any(p.search(line) for p in self.expected)]
+        assert not bad, f"the service's log ({self.log_path}) holds:\n" + "\n".join(bad[:20])
 
     def restart(self) -> None:
         """Stop, then start again on the same port and data directory."""

@@ -53,7 +53,7 @@ async def test_bad_messages_get_errors_and_the_device_goes_on(appliance: Applian
         ('{"type": "add_handler", "name": "x", "handler_type": "no spaces allowed"}', "bad_handler"),
         ('{"type": "handler_data", "handler": "h999", "data": 1}', "bad_handler"),
         ('{"type": "change_config", "id": 5, "rate": 12345}', "bad_config"),
-        ('{"type": "change_config", "id": 6, "channels": "many"}', "bad_config"),
+        ('{"type": "change_config", "id": 6, "channels": "many"}', "bad_message"),
         ('{"type": "run_start", "name": "x.py", "code": "print(1)"}', "forbidden"),
         ("x" * (P.MAX_TEXT_BYTES + 10), "too_large"),
     ]:
@@ -61,6 +61,8 @@ async def test_bad_messages_get_errors_and_the_device_goes_on(appliance: Applian
         error = await receive(ws, "error")
         assert error["code"] == code, (bad[:80], error)
         assert error["message"]
+        if '"many"' in bad:
+            assert error["field"] == "channels" and error["id"] == 6, error
     await ws.write_message(b"\x01\x02", binary=True)
     assert (await receive(ws, "error"))["code"] == "bad_frame"
     await ws.write_message('{"type": "change_config", "id": 7, "rate": 12345}')

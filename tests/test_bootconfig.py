@@ -97,7 +97,9 @@ def test_windows_line_ends_and_bom_are_accepted(tmp_path: Path) -> None:
             "array preset 'no-such-array' is not known; use one of respeaker-4mic, respeaker-6mic",
         ),
         ("COLOUR=blue", "unknown setting COLOUR; the file accepts HOSTNAME, WIFI_COUNTRY"),
-        ("just some words", "'just some words' is not a KEY=VALUE line"),
+        ("ADMIN_PASWORD=typo", "(its value was removed from the file, in case it was a secret)"),
+        # Never quoted: a line without a key may be a password that lost it.
+        ("just some words", "this line (15 characters, not shown: it might hold a secret) is not a KEY"),
     ],
 )
 def test_bad_line_is_reported_and_the_rest_applies(line: str, message: str) -> None:

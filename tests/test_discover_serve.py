@@ -71,6 +71,13 @@ def test_laptop_finds_the_device_and_runs_a_script_by_name(tmp_path: Path) -> No
             ("lab", f"http://lab.local:{PORT}/", ["10.231.0.1"])
         ]
         rec = records[0]
+        # The blocking call works inside a running event loop too (a notebook's kernel runs one).
+        in_loop = (
+            "import asyncio, rtai.discover as d\n"
+            "async def main():\n    print([r.name for r in d.discover(3.0)])\n"
+            "asyncio.run(main())\n"
+        )
+        assert laptop.run([sys.executable, "-c", in_loop]).strip() == "['lab']"
         assert rec["model"] and rec["version"] and rec["device_id"]
         assert isinstance(rec["channels"], int) and rec["channels"] > 0
         assert rec["rate"] in rec["rates"]

@@ -55,7 +55,8 @@ def test_sixteen_listeners_get_every_packet_of_a_48_channel_stream() -> None:
                     await asyncio.sleep(0)  # the sender takes the block
                 for sock, into in zip(socks, got, strict=True):
                     drain(sock, into)
-            return manager.listeners()
+            listed: list[dict[str, object]] = manager.listeners()
+            return listed
 
     try:
         listeners = asyncio.run(main())

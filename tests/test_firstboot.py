@@ -8,13 +8,14 @@ import logging
 import os
 import shutil
 import subprocess
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from appliance.auth import PasswordStore
-from appliance.boot import firstboot, rootgrow
+from appliance.boot import bootconfig, bootreport, firstboot, rootgrow
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "image/files/micarray.txt"
 needs = pytest.mark.skipif(
@@ -119,7 +120,8 @@ def test_bad_values_are_reported_and_the_rest_still_applies(
     assert (root / "etc/wpa_supplicant/wpa_supplicant-wlan0.conf").exists()
     messages = [p["message"] for p in report_json(root)["problems"]]
     assert messages == [
-        "'BAD LINE' is not a KEY=VALUE line",
+        "this line (8 characters, not shown: it might hold a secret) is not a KEY=VALUE line; "
+        "it was removed from the file",
         "the password needs at least 8 characters",
         "time zone 'Mars/Olympus' is not known; use a name from /usr/share/zoneinfo such as "
         "Europe/Berlin, America/New_York or UTC",
@@ -127,11 +129,13 @@ def test_bad_values_are_reported_and_the_rest_still_applies(
     assert "micarray.txt line" in caplog.text and "Mars/Olympus" in caplog.text
     assert not PasswordStore(root / "var/lib/micarray").is_set()
     left = path.read_text()
-    # The plaintext goes even when it was not accepted; bad lines stay to be fixed.
+    # The plaintext goes even when it was not accepted; bad values of known
+    # settings stay to be fixed; a line without a key goes too (it may be a secret).
     assert "short" not in left.split("ADMIN_PASSWORD was NOT applied")[1]
     assert "ADMIN_PASSWORD=short" not in left
     assert "\nTIMEZONE=Mars/Olympus\n" in left
-    assert "\nBAD LINE\n" in left
+    assert "BAD LINE" not in left
+    assert "was not a KEY=VALUE line; removed on " in left
 
 
 @needs
@@ -208,3 +212,138 @@ def test_grow_filesystem_fills_its_container(tmp_path: Path) -> None:
     out = subprocess.run(["dumpe2fs", "-h", str(image)], capture_output=True, text=True, check=True)
     blocks = next(line for line in out.stdout.splitlines() if line.startswith("Block count:"))
     assert int(blocks.split(":")[1]) == (48 << 20) // 4096
+
+
+SECRET = "Zq8-never-seen-again"
+
+
+#: Boot files as people really break them; each holds SECRET somewhere.
+MALFORMED: dict[str, bytes] = {
+    "utf-16-le without BOM": f"ADMIN_PASSWORD={SECRET}\r\n".encode("utf-16-le"),
+    "utf-16-be without BOM": f"ADMIN_PASSWORD={SECRET}\r\n".encode("utf-16-be"),
+    "utf-32 with BOM": f"ADMIN_PASSWORD={SECRET}\n".encode("utf-32"),
+    "utf-32-be with BOM": b"\x00\x00\xfe\xff" + f"ADMIN_PASSWORD={SECRET}\n".encode("utf-32-be"),
+    "utf-16 with BOM, cut mid-character": (b"\xff\xfe" + f"ADMIN_PASSWORD={SECRET}\n".encode("utf-16-le"))[
+        :-1
+    ],
+    "latin-1 (ANSI) umlaut": f"HOSTNAME=ok\nADMIN_PASSWORD=gr\u00fc{SECRET}\n".encode("latin-1"),
+    "cp1252 euro sign": f"ADMIN_PASSWORD=\u20ac{SECRET}\n".encode("cp1252"),
+    "utf-8 BOM, then latin-1": b"\xef\xbb\xbf" + f"ADMIN_PASSWORD=\u00e9{SECRET}".encode("latin-1"),
+    "NUL inside utf-8": f"ADMIN_PASSWORD={SECRET}\x00\nHOSTNAME=x\n".encode(),
+    "binary garbage around it": bytes(range(128, 256)) + SECRET.encode() + bytes(range(128, 256)),
+    "over the size cap": (f"ADMIN_PASSWORD={SECRET}\n" + "#" * 70_000 + "\n").encode(),
+    "no equals sign": f"ADMIN_PASSWORD {SECRET}\n".encode(),
+    "colon instead of equals": f"ADMIN_PASSWORD: {SECRET}\n".encode(),
+    "misspelt key": f"ADMIN_PASWORD={SECRET}\n".encode(),
+    "shell export": f"export ADMIN_PASSWORD={SECRET}\n".encode(),
+    "lower case and spaces": f"  admin_password =  {SECRET}  \n".encode(),
+    "unbalanced quote": f'ADMIN_PASSWORD="{SECRET}\n'.encode(),
+    "password too short": f"ADMIN_PASSWORD={SECRET[:7]}\n".encode(),
+    "passphrase without SSID": f"WIFI_PASSPHRASE={SECRET}\n".encode(),
+    "passphrase too long": f"WIFI_SSID=home\nWIFI_PASSPHRASE={SECRET * 4}\n".encode(),
+    "password twice": f"ADMIN_PASSWORD={SECRET}-1\nADMIN_PASSWORD={SECRET}-2\n".encode(),
+    "password on the next line": f"ADMIN_PASSWORD=\n{SECRET}\n".encode(),
+    "old Mac line ends": f"HOSTNAME=mac\rADMIN_PASSWORD={SECRET}\rTIMEZONE=UTC\r".encode(),
+    "a 10 KB line": f"ADMIN_PASSWORD={'x' * 10_000}{SECRET}\n".encode(),
+    "second BOM inside": f"\ufeff\ufeffADMIN_PASSWORD={SECRET}\n".encode(),
+    "equals signs in the value": f"ADMIN_PASSWORD=a=b={SECRET}\n".encode(),
+    "key with a space": f"ADMIN PASSWORD={SECRET}\n".encode(),
+}
+
+
+def _everything_written(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink())
+
+
+@needs
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_boot_file_never_leaves_copies_or_logs_its_secret(
+    root: Path, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    (root / "boot/firmware/micarray.txt").write_bytes(MALFORMED[case])
+    with caplog.at_level(logging.DEBUG):
+        report = run(root)
+    assert report is not None, case
+    written = _everything_written(root)
+    # The one part every variant above has in common, in every encoding it could take.
+    core = SECRET[:7]
+    for codec in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
+        assert core.encode(codec) not in written, (case, codec)
+        assert core.lower().encode(codec) not in written.lower(), (case, codec)
+    assert core not in caplog.text
+    assert core.upper() not in caplog.text
+    report_file = root / "var/lib/micarray/firstboot-report.json"
+    assert report_file.stat().st_mode & 0o777 == 0o640
+    assert report_json(root)["problems"] or report_json(root)["applied"] == ["ADMIN_PASSWORD"]
+    # A second boot finds nothing left to do with it.
+    again = bootconfig.read(root / "boot/firmware/micarray.txt")
+    assert not bootconfig.has_secrets(again)
+
+
+@needs
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be-bom", "utf-8-sig"])
+def test_notepad_unicode_and_utf8_bom_files_set_the_password(root: Path, codec: str) -> None:
+    text = f"HOSTNAME=note-pad\r\nADMIN_PASSWORD={SECRET}\r\n"
+    raw = b"\xfe\xff" + text.encode("utf-16-be") if codec == "utf-16-be-bom" else text.encode(codec)
+    (root / "boot/firmware/micarray.txt").write_bytes(raw)
+    report = run(root)
+    assert report is not None and report.problems == []
+    assert PasswordStore(root / "var/lib/micarray").verify(SECRET)
+    assert (root / "etc/hostname").read_text() == "note-pad\n"
+    assert SECRET.encode() not in _everything_written(root / "boot")
+
+
+@needs
+def test_a_refused_file_is_replaced_by_a_note_saying_why(root: Path) -> None:
+    (root / "boot/firmware/micarray.txt").write_bytes(f"ADMIN_PASSWORD={SECRET}\n".encode("utf-16-le"))
+    report = run(root)
+    assert report is not None
+    message = report.problems[0].message
+    assert message == (
+        "micarray.txt looks like UTF-16 or UTF-32 text without a byte-order mark, which cannot be "
+        'read safely; save it as UTF-8 (or, in Windows Notepad, as "UTF-8" or "Unicode") and try again'
+    )
+    note = (root / "boot/firmware/micarray.txt").read_text()
+    assert message in note and "Its content was removed" in note
+    assert not PasswordStore(root / "var/lib/micarray").is_set()
+    assert bootreport.boot_file_problems(root / "var/lib/micarray") == [
+        f"{root / 'boot/firmware/micarray.txt'}: {message}"
+    ]
+
+
+def test_a_50_mib_file_is_refused_without_being_read(tmp_path: Path) -> None:
+    path = tmp_path / "micarray.txt"
+    with path.open("wb") as f:
+        f.write(f"ADMIN_PASSWORD={SECRET}\n".encode())
+        f.truncate(50 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(bootconfig.BootFileRefused, match="larger than 64 KiB, so it was not read"):
+            bootconfig.read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+@needs
+def test_host_keys_are_the_two_quick_types_the_image_names(root: Path) -> None:
+    (root / "boot/firmware/micarray.txt").unlink()
+    run(root)
+    keys = sorted(p.name for p in (root / "etc/ssh").glob("ssh_host_*_key"))
+    assert keys == ["ssh_host_ecdsa_key", "ssh_host_ed25519_key"]
+    assert all((root / "etc/ssh" / k).stat().st_mode & 0o777 == 0o600 for k in keys)
+    customize = (Path(__file__).resolve().parent.parent / "image/customize.sh").read_text()
+    assert all(f"HostKey /etc/ssh/{k}\n" in customize for k in keys)
+
+
+@needs
+def test_files_others_read_stay_readable_under_the_units_umask(root: Path) -> None:
+    boot_file(root, "HOSTNAME=masked\nTIMEZONE=Europe/Berlin\nARRAY_PRESET=respeaker-usb\n")
+    old = os.umask(0o077)  # micarray-firstboot.service's UMask=
+    try:
+        run(root)
+    finally:
+        os.umask(old)
+    for name in ("etc/hostname", "etc/hosts", "etc/timezone", "etc/default/micarray"):
+        assert (root / name).stat().st_mode & 0o777 == 0o644, name

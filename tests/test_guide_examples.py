@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,15 @@ def run_example(appliance: ApplianceProcess, tmp_path: Path) -> Iterator[object]
 
 
 def test_the_guide_has_every_example() -> None:
-    assert set(EXAMPLES) == {"minimal", "config", "change_config", "record_audio", "add_handler"}
+    assert set(EXAMPLES) == {"minimal", "config", "change_config", "record_audio", "add_handler", "devices"}
+
+
+def test_a_device_object_gives_block_details_and_starts_again(run_example: Callable[[str], Any]) -> None:
+    script = run_example("devices")
+    seq, when, lost = script.expect(r"^block (\d+) captured at ([\d.]+) lost before it (\d+)$").groups()
+    assert int(seq) >= 0 and float(when) > 1.7e9 and int(lost) >= 0
+    assert int(script.expect(r"^channels (\d+)$").group(1)) > 0
+    assert script.wait() == 0, script.output()
 
 
 def test_minimal_gets_int16_buffers_of_the_configured_shape(run_example) -> None:  # type: ignore[no-untyped-def]
@@ -69,8 +78,8 @@ def test_record_audio_is_at_least_as_long_as_asked(run_example) -> None:  # type
 
 
 async def test_add_handler_data_reaches_a_browser_opened_later(
-    run_example,
-    appliance: ApplianceProcess,  # type: ignore[no-untyped-def]
+    run_example: Callable[[str], Any],
+    appliance: ApplianceProcess,
 ) -> None:
     script = run_example("add_handler")
     await asyncio.to_thread(script.expect, r"^sent 20$")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from appliance.sessions import handlers as H
+from appliance.sessions.handler_params import ParameterError
 from appliance.sessions.handlers import HandlerError, HandlerRegistry, Owner
 
 RUN = Owner("run", "r1", "doa.py", "device", run="r1")
@@ -15,7 +17,12 @@ LAPTOP = Owner("script", "s7", "mine.py", "laptop")
 
 def registry() -> tuple[HandlerRegistry, list[dict[str, Any]]]:
     events: list[dict[str, Any]] = []
-    return HandlerRegistry(events.append), events
+
+    def notify(msg: dict[str, Any] | str) -> None:
+        # handler_data arrives as its JSON frame, encoded once for every browser.
+        events.append(json.loads(msg) if isinstance(msg, str) else msg)
+
+    return HandlerRegistry(notify), events
 
 
 def test_history_is_bounded_and_keeps_the_newest(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,3 +73,39 @@ def test_a_new_run_replaces_its_finished_tab_of_the_same_name() -> None:
     )
     assert [h["id"] for h in reg.visible()] == [new.id]
     assert {"type": "handler_removed", "handler": old.id} in events
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"numPoints": 0}, "numPoints must be a whole number from 1 to 100000, not 0"),
+        ({"numPoints": 2.5}, "numPoints must be a whole number from 1 to 100000, not 2.5"),
+        ({"numPoints": True}, "numPoints must be a whole number from 1 to 100000, not True"),
+        ({"numPoints": 10**9}, "numPoints must be a whole number from 1 to 100000, not 1000000000"),
+        ({"legend": [0, 360, 10]}, "legend must be {from, to, step} in degrees, not [0, 360, 10]"),
+        ({"legend": {"from": 10, "to": 0, "step": 5}}, "does not give angles; expected from < to and a step"),
+        ({"legend": {"from": 0, "to": 360, "step": 0.001}}, "gives 360000 angles; at most 100000"),
+        ({"orientation": "north"}, "orientation must be degrees (counter-clockwise from 3 o'clock) or"),
+        ({"rmax": "big"}, "rmax must be a number, not 'big'"),
+    ],
+)
+def test_polar_parameters_that_cannot_work_are_refused_at_add_handler(
+    parameters: dict[str, Any], message: str
+) -> None:
+    reg, events = registry()
+    with pytest.raises(ParameterError) as caught:
+        reg.add("DOA", "base:polar:line", {"series": ["p"], **parameters}, RUN, visible=True)
+    assert message in str(caught.value)
+    assert events == [] and reg.visible() == []
+
+
+def test_easy_dsp_polar_parameters_are_accepted() -> None:
+    reg, _ = registry()
+    for parameters in (
+        {"title": "Direction", "series": ["Intensity"], "numPoints": 60},
+        {"series": ["Intensity"], "legend": {"from": 0, "to": 360, "step": 10}, "rmin": 0, "rmax": 1},
+        {"series": ["s"], "numPoints": 72, "orientation": 0, "clockwise": False},
+        {"series": ["s"], "orientation": "counterclockwise"},
+    ):
+        reg.add(f"p{len(reg.visible())}", "base:polar:area", parameters, RUN, visible=True)
+    assert len(reg.visible()) == 4

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
+from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+from browserinterface.client import close_socket
 from rtai import client
-from rtai.client import DeviceStream, close_connection
+from rtai.client import DeviceStream
 from rtai.receiver import Receiver
 from rtai.resolve import resolve_host
 from rtai.sdp import StreamDescription
@@ -46,6 +47,7 @@ def server(
         yield proc
     finally:
         proc.stop()
+    proc.assert_clean_log()
 
 
 @pytest.fixture(scope="module")
@@ -217,24 +219,33 @@ def test_sdp_prints_the_description_and_streams_until_interrupted(
 
 
 def test_the_device_streams_only_to_the_authenticated_peer(server: ApplianceProcess, token: str) -> None:
-    """Fields naming another address are ignored: the stream goes to the TCP peer."""
+    """A request naming another address is refused whole; a plain one streams to the TCP peer."""
 
-    async def main() -> dict[str, object]:
-        request = HTTPRequest(f"ws://{server.device}/api/v1/ws", headers={"Authorization": f"Bearer {token}"})
-        conn = await websocket_connect(request)
+    async def request(conn: WebSocketClientConnection, msg: dict[str, object]) -> dict[str, object]:
+        await conn.write_message(json.dumps(msg))
+        while True:
+            reply = json.loads(await conn.read_message())  # type: ignore[arg-type]
+            if reply.get("id") == msg["id"]:
+                return dict(reply)
+
+    async def main() -> tuple[dict[str, object], dict[str, object]]:
+        request_ = HTTPRequest(
+            f"ws://{server.device}/api/v1/ws", headers={"Authorization": f"Bearer {token}"}
+        )
+        conn = await websocket_connect(request_)
         try:
             await conn.write_message(json.dumps({"type": "hello", "protocol": 1, "role": "listener"}))
-            start = {"type": "stream_start", "id": 7, "port": 5004, "address": "192.0.2.1",
-                     "host": "192.0.2.1", "peer": "192.0.2.1"}  # fmt: skip
-            await conn.write_message(json.dumps(start))
-            while True:
-                msg = json.loads(await conn.read_message())  # type: ignore[arg-type]
-                if msg.get("id") == 7:
-                    return dict(msg)
+            hostile = {"type": "stream_start", "id": 7, "port": 5004, "address": "192.0.2.1",
+                       "host": "192.0.2.1", "peer": "192.0.2.1"}  # fmt: skip
+            refused = await request(conn, hostile)
+            plain = await request(conn, {"type": "stream_start", "id": 8, "port": 5004})
+            return refused, plain
         finally:
-            await close_connection(conn)
+            await close_socket(conn)
 
-    reply = asyncio.run(main())
+    refused, reply = asyncio.run(main())
+    assert refused["type"] == "error" and refused["field"] in ("address", "host", "peer"), refused
+    assert "192.0.2.1" not in server.log()
     assert reply["type"] == "ack", reply
     stream = reply["stream"]
     assert isinstance(stream, dict)
@@ -314,7 +325,7 @@ async def _send(server: ApplianceProcess, token: str, message: dict[str, object]
             if msg.get("id") == message["id"]:
                 return dict(msg)
     finally:
-        await close_connection(conn)
+        await close_socket(conn)
 
 
 def test_a_device_going_away_ends_listen_with_the_recording_saved(

@@ -90,7 +90,10 @@ def scenario(run_root: Path, body: Scenario[T], memory: int = MEMORY, launcher: 
         events = Events()
         manager = RunManager(
             run_root,
-            launcher or RlimitLauncher(RunLimits(memory_bytes=memory)),
+            # Unsandboxed: these tests follow pids the script prints, which a
+            # sandbox's own pid namespace renumbers (tests/test_isolation.py
+            # runs the sandbox).
+            launcher or RlimitLauncher(RunLimits(memory_bytes=memory), sandbox=False),
             lambda run_id, name: {"BI_RUN_ID": run_id},
             events,
         )

@@ -6,10 +6,13 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import pytest
+
 from tests.guide import Script
-from tests.server import BIN, ApplianceProcess
+from tests.server import BIN, ApplianceProcess, free_port
 from tests.wsclient import browser, shut
 
 SHOW_CONFIG = """
@@ -144,4 +147,90 @@ async def test_data_sent_just_before_stop_arrives_once(appliance: ApplianceProce
     await shut(ws)
     tabs = [h for h in welcome["handlers"] if h["name"] == "Once"]
     assert len(tabs) == 1, ("the tab was made twice or not at all", welcome["handlers"], out.stderr)
-    assert [d[0]["x"] for d in tabs[0]["history"]] == list(range(50)), (out.stderr, appliance.log()[-3000:])
+    got = [d[0]["x"] for d in tabs[0]["history"]]
+    assert got == list(range(50)), (got, out.stderr)
+
+
+def _first_lines_until(argv: list[str], env: dict[str, str], needle: str, timeout: float = 30) -> str:
+    """The output of a process up to the first line holding ``needle``; then it is stopped."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    seen: list[str] = []
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if needle in line:
+                break
+    finally:
+        timer.cancel()
+        proc.kill()
+        proc.communicate()
+    return "".join(seen)
+
+
+def test_every_client_says_a_refused_token_and_a_missing_device_the_same_way(
+    appliance: ApplianceProcess, tmp_path: Path
+) -> None:
+    """browserinterface, rtai and appliance run share one client: one line in words, no traceback."""
+    path = tmp_path / "noop.py"
+    path.write_text("print('never')\n")
+    script = tmp_path / "show_config.py"
+    script.write_text(SHOW_CONFIG.format(setup=""))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BI_")}
+    closed = free_port()
+    cases = ((appliance.device, "refused the token (HTTP 401)"), (f"127.0.0.1:{closed}", "cannot reach"))
+    for device, words in cases:
+        runs = {
+            "appliance run": [str(BIN / "appliance"), "run", str(path)],
+            "rtai": [str(BIN / "rtai"), "sdp", device, "--token", "wrong", "--port", "5004"],
+            "script": [sys.executable, str(script)],
+        }
+        for who, argv in runs.items():
+            run_env = {**env, "BI_DEVICE": device, "BI_TOKEN": "wrong", "PATH": os.environ["PATH"]}
+            if who == "script" and words == "cannot reach":
+                # A script keeps trying (the device may be restarting): it says so and waits.
+                said = _first_lines_until(argv, run_env, words)
+            else:
+                out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=run_env)
+                said = out.stdout + out.stderr
+                assert out.returncode != 0, (who, said)
+            assert words in said, (who, said)
+            assert "Traceback" not in said, (who, said)
+            assert f"the device 127.0.0.1 at {device}" in said, (who, said)
+
+
+ENDINGS = {
+    # How a script ends -> its exit status and what its output must show.
+    "exit0_at_exit": ("def cb(b):\n    sys.exit(0)\nbi.register_handle_data(cb)\nbi.start()\n", 0, ""),
+    "exit3_while_main_sleeps": (
+        "def cb(b):\n    sys.exit(3)\nbi.register_handle_data(cb)\nbi.start()\n"
+        "while True:\n    time.sleep(0.05)\n",
+        3,
+        "",
+    ),
+    "raise_in_callback": (
+        "def cb(b):\n    raise ValueError('bad block')\nbi.register_handle_data(cb)\nbi.start()\n",
+        1,
+        "ValueError: bad block",
+    ),
+    "raise_after_start": (
+        "bi.register_handle_data(lambda b: None)\nbi.start()\nraise KeyError('mine')\n",
+        1,
+        "KeyError",
+    ),
+}
+
+
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+def test_a_script_ends_with_the_status_its_code_chose(
+    appliance: ApplianceProcess, tmp_path: Path, ending: str
+) -> None:
+    body, status, shown = ENDINGS[ending]
+    path = tmp_path / f"{ending}.py"
+    path.write_text("import sys, time\nimport browserinterface as bi\n" + body)
+    env = {**os.environ, "BI_DEVICE": appliance.device, "BI_TOKEN": appliance.token(ending)}
+    out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == status, (out.returncode, out.stderr[-2000:])
+    assert shown in out.stderr, out.stderr[-2000:]

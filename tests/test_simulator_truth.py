@@ -78,5 +78,6 @@ def test_the_rendered_direction_is_the_block_times_azimuth_after_a_day() -> None
     assert len({round(SimulatedArray.azimuth_at(start_wall + k * STEP_S)) for k in range(STEPS)}) > 40
     assert ROTATION_PERIOD_S < STEP_S
     # Stamped from the wall clock when the read returned, the last block would be this far off:
+    assert stamp is not None
     wall_error = (SimulatedArray.azimuth_at(clocks.wall) - SimulatedArray.azimuth_at(stamp) + 180) % 360 - 180
     assert abs(wall_error) > 3 * TOLERANCE_DEG

@@ -115,11 +115,12 @@ def test_the_handoff_holds_a_few_blocks_when_the_loop_stalls() -> None:
     handoff = Handoff(loop, consume, capacity=4)
     data = np.zeros((FRAMES, 2), dtype=np.int16)
     # The loop is not running: a stalled loop.  100 blocks arrive meanwhile.
-    producer = threading.Thread(
-        target=lambda: [
-            handoff.put(Block.frozen(i, 0.0, data.copy()), 1 if i == 50 else 0) for i in range(100)
-        ]
-    )
+
+    def produce() -> None:
+        for i in range(100):
+            handoff.put(Block.frozen(i, 0.0, data.copy()), 1 if i == 50 else 0)
+
+    producer = threading.Thread(target=produce)
     producer.start()
     producer.join()
     assert len(loop._ready) == 1, "one drain is scheduled, however many blocks arrived"  # type: ignore[attr-defined]

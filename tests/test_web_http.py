@@ -5,6 +5,7 @@ Origin check, scripts, tokens, and a save that survives a restart."""
 from __future__ import annotations
 
 import asyncio
+import http.client as http_client
 import json
 
 import pytest
@@ -253,3 +254,27 @@ def test_recordings_listed_downloaded_and_deleted(device: Server) -> None:
     )
     assert http.json("DELETE", "/api/v1/recordings/take-1.wav")[0] == 200
     assert not (folder / "take-1.wav").exists()
+
+
+def test_errors_are_json_bodies_with_a_standard_status_line(device: Server) -> None:
+    """The words go in the body, where any character survives; the status line keeps its reason."""
+    http = Http(device.url)
+    assert http.login() == 302
+    conn = http_client.HTTPConnection("127.0.0.1", device.port, timeout=10)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in http.jar)
+    cases = [
+        ("GET", "/api/v1/scripts/%E2%82%AC.py", {"Cookie": cookie}, 400, "Bad Request", "€"),
+        ("GET", "/api/v1/scripts", {}, 403, "Forbidden", "sign in first"),
+        ("GET", "/api/v1/ws", {}, 401, "Unauthorized", "a valid token"),
+        ("GET", "/api/v1/ws", {"Authorization": "Bearer nope"}, 401, "Unauthorized", "a valid token"),
+    ]
+    for method, path, headers, status, reason, words in cases:
+        conn.request(method, path, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        assert (response.status, response.reason) == (status, reason), (path, response.reason, body)
+        assert response.getheader("Content-Type", "").startswith("application/json"), path
+        assert words in json.loads(body)["error"], (path, body)
+        if status == 401:
+            assert response.getheader("WWW-Authenticate") == 'Bearer realm="micarray"'
+    conn.close()

@@ -10,6 +10,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from browserinterface import protocol as P
+from browserinterface import schema
 from tests.browser_login import login
 from tests.server import ApplianceProcess
 
@@ -42,6 +43,7 @@ async def receive(ws: WebSocketClientConnection, kind: str, timeout: float = 10.
             msg = await ws.read_message()
             assert msg is not None, "connection closed"
             if isinstance(msg, str):
+                schema.decode_device(msg)  # every message the device sends follows the schema
                 parsed: dict[str, Any] = json.loads(msg)
                 if parsed["type"] == kind:
                     return parsed

@@ -1,1 +1,1 @@
-"""First boot: the boot partition's file, its report and growing the root file system."""
+"""The image's own steps: first boot (micarray.txt, Imager's files, HATs), root growth, updates."""

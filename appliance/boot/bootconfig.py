@@ -8,7 +8,14 @@ line, the value and what is allowed, and the other lines still apply.
 
 After the device has applied the file, :func:`rewrite` turns every applied line
 into a comment and removes secrets (the admin password, the Wi-Fi passphrase)
-entirely, so the plaintext never stays on the card.
+entirely, so the plaintext never stays on the card. A line the device cannot
+read is removed as well (it might hold a secret), and so is the value of an
+unknown setting (a misspelt ``ADMIN_PASWORD`` is still a password); no message
+ever repeats such a line.
+
+:func:`read` accepts UTF-8 (with or without a byte-order mark) and UTF-16 with
+a byte-order mark (Windows Notepad's "Unicode"), at most :data:`MAX_FILE_BYTES`;
+it refuses anything else in words, before decoding more than that.
 """
 
 from __future__ import annotations
@@ -20,9 +27,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.boot import hats
 from appliance.capture.sources.arrays import preset_names
 
 FILE_NAME = "micarray.txt"
+#: Far more than the documented file needs; checked before the file is read.
+MAX_FILE_BYTES = 64 * 1024
 
 HOSTNAME = "HOSTNAME"
 WIFI_COUNTRY = "WIFI_COUNTRY"
@@ -32,6 +42,7 @@ ADMIN_PASSWORD = "ADMIN_PASSWORD"
 SSH_AUTHORIZED_KEY = "SSH_AUTHORIZED_KEY"
 TIMEZONE = "TIMEZONE"
 ARRAY_PRESET = "ARRAY_PRESET"
+I2S_HAT = "I2S_HAT"
 
 #: Keys whose values are removed from the file once read, applied or not.
 SECRET_KEYS = frozenset({ADMIN_PASSWORD, WIFI_PASSPHRASE})
@@ -51,10 +62,15 @@ _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
 _HEX_PSK = re.compile(r"^[0-9a-fA-F]{64}$")
+_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 
 
 class BootConfigError(ValueError):
     """A value in the boot-partition file that the device does not accept."""
+
+
+class BootFileRefused(BootConfigError):
+    """The whole file cannot be read (size or encoding); the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +208,14 @@ def check_preset(value: str) -> str:
     return name
 
 
+def check_hat(value: str) -> str:
+    """An I2S HAT the image has an overlay for (``appliance.boot.hats``), or ``none``."""
+    try:
+        return hats.check_hat(value)
+    except hats.HatError as exc:
+        raise BootConfigError(str(exc)) from None
+
+
 CHECKS: dict[str, Callable[[str], str]] = {
     HOSTNAME: check_hostname,
     WIFI_COUNTRY: check_country,
@@ -201,6 +225,7 @@ CHECKS: dict[str, Callable[[str], str]] = {
     SSH_AUTHORIZED_KEY: check_ssh_key,
     TIMEZONE: check_timezone,
     ARRAY_PRESET: check_preset,
+    I2S_HAT: check_hat,
 }
 
 
@@ -219,8 +244,12 @@ def split_line(text: str) -> tuple[str, str] | None:
     if not stripped or stripped.startswith("#"):
         return None
     key, sep, value = stripped.partition("=")
-    if not sep or not key.strip():
-        raise BootConfigError(f"{stripped[:40]!r} is not a KEY=VALUE line")
+    if not sep or not _KEY.match(key.strip()):
+        # The line is not repeated: it may be a password that lost its key.
+        raise BootConfigError(
+            f"this line ({len(stripped)} characters, not shown: it might hold a secret) is not a "
+            "KEY=VALUE line; it was removed from the file"
+        )
     return key.strip().upper(), _unquote(value.strip())
 
 
@@ -245,7 +274,14 @@ def _parse_line(config: BootConfig, number: int, line: str) -> None:
     check = CHECKS.get(key)
     if check is None:
         allowed = ", ".join(CHECKS)
-        config.problems.append(Problem(number, key, f"unknown setting {key}; the file accepts {allowed}"))
+        config.problems.append(
+            Problem(
+                number,
+                key,
+                f"unknown setting {key}; the file accepts {allowed} "
+                "(its value was removed from the file, in case it was a secret)",
+            )
+        )
         return
     try:
         value = check(raw)
@@ -279,8 +315,10 @@ def rewrite(text: str, applied_lines: Iterable[int], stamp: str, superseded: Ite
 
     Applied lines become comments (so a later boot does not apply them again
     and the user sees what was done), and so do lines a later line replaced;
-    secret lines are removed whatever happened to them, leaving a note; every
-    other line is kept as written.
+    secret lines are removed whatever happened to them, leaving a note; so are
+    lines that are not ``KEY=VALUE`` and the values of unknown settings, since
+    either may be a secret the device did not recognise. A known setting with a
+    bad value is kept as written, for the user to fix.
     """
     applied = set(applied_lines)
     replaced = set(superseded)
@@ -289,7 +327,8 @@ def rewrite(text: str, applied_lines: Iterable[int], stamp: str, superseded: Ite
         try:
             parsed = split_line(line)
         except BootConfigError:
-            parsed = None
+            out.append(f"# line {number} was not a KEY=VALUE line; removed on {stamp}")
+            continue
         if parsed is None:
             out.append(line)
             continue
@@ -297,6 +336,8 @@ def rewrite(text: str, applied_lines: Iterable[int], stamp: str, superseded: Ite
         if key in SECRET_KEYS:
             verb = "was applied" if number in applied else "was NOT applied (see the log)"
             out.append(f"# {key} {verb} on {stamp} and removed from this file")
+        elif key not in CHECKS:
+            out.append(f"# {key} is not a setting of this device; its value was removed on {stamp}")
         elif number in applied:
             out.append(f"# applied on {stamp}:")
             out.append(f"#{line.strip()}")
@@ -309,19 +350,71 @@ def rewrite(text: str, applied_lines: Iterable[int], stamp: str, superseded: Ite
 
 
 def has_secrets(text: str) -> bool:
-    """True when any line still holds a secret value (so the file must be rewritten)."""
+    """True when any line may still hold a secret (so the file must be rewritten).
+
+    That is a secret setting, a line that is not ``KEY=VALUE``, or the value
+    of an unknown setting: the same lines :func:`rewrite` removes.
+    """
     for line in text.splitlines():
         try:
             parsed = split_line(line)
         except BootConfigError:
-            continue
-        if parsed is not None and parsed[0] in SECRET_KEYS:
+            return True
+        if parsed is not None and (parsed[0] in SECRET_KEYS or parsed[0] not in CHECKS):
             return True
     return False
 
 
-def read(path: Path) -> str:
-    """The file's text; FAT editors on other systems may add a BOM or CRLF line ends."""
-    raw = path.read_bytes()
-    text = raw.decode("utf-8-sig", errors="replace")
+_BOMS: tuple[tuple[bytes, str | None, str], ...] = (
+    # UTF-32 first: its little-endian mark starts with UTF-16's.
+    (b"\xff\xfe\x00\x00", None, "UTF-32"),
+    (b"\x00\x00\xfe\xff", None, "UTF-32"),
+    (b"\xef\xbb\xbf", "utf-8", "UTF-8"),
+    (b"\xff\xfe", "utf-16-le", "UTF-16"),
+    (b"\xfe\xff", "utf-16-be", "UTF-16"),
+)
+SAVE_AS = 'save it as UTF-8 (or, in Windows Notepad, as "UTF-8" or "Unicode") and try again'
+
+
+def decode(raw: bytes) -> str:
+    """The text of the file's bytes, or BootFileRefused saying what it is and what is accepted.
+
+    No message quotes the file's content: it may hold a password.
+    """
+    if len(raw) > MAX_FILE_BYTES:
+        raise BootFileRefused(
+            f"{FILE_NAME} is larger than {MAX_FILE_BYTES // 1024} KiB, so it was not read; "
+            "the settings it needs fit in a few hundred bytes"
+        )
+    for bom, codec, name in _BOMS:
+        if raw.startswith(bom):
+            if codec is None:
+                raise BootFileRefused(f"{FILE_NAME} is {name} text, which is not read; {SAVE_AS}")
+            return _decode(raw[len(bom) :], codec, name)
+    if b"\x00" in raw[:2] or raw.count(b"\x00") * 4 > len(raw):
+        raise BootFileRefused(
+            f"{FILE_NAME} looks like UTF-16 or UTF-32 text without a byte-order mark, which "
+            f"cannot be read safely; {SAVE_AS}"
+        )
+    return _decode(raw, "utf-8", "UTF-8")
+
+
+def _decode(raw: bytes, codec: str, name: str) -> str:
+    try:
+        text = raw.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise BootFileRefused(
+            f"{FILE_NAME} is not valid {name} text (byte {exc.start} cannot be read: a file "
+            f"saved as ANSI or Latin-1 looks like this); {SAVE_AS}"
+        ) from None
+    if "\x00" in text:
+        raise BootFileRefused(f"{FILE_NAME} holds NUL characters, so it is not a text file; {SAVE_AS}")
+    # CRLF from Windows editors; splitlines() also takes a lone CR.
     return text.replace("\r\n", "\n")
+
+
+def read(path: Path) -> str:
+    """The file's text (see :func:`decode`); at most MAX_FILE_BYTES + 1 bytes are ever read."""
+    with path.open("rb") as f:
+        raw = f.read(MAX_FILE_BYTES + 1)
+    return decode(raw)

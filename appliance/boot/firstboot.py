@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance.auth import PasswordStore
-from appliance.boot import bootconfig, rootgrow
-from appliance.boot.bootconfig import BootConfig, BootConfigError, Problem, Setting
+from appliance.boot import bootconfig, hats, rootgrow
+from appliance.boot.bootconfig import BootConfig, BootConfigError, BootFileRefused, Problem, Setting
 from appliance.boot.bootreport import REPORT_FILE
 from appliance.errors import AuthError
 
@@ -44,6 +44,9 @@ BOOT_DIR = "boot/firmware"
 DATA_DIR = "var/lib/micarray"
 DEVICE_ID_FILE = "device-id"
 WIFI_INTERFACE = "wlan0"
+HOST_KEY_TYPES = ("ed25519", "ecdsa")
+#: Set by Raspberry Pi Imager's files only (a hidden network); see appliance.boot.imager.
+WIFI_HIDDEN = "WIFI_HIDDEN"
 #: Read by micarray.service at each start (EnvironmentFile= in the image's
 #: drop-in), so a value written during boot applies to the same boot.
 ENV_FILE = "etc/default/micarray"
@@ -64,14 +67,20 @@ class Report:
     """Lines that were rejected or failed to apply."""
     applied_lines: set[int] = field(default_factory=set)
     """Line numbers that were applied (not in the JSON)."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """For each applied key, the file on the boot partition that set it."""
+    notes: list[str] = field(default_factory=list)
+    """What was read and deliberately not used (Raspberry Pi Imager's extras), in words."""
 
     def to_json(self) -> str:
-        """The report as the web app reads it: time, boot_file, applied, problems."""
+        """The report as the web app reads it: time, boot_file, applied, sources, problems, notes."""
         body = {
             "time": self.time,
             "boot_file": self.boot_file,
             "applied": self.applied,
+            "sources": self.sources,
             "problems": [{"line": p.line, "key": p.key, "message": p.message} for p in self.problems],
+            "notes": self.notes,
         }
         return json.dumps(body, indent=2) + "\n"
 
@@ -102,8 +111,15 @@ def ensure_host_keys(root: Path) -> bool:
     if any(ssh_dir.glob("ssh_host_*_key")):
         return False
     ssh_dir.mkdir(parents=True, exist_ok=True)
-    # -A makes every missing default key type; -f puts them under the tree.
-    subprocess.run(["ssh-keygen", "-A", "-f", str(root)], check=True, capture_output=True)
+    # Ed25519 and ECDSA only (the image's sshd_config.d names these two): an
+    # RSA key costs seconds of first boot on a Pi and more in QEMU.
+    for kind in HOST_KEY_TYPES:
+        key = ssh_dir / f"ssh_host_{kind}_key"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "", "-f", str(key)],
+            check=True,
+            capture_output=True,
+        )
     if not any(ssh_dir.glob("ssh_host_*_key")):
         raise OSError(f"ssh-keygen made no host keys in {ssh_dir}")
     log.info("made new SSH host keys")
@@ -151,7 +167,9 @@ def wifi_psk(ssid: str, passphrase: str) -> str:
     return key.hex()
 
 
-def apply_wifi(root: Path, ssid: str, passphrase: str | None, country: str | None) -> Path:
+def apply_wifi(
+    root: Path, ssid: str, passphrase: str | None, country: str | None, hidden: bool = False
+) -> Path:
     """Write wpa_supplicant's file for wlan0; the image's unit starts when it exists."""
     lines = [
         "# Written at boot from micarray.txt; edit here or set WIFI_* there again.",
@@ -162,6 +180,8 @@ def apply_wifi(root: Path, ssid: str, passphrase: str | None, country: str | Non
         lines.append(f"country={country}")
     # The SSID as hex needs no quoting rules whatever characters it holds.
     lines += ["network={", f"\tssid={ssid.encode('utf-8').hex()}"]
+    if hidden:
+        lines.append("\tscan_ssid=1")
     if passphrase:
         lines.append(f"\tpsk={wifi_psk(ssid, passphrase)}")
     else:
@@ -245,6 +265,7 @@ def _actions(
                 value(bootconfig.WIFI_SSID) or "",
                 value(bootconfig.WIFI_PASSPHRASE),
                 value(bootconfig.WIFI_COUNTRY),
+                value(WIFI_HIDDEN) == "1",
             ),
         ),
         (
@@ -253,6 +274,7 @@ def _actions(
         ),
         ([bootconfig.TIMEZONE], lambda: apply_timezone(root, value(bootconfig.TIMEZONE) or "")),
         ([bootconfig.ARRAY_PRESET], lambda: apply_preset(root, value(bootconfig.ARRAY_PRESET) or "")),
+        ([bootconfig.I2S_HAT], lambda: _apply_hat(root, value(bootconfig.I2S_HAT) or "")),
     ]
     out: list[tuple[list[Setting], Action]] = []
     for keys, action in acts:
@@ -263,6 +285,13 @@ def _actions(
         keys = [s.value for s in config.ssh_keys]
         out.append((list(config.ssh_keys), lambda: apply_ssh_keys(root, keys)))
     return out
+
+
+def _apply_hat(root: Path, hat: str) -> None:
+    try:
+        hats.apply_hat(root, root / BOOT_DIR, hat)
+    except hats.HatError as exc:
+        raise BootConfigError(str(exc)) from None
 
 
 def apply_config(root: Path, data_dir: Path, config: BootConfig, live: bool) -> Report:
@@ -282,23 +311,44 @@ def apply_config(root: Path, data_dir: Path, config: BootConfig, live: bool) -> 
 def process_boot_file(root: Path, boot_dir: Path, data_dir: Path, live: bool) -> Report | None:
     """Read, apply and rewrite the boot-partition file; None when it asks for nothing."""
     path = boot_dir / bootconfig.FILE_NAME
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     try:
         text = bootconfig.read(path)
     except FileNotFoundError:
         return None
+    except BootFileRefused as exc:
+        return refuse_boot_file(root, data_dir, path, str(exc), stamp)
     config = bootconfig.parse(text)
     if config.is_empty() and not config.problems and not bootconfig.has_secrets(text):
         return None
-    report = apply_config(root, data_dir, config, live)
-    report.boot_file = str(path)
-    report.time = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    report = Report(boot_file=str(path), time=stamp, problems=list(config.problems))
+    try:
+        report = apply_config(root, data_dir, config, live)
+        report.boot_file, report.time = str(path), stamp
+    finally:
+        # Even when applying failed in a way nobody foresaw, no secret stays.
+        if report.applied_lines or config.superseded or bootconfig.has_secrets(text):
+            write_fat(path, bootconfig.rewrite(text, report.applied_lines, stamp, config.superseded))
     for problem in report.problems:
         log.warning("%s", problem)
-    if report.applied_lines or config.superseded or bootconfig.has_secrets(text):
-        rewritten = bootconfig.rewrite(text, report.applied_lines, report.time, config.superseded)
-        _write_fat(path, rewritten)
-    write_report(root, data_dir, report)
+    report.sources = dict.fromkeys(report.applied, bootconfig.FILE_NAME)
     log.info("applied %s from %s", ", ".join(report.applied) or "nothing", path)
+    return report
+
+
+REFUSED_NOTE = """\
+# {name} could not be read at boot on {stamp}:
+#   {reason}
+# Its content was removed, as it may have held a password. Write the settings
+# again (one KEY=VALUE per line, see docs/image.md), saved as UTF-8.
+"""
+
+
+def refuse_boot_file(root: Path, data_dir: Path, path: Path, reason: str, stamp: str) -> Report:
+    """Replace a file that cannot be read with a note: nothing in it is applied, nothing stays."""
+    write_fat(path, REFUSED_NOTE.format(name=bootconfig.FILE_NAME, stamp=stamp, reason=reason))
+    report = Report(time=stamp, boot_file=str(path), problems=[Problem(0, "", reason)])
+    log.warning("%s", report.problems[0])
     return report
 
 
@@ -306,7 +356,8 @@ def write_report(root: Path, data_dir: Path, report: Report) -> Path:
     """Leave the outcome where the web app shows it."""
     path = data_dir / REPORT_FILE
     data_dir.mkdir(parents=True, exist_ok=True)
-    _write(path, report.to_json(), 0o644)
+    # Only the service reads it (it shows the problems to the signed-in admin).
+    _write(path, report.to_json(), 0o640)
     give_to_service(root, path)
     return path
 
@@ -316,6 +367,8 @@ def _write(path: Path, text: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.new")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # The unit's UMask=0077 must not make /etc/hosts unreadable to the service.
+    os.fchmod(fd, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
@@ -323,7 +376,7 @@ def _write(path: Path, text: str, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def _write_fat(path: Path, text: str) -> None:
+def write_fat(path: Path, text: str) -> None:
     """Replace a file on the FAT partition: no modes there, so no chmod."""
     tmp = path.with_name(path.name + ".new")
     with tmp.open("w", encoding="utf-8", newline="\r\n") as f:
@@ -346,7 +399,18 @@ def run(root: Path, boot_dir: Path, data_dir: Path, grow: bool) -> Report | None
     except (OSError, subprocess.CalledProcessError) as exc:
         log.error("could not make SSH host keys: %s", exc)
     ensure_device_id(root, data_dir)
-    return process_boot_file(root, boot_dir, data_dir, live)
+    report = process_boot_file(root, boot_dir, data_dir, live)
+    # Imager's files after micarray.txt: a key micarray.txt set is not set again.
+    from appliance.boot import imagerboot  # noqa: PLC0415 (it builds on this module)
+
+    report = imagerboot.process(root, boot_dir, data_dir, live, report)
+    if report is not None:
+        write_report(root, data_dir, report)
+    # The firmware applies overlays only when it starts: once, after a HAT change.
+    if live and report is not None and bootconfig.I2S_HAT in report.applied:
+        log.warning("the I2S HAT's overlay is loaded at the next boot: restarting once")
+        subprocess.run(["systemctl", "--no-block", "reboot"], check=False)
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:

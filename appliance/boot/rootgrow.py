@@ -116,3 +116,20 @@ def grow_root() -> bool:
     grow_filesystem(device)
     log.info("root file system %s now fills %s", device, disk)
     return True
+
+
+def main() -> int:
+    """``python -m appliance.boot.rootgrow`` (micarray-rootgrow.service): grow, or say why not."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        if not grow_root():
+            log.info("the root file system already fills the card")
+    except (OSError, subprocess.CalledProcessError, GrowError) as exc:
+        log.error("could not grow the root file system: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

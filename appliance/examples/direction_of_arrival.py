@@ -19,6 +19,10 @@ polar = bi.add_handler(
         "title": "SRP-PHAT power",
         "series": ["power"],
         "legend": {"from": 0, "to": 360, "step": STEP_DEG},
+        # The array's frame, as the device's geometry and the simulator use it:
+        # 0 degrees along +x (3 o'clock), angles growing counter-clockwise.
+        "orientation": 0,
+        "clockwise": False,
         "rmin": 0,
         "rmax": 1,
     },

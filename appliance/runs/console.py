@@ -2,12 +2,15 @@
 
 The script runs exactly as if started from the web editor (same isolation,
 same console in the browser); this terminal shows its output and ends with
-its exit status.  Ctrl-C stops the run.
+its exit status.  Ctrl-C stops the run.  The connection is the one protocol
+client every tool uses, so a refused token or a device that is not running
+reads here as it does in scripts and in ``rtai``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -15,71 +18,75 @@ from typing import Any
 
 from browserinterface import protocol as P
 from browserinterface._locate import find_target
-from browserinterface.apisocket import open_api_socket
+from browserinterface.client import DeviceError, ProtocolClient
+
+HELLO = {"type": "hello", "protocol": P.PROTOCOL_VERSION, "role": "console", "name": "appliance run"}
 
 
 async def run_file(path: Path, device: str | None = None) -> int:
-    """Start ``path`` on the device, print its output, return its exit status."""
+    """Start ``path`` on the device, print its output, return its exit status.
+
+    Raises DeviceError (in words) when the device cannot be reached or refuses.
+    """
     target = find_target(device)
-    ws = await open_api_socket(target.address, target.token)
-    hello = {"type": "hello", "protocol": P.PROTOCOL_VERSION, "role": "console", "name": "appliance run"}
-    await ws.write_message(P.encode_message(hello))
-    start = {"type": "run_start", "id": 1, "name": path.name, "code": path.read_text()}
-    await ws.write_message(P.encode_message(start))
+    client = ProtocolClient(target.address, target.token)
+    await client.connect(HELLO)
+    events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    reader = asyncio.create_task(_read(client, events))
     loop = asyncio.get_running_loop()
-    stop_requested = asyncio.Event()
-    loop.add_signal_handler(signal.SIGINT, stop_requested.set)
-    run_id: str | None = None
-    early: list[dict[str, Any]] = []
-    stopper: asyncio.Future[object] = loop.create_task(stop_requested.wait())
+    loop.add_signal_handler(signal.SIGINT, lambda: events.put_nowait({"type": "_interrupt"}))
     try:
-        while True:
-            reader: asyncio.Future[str | bytes | None] = asyncio.ensure_future(ws.read_message())
-            waiting: set[asyncio.Future[Any]] = {reader, stopper}
-            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if stopper in done and run_id is not None:
-                await ws.write_message(P.encode_message({"type": "run_stop", "id": 2, "run": run_id}))
-                stopper = loop.create_task(asyncio.Event().wait())
-            message = await reader
-            if message is None:
-                print("appliance run: the device closed the connection", file=sys.stderr)
-                return 1
-            if isinstance(message, bytes):
-                continue
-            msg = P.decode_message(message)
-            if msg["type"] == "error" and msg.get("id") == 1:
-                print(f"appliance run: {msg['message']}", file=sys.stderr)
-                return 2
-            if msg["type"] == "ack" and msg.get("id") == 1:
-                run_id = msg["run"]["id"]
-                for event in early:
-                    code = _show(event, run_id)
-                    if code is not None:
-                        return code
-                continue
-            if run_id is None:
-                early.append(msg)
-                continue
-            code = _show(msg, run_id)
-            if code is not None:
-                return code
+        try:
+            ack = await client.request({"type": "run_start", "name": path.name, "code": path.read_text()})
+        except DeviceError as exc:
+            if exc.kind != "refused":
+                raise
+            print(f"appliance run: {exc}", file=sys.stderr)
+            return 2
+        return await _follow(client, events, ack["run"]["id"])
     finally:
-        stopper.cancel()
         loop.remove_signal_handler(signal.SIGINT)
-        ws.close()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await client.close()
+
+
+async def _read(client: ProtocolClient, events: asyncio.Queue[dict[str, Any] | None]) -> None:
+    try:
+        await client.read(events.put_nowait, lambda _frame: None)
+    finally:
+        events.put_nowait(None)  # the device went away
+
+
+async def _follow(client: ProtocolClient, events: asyncio.Queue[dict[str, Any] | None], run_id: str) -> int:
+    stopping = False
+    while True:
+        msg = await events.get()
+        if msg is None:
+            print("appliance run: the device closed the connection", file=sys.stderr)
+            return 1
+        if msg["type"] == "_interrupt":
+            if not stopping:
+                stopping = True
+                await client.send({"type": "run_stop", "run": run_id})
+            continue
+        code = _show(msg, run_id)
+        if code is not None:
+            return code
 
 
 def _show(msg: dict[str, Any], run_id: str) -> int | None:
     """Print one run event; the exit status once the run has ended."""
-    if msg.get("run") != run_id and not (isinstance(msg.get("run"), dict) and msg["run"]["id"] == run_id):
+    run = msg.get("run")
+    if run != run_id and not (isinstance(run, dict) and run.get("id") == run_id):
         return None
     if msg["type"] == "run_output":
         stream = sys.stderr if msg["stream"] == "stderr" else sys.stdout
         print(msg["text"], file=stream, flush=True)
     elif msg["type"] == "run_dropped":
         print(f"[{msg['lines']} lines of output were dropped]", file=sys.stderr, flush=True)
-    elif msg["type"] == "run_ended":
-        run = msg["run"]
+    elif msg["type"] == "run_ended" and isinstance(run, dict):
         print(f"[{run['name']}: {run.get('reason') or run['state']}]", file=sys.stderr, flush=True)
         code = run.get("exit_code")
         return int(code) if isinstance(code, int) else 1

@@ -29,6 +29,8 @@ MIB = 1 << 20
 MIN_MEMORY_BYTES = 64 * MIB
 #: Bytes a run's output reader buffers before it stops reading the pipe.
 READER_LIMIT = 65536
+#: What a run's network may be (:attr:`RunLimits.network`).
+RUN_NETWORKS = ("api", "all")
 
 
 class LaunchError(ApplianceError):
@@ -52,7 +54,13 @@ class RunLimits:
     when switching users: the limit counts every process of that user)."""
     user: str | None = None
     """Account to run as when the service is root; None picks the first of
-    ``micarray-run``, ``nobody`` that exists.  Ignored when not root."""
+    ``micarray-run``, ``nobody`` that exists.  Ignored when not root, and
+    when runs are sandboxed (each then gets a user id of its own)."""
+    network: str = "api"
+    """What a run may reach: ``api`` (default: only the device's own API on
+    loopback) or ``all`` (every network the device is on).  Without systemd
+    only a sandboxed run (bubblewrap) is held to ``api``; with systemd the
+    run's unit is."""
 
     def __post_init__(self) -> None:
         if self.memory_bytes < MIN_MEMORY_BYTES:
@@ -64,6 +72,8 @@ class RunLimits:
             raise LaunchError(f"cpu_percent {self.cpu_percent} is not allowed; use 1 to 6400")
         if not 0 <= self.nice <= 19:
             raise LaunchError(f"nice {self.nice} is not allowed; use 0 to 19")
+        if self.network not in RUN_NETWORKS:
+            raise LaunchError(f"network {self.network!r} is not allowed; use {' or '.join(RUN_NETWORKS)}")
         if self.max_processes < 1:
             raise LaunchError(f"max_processes {self.max_processes} is not allowed; use 1 or more")
 

@@ -17,10 +17,12 @@ import logging
 import os
 import resource
 import shutil
+import signal
 import sys
 from functools import partial
 from pathlib import Path
 
+from appliance.runs import sandbox as sandbox_mod
 from appliance.runs.launchbase import (
     Launched,
     Launcher,
@@ -28,6 +30,7 @@ from appliance.runs.launchbase import (
     LaunchSpec,
     RunLimits,
     RunOutput,
+    RunUser,
     check_reachable,
     own_user_name,
     resolve_run_user,
@@ -76,7 +79,7 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-def _limit_child(memory_bytes: int, nice: int, nproc: int | None) -> None:
+def _limit_child(memory_bytes: int, nice: int, nproc: int | None, sandboxed: bool) -> None:
     # Runs in the child between fork and exec, after the user switch: only
     # async-signal-safe-ish system calls, no locks, no logging.
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
@@ -84,47 +87,123 @@ def _limit_child(memory_bytes: int, nice: int, nproc: int | None) -> None:
     if nproc is not None:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     os.nice(nice)
+    if sandboxed:
+        # Stop's SIGINT and SIGTERM are for the script: bubblewrap would die of
+        # them and take the run with it at once.  The relay inside restores them.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _api_port(env: dict[str, str]) -> int | None:
+    """The device's API port a run is told about, None when it is told of none."""
+    device = env.get("BI_DEVICE")
+    if device is None:
+        return None
+    try:
+        return int(device.rpartition(":")[2])
+    except ValueError:
+        raise LaunchError(f"BI_DEVICE {device!r} is not HOST:PORT; a sandboxed run cannot reach it") from None
 
 
 class RlimitLauncher:
-    """Resource limits set in the child before exec; for machines without systemd."""
+    """Resource limits set in the child before exec; for machines without systemd.
 
-    def __init__(self, limits: RunLimits | None = None, interpreter: str = sys.executable) -> None:
+    With bubblewrap (``appliance.runs.sandbox``) each run is also sandboxed:
+    its own user id, pid and network namespaces and a private file system
+    view.  Without it runs share the one run user, as before, and a warning
+    says so.
+    """
+
+    def __init__(
+        self,
+        limits: RunLimits | None = None,
+        interpreter: str = sys.executable,
+        *,
+        sandbox: bool | None = None,
+        hidden: tuple[Path, ...] = (),
+    ) -> None:
         self.limits = limits or RunLimits()
         self.fixed_run_root: Path | None = None
         self.interpreter = interpreter
+        self.sandboxed = sandbox_mod.bwrap_usable() if sandbox is None else sandbox
+        self.hidden = hidden
+        """Directories blanked in every sandbox (the data directory)."""
+        # Checked even when each sandboxed run gets a uid of its own, so a
+        # wrong setting is told at start and not when the sandbox goes.
         self.user = resolve_run_user(self.limits.user)
+        self._own_uids = self.sandboxed and self.user is not None
+        self._last_user: RunUser | None = None
+        self._uids = sandbox_mod.UidPool()
+        self._relays: dict[str, sandbox_mod.ApiRelay] = {}
+        if not self.sandboxed:
+            log.warning("scripts are not sandboxed (bubblewrap missing or not allowed): runs share one user")
 
     @property
     def user_name(self) -> str:
         """The account runs execute as."""
+        if self._own_uids:
+            # Asked right after spawn: the newest run's own id.
+            return self._last_user.name if self._last_user else "a user id per run"
         return self.user.name if self.user else own_user_name()
+
+    def _run_user(self, spec: LaunchSpec) -> RunUser | None:
+        if self._own_uids:
+            uid = self._uids.get(spec.run_id)
+            if uid is None:
+                uid = self._uids.take(spec.run_id)
+            self._last_user = RunUser(f"run-{uid}", uid, uid)
+            return self._last_user
+        return self.user
 
     def prepare(self, spec: LaunchSpec) -> None:
         """Hand the run directory to the run user so the script can write there."""
-        if self.user is not None:
-            check_reachable(spec.run_dir, self.user)
-            os.chown(spec.run_dir, self.user.uid, self.user.gid)
+        user = self._run_user(spec)
+        if user is not None:
+            check_reachable(spec.run_dir, user)
+            os.chown(spec.run_dir, user.uid, user.gid)
+
+    async def _command(self, spec: LaunchSpec, user: RunUser | None) -> list[str]:
+        command = [self.interpreter, "-u", spec.script]
+        if not self.sandboxed:
+            return command
+        argv = sandbox_mod.bwrap_argv(spec.run_dir, self.limits.network, self.hidden)
+        port = _api_port(spec.env)
+        if self.limits.network == "all" or port is None:
+            return [*argv, "--", *sandbox_mod.relay_argv(None, command)]
+        relay = sandbox_mod.ApiRelay(spec.run_dir.parent / f"{spec.run_id}.sock", port)
+        await relay.start(user.uid if user else None)
+        self._relays[spec.run_id] = relay
+        argv += ["--bind", str(relay.path), sandbox_mod.SANDBOX_API_SOCKET]
+        return [*argv, "--", *sandbox_mod.relay_argv(relay.port, command)]
 
     async def spawn(self, spec: LaunchSpec) -> Launched:
         """Start ``interpreter -u script`` in a new session with the limits applied."""
-        user = self.user
+        user = self._run_user(spec)
         nproc = self.limits.max_processes if user is not None else None
-        return await spawn_with_pipes(
-            self.interpreter,
-            "-u",
-            spec.script,
-            cwd=spec.run_dir,
-            env=spec.env,
-            start_new_session=True,
-            preexec_fn=partial(_limit_child, self.limits.memory_bytes, self.limits.nice, nproc),
-            user=user.uid if user else None,
-            group=user.gid if user else None,
-            extra_groups=[] if user else None,
-        )
+        try:
+            return await spawn_with_pipes(
+                *await self._command(spec, user),
+                cwd=spec.run_dir,
+                env=spec.env,
+                start_new_session=True,
+                preexec_fn=partial(
+                    _limit_child, self.limits.memory_bytes, self.limits.nice, nproc, self.sandboxed
+                ),
+                user=user.uid if user else None,
+                group=user.gid if user else None,
+                extra_groups=[] if user else None,
+            )
+        except BaseException:
+            await self._release(spec)
+            raise
 
     async def signal(self, spec: LaunchSpec, proc: asyncio.subprocess.Process, sig: int) -> None:
-        """Signal the run's process group (its id is the leader's pid)."""
+        """Signal the run's process group (its id is the leader's pid).
+
+        In a sandbox, SIGKILL of the group ends the pid namespace's first
+        process, and with it the kernel ends every process of the run, even
+        those that left the group with ``setsid``.
+        """
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
 
@@ -133,23 +212,36 @@ class RlimitLauncher:
         return proc.returncode is None or group_alive(proc.pid)
 
     async def finish(self, spec: LaunchSpec, proc: asyncio.subprocess.Process) -> tuple[int, str | None]:
-        """Nothing to clean up; the child was the script itself."""
-        return (proc.returncode if proc.returncode is not None else -1), None
+        """Give back the run's uid and relay; bubblewrap's 128+N means signal N."""
+        await self._release(spec)
+        code = proc.returncode if proc.returncode is not None else -1
+        if self.sandboxed and code > 128 and code - 128 in signal.valid_signals():
+            code = 128 - code
+        return code, None
+
+    async def _release(self, spec: LaunchSpec) -> None:
+        relay = self._relays.pop(spec.run_id, None)
+        if relay is not None:
+            await relay.close()
+        self._uids.give_back(spec.run_id)
 
 
-def default_launcher(limits: RunLimits | None = None, interpreter: str = sys.executable) -> Launcher:
+def default_launcher(
+    limits: RunLimits | None = None, interpreter: str = sys.executable, *, hidden: tuple[Path, ...] = ()
+) -> Launcher:
     """The launcher that confines runs best on this machine.
 
     With systemd as PID 1: the administrator's ``micarray-run@.service``
     template when it is installed (the image; the service need not be root),
     else transient ``systemd-run`` units when we are root.  Otherwise
-    resource limits in the child.
+    resource limits in the child and a bubblewrap sandbox when it can run;
+    ``hidden`` directories (the data directory) are blanked in that sandbox.
     """
     if Path("/run/systemd/system").is_dir():
         if template_installed():
             return SystemdUnitLauncher(limits)
         if os.geteuid() == 0 and shutil.which("systemd-run") is not None:
-            return SystemdRunLauncher(limits, interpreter)
+            return SystemdRunLauncher(limits, interpreter, hidden=hidden)
     if os.geteuid() != 0:
         log.warning("scripts run as this service's own user: no systemd run unit and not root")
-    return RlimitLauncher(limits, interpreter)
+    return RlimitLauncher(limits, interpreter, hidden=hidden)

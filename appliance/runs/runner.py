@@ -25,6 +25,7 @@ from typing import Any
 from appliance.errors import ApplianceError
 from appliance.runs.launchbase import Launcher, LaunchError, LaunchSpec
 from appliance.runs.run import Run, RunInfo
+from appliance.storage import atomic_write_bytes
 
 __all__ = ["BASE_ENV", "Run", "RunError", "RunInfo", "RunManager", "script_name"]
 
@@ -154,7 +155,8 @@ class RunManager:
 
     def _make_dir(self, spec: LaunchSpec, data: bytes) -> None:
         spec.run_dir.mkdir(mode=0o755)
-        (spec.run_dir / spec.script).write_bytes(data)
+        # Through storage so that a full disk is told in words (DiskFullError).
+        atomic_write_bytes(spec.run_dir / spec.script, data)
         self.launcher.prepare(spec)
 
     async def _after_end(self, run: Run) -> None:

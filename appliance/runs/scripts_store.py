@@ -41,7 +41,7 @@ class ScriptInfo:
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is an acceptable script name, else raise ScriptError."""
-    if len(name) > MAX_NAME_LENGTH or not _NAME.match(name) or ".." in name:
+    if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name) or ".." in name:
         raise ScriptError(
             f"script name {name!r} is not allowed; use letters, digits, '_', '-', '.' or spaces, "
             f"at most {MAX_NAME_LENGTH} characters, ending in .py"

@@ -39,6 +39,8 @@ from appliance.runs.launchbase import (
     resolve_run_user,
     spawn_with_pipes,
 )
+from appliance.runs.sandbox import UidPool
+from appliance.runs.unit_sandbox import transient_properties
 
 log = logging.getLogger(__name__)
 
@@ -312,27 +314,19 @@ class SystemdUnitLauncher:
 
 
 def systemd_run_argv(
-    spec: LaunchSpec, limits: RunLimits, user: RunUser | None, interpreter: str, env_file: Path
+    spec: LaunchSpec,
+    limits: RunLimits,
+    user: RunUser | None,
+    interpreter: str,
+    env_file: Path,
+    *,
+    hidden: Sequence[Path] = (),
 ) -> list[str]:
     """The ``systemd-run`` command line for one run (pure, for tests and logs).
 
     The environment goes through a root-only file rather than ``--setenv`` so
     the run's token never shows up in ``ps``.
     """
-    props = {
-        "MemoryMax": str(limits.memory_bytes),
-        "MemorySwapMax": "0",
-        "CPUQuota": f"{limits.cpu_percent}%",
-        "TasksMax": str(limits.max_processes),
-        "LimitCORE": "0",
-        "EnvironmentFile": str(env_file),
-        "KillMode": "control-group",
-        "TimeoutStopSec": "1s",
-        "NoNewPrivileges": "yes",
-        "PrivateTmp": "yes",
-        "ProtectSystem": "strict",
-        "ReadWritePaths": str(spec.run_dir),
-    }
     argv = [
         "systemd-run",
         f"--unit={transient_unit(spec)}",
@@ -345,7 +339,8 @@ def systemd_run_argv(
     ]
     if user is not None:
         argv += [f"--uid={user.uid}", f"--gid={user.gid}"]
-    argv += [f"--property={key}={value}" for key, value in props.items()]
+    props = transient_properties(spec, limits, env_file, hidden)
+    argv += [f"--property={key}={value}" for key, value in props]
     return [*argv, "--", interpreter, "-u", spec.script]
 
 
@@ -361,32 +356,62 @@ class SystemdRunLauncher:
     its result (``oom-kill`` says the memory limit ended it) and reset it.
     """
 
-    def __init__(self, limits: RunLimits | None = None, interpreter: str = sys.executable) -> None:
+    def __init__(
+        self,
+        limits: RunLimits | None = None,
+        interpreter: str = sys.executable,
+        *,
+        hidden: tuple[Path, ...] = (),
+    ) -> None:
         self.limits = limits or RunLimits()
         self.fixed_run_root: Path | None = None
         self.interpreter = interpreter
         self.user = resolve_run_user(self.limits.user)
+        self.hidden = hidden
+        """Directories no run may see (the data directory)."""
         self.command = ("systemctl",)
+        # Each run its own uid (numeric, no account): ProtectProc=invisible
+        # then hides every other run's processes, and their files are not its.
+        self._uids = UidPool()
+        self._last_user: RunUser | None = None
 
     @property
     def user_name(self) -> str:
-        """The account runs execute as."""
+        """The account the newest run executes as."""
+        if self._last_user is not None:
+            return self._last_user.name
         return self.user.name if self.user else own_user_name()
+
+    def _run_user(self, spec: LaunchSpec) -> RunUser | None:
+        if self.user is None:
+            return None
+        uid = self._uids.get(spec.run_id)
+        if uid is None:
+            uid = self._uids.take(spec.run_id)
+        self._last_user = RunUser(f"run-{uid}", uid, uid)
+        return self._last_user
 
     def _env_file(self, spec: LaunchSpec) -> Path:
         return spec.run_dir.with_name(f"{spec.run_id}.env")
 
     def prepare(self, spec: LaunchSpec) -> None:
-        """Hand the run directory to the run user and write the root-only env file."""
-        if self.user is not None:
-            check_reachable(spec.run_dir, self.user)
-            os.chown(spec.run_dir, self.user.uid, self.user.gid)
+        """Hand the run directory to the run's user and write the root-only env file."""
+        user = self._run_user(spec)
+        if user is not None:
+            check_reachable(spec.run_dir, user)
+            os.chown(spec.run_dir, user.uid, user.gid)
         write_env_file(self._env_file(spec), spec.env)
 
     async def spawn(self, spec: LaunchSpec) -> Launched:
         """Start ``systemd-run --wait --pipe``; it lives as long as the unit."""
-        argv = systemd_run_argv(spec, self.limits, self.user, self.interpreter, self._env_file(spec))
-        return await spawn_with_pipes(*argv, start_new_session=True)
+        user = self._run_user(spec)
+        env_file = self._env_file(spec)
+        argv = systemd_run_argv(spec, self.limits, user, self.interpreter, env_file, hidden=self.hidden)
+        try:
+            return await spawn_with_pipes(*argv, start_new_session=True)
+        except BaseException:
+            self._uids.give_back(spec.run_id)
+            raise
 
     async def signal(self, spec: LaunchSpec, proc: asyncio.subprocess.Process, sig: int) -> None:
         """Signal every process in the unit's cgroup."""
@@ -403,4 +428,5 @@ class SystemdRunLauncher:
         ended = await finish_unit(self.command, transient_unit(spec), returncode, self.limits)
         with contextlib.suppress(FileNotFoundError):
             self._env_file(spec).unlink()
+        self._uids.give_back(spec.run_id)
         return ended

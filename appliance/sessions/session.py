@@ -12,24 +12,27 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Protocol
 
-from appliance.auth import Principal
-from appliance.capture.bus import Subscription
+from appliance.auth import Principal, TokenStore
+from appliance.capture.block import Block
+from appliance.capture.bus import Bus, Subscription
+from appliance.capture.config import AudioConfig
 from appliance.errors import ApplianceError
-from appliance.sessions.handlers import Owner
+from appliance.sessions import flow
+from appliance.sessions.handlers import HandlerRegistry, Owner
 from appliance.system.ratelog import RateLimitedLog
+from appliance.system.supervisor import log_failure
 from browserinterface import protocol as P
-
-if TYPE_CHECKING:
-    from appliance.service import Service
+from browserinterface import schema as S
 
 log = logging.getLogger(__name__)
 bad_input = RateLimitedLog(log)
 
 OUTBOX_MESSAGES = 1000
-ROLES = ("script", "browser", "listener", "console")
+#: Extra fields of a request's ack, or None when the handler answers by itself.
+Reply = dict[str, Any] | None
 #: Who may start and stop scripts on the device.
 RUN_PRINCIPALS = ("admin", "local")
 MAX_BROWSER_AUDIO_CHANNELS = 16
@@ -40,8 +43,52 @@ LAG_TELL_MS = 100.0
 LAG_TELL_INTERVAL_S = 1.0
 #: Seconds a script's own lag report is trusted for.
 LAG_REPORT_FRESH_S = 3.0
-#: Largest lag a script may report, in ms (a day).
-MAX_REPORTED_LAG_MS = 86_400_000.0
+
+
+class SessionHost(Protocol):
+    """What a session needs from the service: the narrow seam between the two.
+
+    ``appliance.service.Service`` implements it; nothing here imports the
+    service, so dependencies point one way, from the service down.
+    """
+
+    bus: Bus
+    handlers: HandlerRegistry
+    tokens: TokenStore
+    """Its ``connections`` end this session when its credential is revoked or ends."""
+
+    @property
+    def config(self) -> AudioConfig: ...
+
+    def attach(self, session: ClientSession) -> None: ...
+
+    def detach(self, session: ClientSession) -> None: ...
+
+    def welcome(self, session: ClientSession) -> dict[str, Any]: ...
+
+    def welcome_text(self, session: ClientSession) -> str: ...
+
+    def queue_blocks(self) -> int: ...
+
+    def encode_block(self, block: Block, channels: list[int] | None) -> bytes | None: ...
+
+    def change_config(self, by: str = "the device", **fields: Any) -> AudioConfig: ...
+
+    def broadcast_browsers(self, msg: dict[str, Any] | bytes | str) -> None: ...
+
+    def remote_output(self, session: ClientSession, stream: str, text: str) -> None: ...
+
+    def start_run(self, session: ClientSession, request_id: Any, name: str, code: str) -> None: ...
+
+    def stop_run(self, session: ClientSession, request_id: Any, run_id: str) -> None: ...
+
+    def stream_start(
+        self, session: ClientSession, port: int, channels: list[int] | None, max_payload: int | None
+    ) -> dict[str, Any]: ...
+
+    def stream_renew(self, session: ClientSession, stream_id: str) -> None: ...
+
+    def stream_stop(self, session: ClientSession, stream_id: str | None) -> None: ...
 
 
 class Transport(Protocol):
@@ -55,7 +102,7 @@ class Transport(Protocol):
 class ClientSession:
     """The state of one connection: role, audio subscription, outbox."""
 
-    def __init__(self, service: Service, transport: Transport, principal: Principal, peer: str, sid: str):
+    def __init__(self, service: SessionHost, transport: Transport, principal: Principal, peer: str, sid: str):
         self.service = service
         self.transport = transport
         self.principal = principal
@@ -69,6 +116,7 @@ class ClientSession:
         self._audio: Subscription | None = None
         self._audio_task: asyncio.Task[None] | None = None
         self._outbox: deque[str | bytes] = deque()
+        self._outbox_bytes = 0
         self._wake = asyncio.Event()
         self.dropped_messages = 0
         self.auth_generation: str | None = None
@@ -77,17 +125,32 @@ class ClientSession:
         self.queue_lag_ms = 0.0
         """How far behind live audio the block sent last was, on the device's side."""
         self._script_lag = (0.0, -LAG_REPORT_FRESH_S)
-        self._sender = asyncio.get_running_loop().create_task(self._drain())
+        self._sender = asyncio.get_running_loop().create_task(self._drain(), name=f"session {sid} sender")
+        self._sender.add_done_callback(log_failure)
+        self._forget = [service.tokens.connections.add([self.credential], self.end)]
+
+    def register_credential(self, key: str) -> None:
+        """Also end this connection when ``key`` is ended (``browser:SESSION`` on sign-out)."""
+        self._forget.append(self.service.tokens.connections.add([key], self.end))
+
+    def end(self, reason: str) -> None:
+        """The credential was revoked or the session ended: close at once."""
+        self.transport.close(4003, reason[:120])
+        self.close()
 
     # -- sending --------------------------------------------------------------
-    def push(self, msg: dict[str, Any] | bytes) -> None:
-        """Queue a message; when the client is too slow the newest ones are dropped and counted."""
+    def push(self, msg: dict[str, Any] | bytes | str) -> None:
+        """Queue a message (a ``str`` is a text frame already encoded); when the
+        client is too slow the newest ones are dropped and counted."""
         if self._closed:
             return
-        if len(self._outbox) >= OUTBOX_MESSAGES:
+        frame = msg if isinstance(msg, (bytes, str)) else P.encode_message(msg)
+        # Bounded in bytes too: a peer that does not read holds at most OUTBOX_BYTES.
+        if len(self._outbox) >= OUTBOX_MESSAGES or self._outbox_bytes + len(frame) > flow.OUTBOX_BYTES:
             self.dropped_messages += 1
             return
-        self._outbox.append(msg if isinstance(msg, bytes) else P.encode_message(msg))
+        self._outbox.append(frame)
+        self._outbox_bytes += len(frame)
         self._wake.set()
 
     async def _drain(self) -> None:
@@ -103,38 +166,42 @@ class ClientSession:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            frame = self._outbox.popleft()
+            self._outbox_bytes -= len(frame)
             try:
-                await self.transport.send(self._outbox.popleft())
+                await self.transport.send(frame)
             except ConnectionError:
                 return
 
-    def error(self, code: str, message: str, request_id: Any = None) -> None:
+    def error(self, code: str, message: str, request_id: Any = None, field: str | None = None) -> None:
         reply: dict[str, Any] = {"type": "error", "code": code, "message": message}
         if request_id is not None:
             reply["id"] = request_id
+        if field is not None:
+            reply["field"] = field
         self.push(reply)
 
     # -- receiving ------------------------------------------------------------
     def on_text(self, text: str | bytes) -> None:
-        """Handle one JSON frame; never raises."""
+        """Handle one JSON frame: decoded and validated here, once; never raises for bad input."""
         try:
-            msg = P.decode_message(text, P.CLIENT_MESSAGES | _EXTRA_MESSAGES)
-        except P.ProtocolError as exc:
+            msg = S.decode_client(text)
+        except S.MessageError as exc:
             bad_input.warning(self.peer, "%s", exc)
-            self.error(exc.code, str(exc))
+            self.error(exc.code, str(exc), exc.request_id, exc.field)
             return
-        kind = msg["type"]
-        if self.role is None and kind != "hello":
-            self.error("hello_first", "the first message must be hello", msg.get("id"))
+        if self.role is None and not isinstance(msg, S.Hello):
+            self.error("hello_first", "the first message must be hello", msg.id)
             return
-        handler = getattr(self, "_on_" + kind)
         try:
-            handler(msg)
+            reply = self._handlers[type(msg)](self, msg)
         except ApplianceError as exc:
-            self.error(exc.code, str(exc), msg.get("id"))
-        except (TypeError, ValueError, KeyError) as exc:
-            bad_input.warning(self.peer, "bad %s message: %s", kind, exc)
-            self.error("bad_message", f"bad {kind} message: {exc}", msg.get("id"))
+            self.error(exc.code, str(exc), msg.id)
+            return
+        # Every request with an id gets exactly one answer; handlers that answer
+        # themselves (hello, ping, runs) return None.
+        if reply is not None and msg.id is not None:
+            self.push({"type": "ack", "id": msg.id, **reply})
 
     def on_binary(self, frame: bytes) -> None:
         """Handle one binary frame (``send_audio``); never raises."""
@@ -152,39 +219,37 @@ class ClientSession:
         self.service.broadcast_browsers(frame)
 
     # -- messages -------------------------------------------------------------
-    def _on_hello(self, msg: dict[str, Any]) -> None:
+    def _on_hello(self, msg: S.Hello) -> Reply:
         if self.role is not None:
             raise _Refused("bad_message", "hello was already sent")
-        if msg["protocol"] != P.PROTOCOL_VERSION:
+        if msg.protocol != P.PROTOCOL_VERSION:
             self.error(
                 "protocol_version",
-                f"protocol {msg['protocol']!r} is not spoken here; this device speaks {P.PROTOCOL_VERSION}",
+                f"protocol {msg.protocol!r} is not spoken here; this device speaks {P.PROTOCOL_VERSION}",
+                msg.id,
             )
             self.transport.close(4002, "protocol version")
-            return
-        role = msg.get("role", "script")
-        if role not in ROLES or (role == "browser" and self.principal.kind != "admin"):
-            raise _Refused("bad_message", f"role {role!r} is not one of {', '.join(ROLES)} for this login")
-        self.role = role
-        self.name = str(msg.get("name") or self.principal.name)[:100]
-        self.host = (
-            "device" if self.principal.kind in ("run", "local") else str(msg.get("host") or self.peer)[:100]
-        )
-        self.inform_browser = bool(msg.get("inform_browser", False))
+            return None
+        if msg.role == "browser" and self.principal.kind != "admin":
+            raise _Refused("forbidden", "only the admin's browser session may take the role browser")
+        self.role = msg.role
+        self.name = msg.name or self.principal.name
+        self.host = "device" if self.principal.kind in ("run", "local") else msg.host or self.peer
+        self.inform_browser = msg.inform_browser
         self.service.attach(self)
-        self.push(self.service.welcome(self))
+        self.push(self.service.welcome_text(self))
+        return None
 
-    def _on_ping(self, msg: dict[str, Any]) -> None:
-        self.push({"type": "pong", "id": msg.get("id")})
+    def _on_ping(self, msg: S.Ping) -> Reply:
+        self.push({"type": "pong", "id": msg.id})
+        return None
 
-    def _on_audio(self, msg: dict[str, Any]) -> None:
-        if not msg["on"]:
+    def _on_audio(self, msg: S.Audio) -> Reply:
+        if not msg.on:
             self.stop_audio()
-            return
-        channels = msg.get("channels")
+            return {}
+        channels = msg.channels
         if channels is not None:
-            if not isinstance(channels, list) or not all(isinstance(c, int) and c >= 0 for c in channels):
-                raise _Refused("bad_message", "channels must be a list of channel numbers from 0")
             if self.role == "browser" and len(channels) > MAX_BROWSER_AUDIO_CHANNELS:
                 raise _Refused("bad_message", f"at most {MAX_BROWSER_AUDIO_CHANNELS} channels to a browser")
         elif self.role == "browser":
@@ -192,8 +257,10 @@ class ClientSession:
         self.audio_channels = channels
         if self._audio is None:
             self._audio = self.service.bus.subscribe(f"session {self.id}", self.service.queue_blocks())
-            self._audio_task = asyncio.get_running_loop().create_task(self._pump_audio(self._audio))
-        self.push({"type": "ack", "id": msg.get("id")})
+            pump = self._pump_audio(self._audio)
+            self._audio_task = asyncio.get_running_loop().create_task(pump, name=f"session {self.id} audio")
+            self._audio_task.add_done_callback(log_failure)
+        return {}
 
     async def _pump_audio(self, sub: Subscription) -> None:
         told_at, told_behind = -LAG_TELL_INTERVAL_S, False
@@ -226,50 +293,53 @@ class ClientSession:
         fresh = asyncio.get_running_loop().time() - at < LAG_REPORT_FRESH_S
         return max(self.queue_lag_ms, reported if fresh else 0.0)
 
-    def _on_lag(self, msg: dict[str, Any]) -> None:
-        ms = msg["ms"]
-        if isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 <= ms <= MAX_REPORTED_LAG_MS:
-            raise _Refused("bad_message", f"lag ms must be a number from 0 to {MAX_REPORTED_LAG_MS:.0f}")
-        self._script_lag = (float(ms), asyncio.get_running_loop().time())
+    def _on_lag(self, msg: S.LagReport) -> Reply:
+        self._script_lag = (float(msg.ms), asyncio.get_running_loop().time())
+        return None
 
     def stop_audio(self) -> None:
         if self._audio is not None:
             self._audio.close()
             self._audio = None
 
-    def _on_change_config(self, msg: dict[str, Any]) -> None:
-        fields = {k: msg.get(k) for k in ("rate", "channels", "buffer_frames", "volume")}
-        config = self.service.change_config(**fields)
-        self.push({"type": "ack", "id": msg.get("id"), "config": config.to_json()})
+    def _on_change_config(self, msg: S.ChangeConfig) -> Reply:
+        who = f"{self.credential} ({self.name} on {self.host})"
+        config = self.service.change_config(**msg.fields(), by=who)
+        return {"config": config.to_json()}
 
     @property
     def owner_key(self) -> str:
         """What this client's tabs belong to: its run, or this connection."""
         return self.principal.name if self.principal.kind == "run" else self.id
 
+    @property
+    def credential(self) -> str:
+        """Who this connection is, for quotas and logs: ``run:ID``, ``api:NAME``, ``admin:admin``."""
+        return f"{self.principal.kind}:{self.principal.name}"
+
     def owner(self) -> Owner:
         if self.principal.kind == "run":
             return Owner("run", self.owner_key, self.name, "device", run=self.principal.name)
-        return Owner("script", self.owner_key, self.name, self.host)
+        return Owner("script", self.owner_key, self.name, self.host, credential=self.credential)
 
-    def _on_add_handler(self, msg: dict[str, Any]) -> None:
+    def _on_add_handler(self, msg: S.AddHandler) -> Reply:
         visible = self.principal.kind == "run" or self.inform_browser
-        owner = self.owner()
-        handler = self.service.handlers.add(
-            msg["name"], msg["handler_type"], msg.get("parameters"), owner, visible
-        )
-        self.push({"type": "ack", "id": msg.get("id"), "handler": handler.id})
+        handler = self.service.handlers.add(msg.name, msg.handler_type, msg.parameters, self.owner(), visible)
+        return {"handler": handler.id}
 
-    def _on_handler_data(self, msg: dict[str, Any]) -> None:
-        self.service.handlers.data(msg["handler"], msg["data"], self.owner_key)
+    def _on_handler_data(self, msg: S.HandlerData) -> Reply:
+        self.service.handlers.data(msg.handler, msg.data, self.owner_key)
+        return {}
 
-    def _on_handler_close(self, msg: dict[str, Any]) -> None:
+    def _on_handler_close(self, msg: S.HandlerClose) -> Reply:
         self._need_admin()
-        self.service.handlers.close(str(msg["handler"]))
+        self.service.handlers.close(msg.handler)
+        return {}
 
-    def _on_output(self, msg: dict[str, Any]) -> None:
+    def _on_output(self, msg: S.Output) -> Reply:
         if self.inform_browser and self.principal.kind != "run":
-            self.service.remote_output(self, str(msg["stream"]), str(msg["text"])[:10000])
+            self.service.remote_output(self, msg.stream, msg.text)
+        return {}
 
     def _need_runs(self) -> None:
         if self.principal.kind not in RUN_PRINCIPALS:
@@ -279,25 +349,43 @@ class ClientSession:
         if self.principal.kind != "admin":
             raise _Refused("forbidden", "only the admin may do this")
 
-    def _on_run_start(self, msg: dict[str, Any]) -> None:
+    def _on_run_start(self, msg: S.RunStart) -> Reply:
         self._need_runs()
-        name, code = msg["name"], msg["code"]
-        if not isinstance(name, str) or not isinstance(code, str):
-            raise _Refused("bad_message", "run_start needs a string name and string code")
-        self.service.start_run(self, msg.get("id"), name, code)
+        self.service.start_run(self, msg.id, msg.name, msg.code)
+        return None
 
-    def _on_run_stop(self, msg: dict[str, Any]) -> None:
+    def _on_run_stop(self, msg: S.RunStop) -> Reply:
         self._need_runs()
-        self.service.stop_run(self, msg.get("id"), str(msg["run"]))
+        self.service.stop_run(self, msg.id, msg.run)
+        return None
 
-    def _on_stream_start(self, msg: dict[str, Any]) -> None:
-        self.service.stream_start(self, msg)
+    def _on_stream_start(self, msg: S.StreamStart) -> Reply:
+        return {"stream": self.service.stream_start(self, msg.port, msg.channels, msg.max_payload)}
 
-    def _on_stream_renew(self, msg: dict[str, Any]) -> None:
-        self.service.stream_renew(self, str(msg["stream"]))
+    def _on_stream_renew(self, msg: S.StreamRenew) -> Reply:
+        self.service.stream_renew(self, msg.stream)
+        return {}
 
-    def _on_stream_stop(self, msg: dict[str, Any]) -> None:
-        self.service.stream_stop(self, msg.get("stream"))
+    def _on_stream_stop(self, msg: S.StreamStop) -> Reply:
+        self.service.stream_stop(self, msg.stream)
+        return {}
+
+    _handlers: ClassVar[dict[type[S.ClientMessage], Callable[[ClientSession, Any], Reply]]] = {
+        S.Hello: _on_hello,
+        S.Ping: _on_ping,
+        S.LagReport: _on_lag,
+        S.Audio: _on_audio,
+        S.ChangeConfig: _on_change_config,
+        S.AddHandler: _on_add_handler,
+        S.HandlerData: _on_handler_data,
+        S.HandlerClose: _on_handler_close,
+        S.Output: _on_output,
+        S.RunStart: _on_run_start,
+        S.RunStop: _on_run_stop,
+        S.StreamStart: _on_stream_start,
+        S.StreamRenew: _on_stream_renew,
+        S.StreamStop: _on_stream_stop,
+    }
 
     # -- teardown -------------------------------------------------------------
     def close(self) -> None:
@@ -305,6 +393,8 @@ class ClientSession:
         if self._closed:
             return
         self._closed = True
+        for forget in self._forget:
+            forget()
         self.stop_audio()
         self._wake.set()
         self.service.detach(self)
@@ -323,14 +413,3 @@ class _Refused(ApplianceError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-_EXTRA_MESSAGES: dict[str, tuple[str, ...]] = {
-    "lag": ("ms",),
-    "handler_close": ("handler",),
-    "run_start": ("name", "code"),
-    "run_stop": ("run",),
-    "stream_start": ("port",),
-    "stream_renew": ("stream",),
-    "stream_stop": (),
-}

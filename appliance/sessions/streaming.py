@@ -23,6 +23,7 @@ from appliance.capture.block import Block
 from appliance.capture.bus import Bus, Subscription
 from appliance.capture.config import AudioConfig
 from appliance.errors import ApplianceError
+from appliance.system.supervisor import log_failure
 from rtai.rtp import MIN_MAX_PAYLOAD, RTP_HEADER_SIZE, SAMPLE_BYTES
 from rtai.sdp import MULTICAST_TTL, StreamDescription
 from rtai.sender import RtpSender
@@ -132,6 +133,7 @@ class StreamManager:
             self._senders[family] = DatagramSender(sock)
         self._sub = self._bus.subscribe("rtp-sender", BUS_QUEUE_BLOCKS)
         self._task = asyncio.get_running_loop().create_task(self._run(self._sub), name="rtp-sender")
+        self._task.add_done_callback(log_failure)
 
     async def close(self) -> None:
         """Send what the bus already queued, then stop every stream and close the sockets."""

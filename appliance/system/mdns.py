@@ -35,6 +35,7 @@ from zeroconf import InterfaceChoice, IPVersion
 from zeroconf._services.info import AddressResolverIPv4  # public as zeroconf.AddressResolverIPv4
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
+from appliance.system.supervisor import log_failure
 from rtai.discover import (
     HTTP_SERVICE_TYPE,
     SERVICE_TYPE,
@@ -160,7 +161,8 @@ class Announcer:
         await self._try_sync(current_addresses())
         if not self._seen:
             log.info("no network address yet; will announce %s.local when one arrives", self.hostname)
-        self._poller = asyncio.get_running_loop().create_task(self._poll())
+        self._poller = asyncio.get_running_loop().create_task(self._poll(), name="mdns address poller")
+        self._poller.add_done_callback(log_failure)
 
     async def update(self, txt: Mapping[str, str]) -> None:
         """Replace TXT values (merged into the current ones) and re-announce them."""

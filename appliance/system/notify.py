@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from appliance.system.supervisor import log_failure
+
 log = logging.getLogger(__name__)
 
 #: How many pings systemd gets per watchdog period (it restarts the service
@@ -196,7 +198,8 @@ class WatchdogFeeder:
         """Start ticking on the running loop; does nothing without a watchdog."""
         if self._tick_s is None or self._task is not None:
             return
-        self._task = asyncio.get_running_loop().create_task(self._run(self._tick_s))
+        self._task = asyncio.get_running_loop().create_task(self._run(self._tick_s), name="watchdog")
+        self._task.add_done_callback(log_failure)
 
     async def _run(self, tick_s: float) -> None:
         next_at = time.monotonic()

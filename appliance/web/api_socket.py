@@ -8,17 +8,21 @@ site can never ride on the admin's session.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 from urllib.parse import urlparse
 
 from tornado.iostream import StreamClosedError
+from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from appliance.auth import Principal
 from appliance.service import Service
+from appliance.sessions import flow
 from appliance.sessions.session import ClientSession
-from appliance.web.access import browser_user
+from appliance.web.access import SESSION_COOKIE, SESSION_DAYS, browser_user
+from appliance.web.base import JsonErrors
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +43,14 @@ class _Transport:
         self._handler.close(code, reason)
 
 
-class ApiSocket(WebSocketHandler):
+class ApiSocket(JsonErrors, WebSocketHandler):
     """Speaks the client protocol; the session object holds all state."""
 
     def initialize(self, service: Service) -> None:
         self.service = service
         self.principal: Principal | None = None
         self.session: ClientSession | None = None
+        self.budget = flow.TextBudget()
 
     def _authenticate(self) -> Principal | None:
         header = self.request.headers.get("Authorization", "")
@@ -64,11 +69,14 @@ class ApiSocket(WebSocketHandler):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         self.principal = self._authenticate()
         if self.principal is None:
-            self.set_status(401)
-            self.set_header("WWW-Authenticate", 'Bearer realm="micarray"')
-            self.finish("a valid token or a logged-in browser session is needed\n")
-            return
+            raise HTTPError(401, reason="a valid token or a signed-in browser session is needed")
         await super().get(*args, **kwargs)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """The JSON error body, and for a refused login the scheme to use."""
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="micarray"')
+        super().write_error(status_code, **kwargs)
 
     def check_origin(self, origin: str) -> bool:
         # Cross-origin pages are refused whatever they carry; tools send no Origin.
@@ -83,9 +91,29 @@ class ApiSocket(WebSocketHandler):
         )
         if self.principal.kind == "admin":
             self.session.auth_generation = self.service.passwords.generation()
+            browser_session = self._browser_session_id()
+            if browser_session is not None:
+                # Sign-out ends this browser session's sockets: tokens.end_browser_session.
+                self.session.register_credential(f"browser:{browser_session}")
+
+    def _browser_session_id(self) -> str | None:
+        """The id of the signed-in browser session (the cookie's ``s``), when it has one."""
+        raw = self.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
+        try:
+            value = json.loads(raw) if raw is not None else None
+        except ValueError:
+            return None
+        sid = value.get("s") if isinstance(value, dict) else None
+        return sid if isinstance(sid, str) and sid else None
 
     def on_message(self, message: str | bytes) -> None:
         if self.session is None:
+            return
+        # Sizes and budget before any decoding: the loop's time is everyone's audio.
+        if not self.budget.admit(len(message), shared=self.service.text_budget):
+            report = self.budget.report()
+            if report is not None:
+                self.session.error("over_budget", report)
             return
         if isinstance(message, bytes):
             self.session.on_binary(message)

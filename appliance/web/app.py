@@ -12,6 +12,9 @@ from appliance.auth import TokenStore, load_or_make_secret
 from appliance.runs.scripts_store import ScriptStore
 from appliance.web.access import LoginLimiter, browser_user
 from appliance.web.api_socket import ApiSocket
+from appliance.web.base import NotFoundPage
+from appliance.web.handler_files import HandlerFileHandler, HandlerFileListApi
+from appliance.web.headers import SECURITY_HEADERS
 from appliance.web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
 from appliance.web.recordings_api import RecordingApi, RecordingListApi
 from appliance.web.scripts_api import (
@@ -43,6 +46,11 @@ class ServiceLike(Protocol):
 class SessionStaticHandler(StaticFileHandler):
     """Static files; only the login page's own assets are served without a session."""
 
+    def set_default_headers(self) -> None:
+        # Static files and their 403/404 answers carry the same headers as pages.
+        for name, value in SECURITY_HEADERS.items():
+            self.set_header(name, value)
+
     async def get(self, path: str, include_body: bool = True) -> None:
         """Serve ``path`` when public or when the request carries a session."""
         if path not in PUBLIC_STATIC and browser_user(self) is None:
@@ -69,6 +77,8 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/api/v1/tokens/([^/]+)", TokenApi),
         (r"/api/v1/recordings", RecordingListApi),
         (r"/api/v1/recordings/([^/]+)", RecordingApi),
+        (r"/api/v1/handler-files", HandlerFileListApi),
+        (r"/handlers/([^/]+)", HandlerFileHandler),
         (WS_PATH, ApiSocket, {"service": service}),
     ]
     settings: dict[str, Any] = {
@@ -76,6 +86,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         "xsrf_cookies": True,
         "xsrf_cookie_kwargs": {"samesite": "Strict", "path": "/"},
         "login_url": "/login",
+        "default_handler_class": NotFoundPage,
         "template_path": str(HERE / "templates"),
         "static_path": str(HERE / "static"),
         "static_handler_class": SessionStaticHandler,

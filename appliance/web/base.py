@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from http.client import responses
 from pathlib import Path
 from typing import Any
 
 from tornado.web import HTTPError, RequestHandler
 
 from appliance.auth import PasswordStore
+from appliance.storage import DiskFullError
 from appliance.web.access import browser_user
+from appliance.web.headers import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +35,63 @@ class BrowserHandler(RequestHandler):
         """The admin password store (stateless: it reads the file each time)."""
         return PasswordStore(self.data_dir)
 
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """A full disk is 507 with its words ("the disk is full (N MB free)..."), not a 500."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, DiskFullError):
+            status_code, kwargs["reason"] = 507, str(exc)
+        super().send_error(status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """A full disk is the admin's to fix, not a bug: one line, no traceback."""
+        if isinstance(value, DiskFullError):
+            log.warning("%s %s: %s", self.request.method, self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
     def set_default_headers(self) -> None:
         # The app never needs to be framed or to load anything from elsewhere.
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "same-origin")
-        self.set_header(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-            "style-src 'self' 'unsafe-inline'; worker-src 'self' blob:; "
-            "connect-src 'self'; frame-ancestors 'none'",
-        )
+        for name, value in SECURITY_HEADERS.items():
+            self.set_header(name, value)
 
 
-class ApiHandler(BrowserHandler):
+class NotFoundPage(BrowserHandler):
+    """Any path no route takes: a 404 with the security headers, like every other answer."""
+
+    def prepare(self) -> None:
+        """Refuse before any method runs."""
+        raise HTTPError(404, reason="no such page")
+
+
+class JsonErrors(RequestHandler):
+    """Errors as ``{"error": "words"}`` bodies, with the standard reason in the status line.
+
+    Handlers refuse with ``HTTPError(status, reason=words)``; the words go in
+    the body, where any character is safe (Tornado blanks a status reason it
+    cannot put on the wire, so "€.py" once came back as "Unknown").
+    """
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """Keep the exception's words for the body; the status line gets the standard reason."""
+        words = responses.get(status_code, "Unknown")
+        exc_info = kwargs.get("exc_info")
+        exception = exc_info[1] if exc_info else None
+        if isinstance(exception, HTTPError) and exception.reason:
+            words, exception.reason = exception.reason, None
+        elif isinstance(exception, DiskFullError):
+            status_code, words = 507, str(exception)
+        self._error_words = words
+        super().send_error(status_code, **kwargs)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """The body of every error: JSON naming what was wrong."""
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        words = getattr(self, "_error_words", None) or responses.get(status_code, "Unknown")
+        self.finish(json.dumps({"error": words}))
+
+
+class ApiHandler(JsonErrors, BrowserHandler):
     """A JSON API for the signed-in browser: 403 instead of a redirect, errors as JSON."""
 
     def prepare(self) -> None:
@@ -69,8 +115,3 @@ class ApiHandler(BrowserHandler):
         if not isinstance(value, dict):
             raise HTTPError(400, reason="the body must be a JSON object")
         return value
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Errors as ``{"error": "words"}``."""
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps({"error": self._reason}))

@@ -9,7 +9,7 @@ from tornado.web import authenticated
 
 from appliance.auth import MIN_PASSWORD_LENGTH, TokenStore
 from appliance.errors import AuthError
-from appliance.web.access import LoginLimiter, end_session, start_session
+from appliance.web.access import LoginLimiter, end_session, local_path, start_session
 from appliance.web.base import BrowserHandler
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class SetupPage(BrowserHandler):
             return
         self.render("setup.html", error=None, min_length=MIN_PASSWORD_LENGTH)
 
-    def post(self) -> None:
+    async def post(self) -> None:
         """Store the first password and sign the browser in."""
         if self.passwords.is_set():
             self.set_status(403)
@@ -36,11 +36,12 @@ class SetupPage(BrowserHandler):
             self._again("The two passwords differ.")
             return
         try:
-            self.passwords.set(password)
+            await self.passwords.set_off_loop(password)
         except AuthError as exc:
             self._again(f"{str(exc).capitalize()}.")
             return
         log.info("admin password set from %s", self.request.remote_ip)
+        self.settings["login_limiter"].succeeded(self.request.remote_ip or "unknown")
         start_session(self)
         self.redirect("/")
 
@@ -65,22 +66,21 @@ class LoginPage(BrowserHandler):
             return
         self.render("login.html", error=None, wait=0)
 
-    def post(self) -> None:
-        """Check the password; refuse outright while the address must still wait."""
+    async def post(self) -> None:
+        """Check the password off the event loop; refuse outright while a limit says wait."""
         address = self.request.remote_ip or "unknown"
-        wait = self.limiter.wait_s(address)
+        wait, why = self.limiter.admit(address)
         if wait > 0:
             self.set_status(429)
             self.set_header("Retry-After", str(int(wait) + 1))
-            error = f"Too many failed attempts; try again in {int(wait) + 1} s."
+            error = f"{why[:1].upper()}{why[1:]}; try again in {int(wait) + 1} s."
             self.render("login.html", error=error, wait=int(wait) + 1)
             return
-        if self.passwords.verify(self.get_body_argument("password", "")):
+        if await self.passwords.verify_off_loop(self.get_body_argument("password", "")):
             self.limiter.succeeded(address)
             start_session(self)
             log.info("admin signed in from %s", address)
-            target = self.get_query_argument("next", "/")
-            self.redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+            self.redirect(local_path(self.get_query_argument("next", "/")))
             return
         wait = self.limiter.failed(address)
         self.set_status(403)
@@ -133,7 +133,7 @@ class SettingsPage(BrowserHandler):
         self._page()
 
     @authenticated
-    def post(self, action: str) -> None:
+    async def post(self, action: str) -> None:
         """``token``: make one; ``revoke``: delete one; ``password``: change it."""
         try:
             if action == "token":
@@ -147,17 +147,17 @@ class SettingsPage(BrowserHandler):
                 log.info("API token %s revoked", name)
                 self._page(notice=f"Token {name} revoked.")
             else:
-                self._change_password()
+                await self._change_password()
         except AuthError as exc:
             self._page(400, error=f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
 
-    def _change_password(self) -> None:
-        if not self.passwords.verify(self.get_body_argument("current", "")):
+    async def _change_password(self) -> None:
+        if not await self.passwords.verify_off_loop(self.get_body_argument("current", "")):
             raise AuthError("the current password is wrong")
         new = self.get_body_argument("password", "")
         if new != self.get_body_argument("confirm", ""):
             raise AuthError("the two new passwords differ")
-        self.passwords.set(new)
+        await self.passwords.set_off_loop(new)
         # The generation changed: every other session is now void; keep this one.
         start_session(self)
         log.info("admin password changed from %s", self.request.remote_ip)

@@ -28,7 +28,7 @@ class _RecordingsBase(ApiHandler):
         return self.data_dir / RECORDINGS_DIR
 
     def _path(self, name: str) -> Path:
-        if not _NAME.match(name) or ".." in name:
+        if not _NAME.fullmatch(name) or ".." in name:  # `$` alone lets a trailing newline in
             raise HTTPError(
                 400,
                 reason=f"recording name {name!r} is not allowed; "

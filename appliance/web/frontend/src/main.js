@@ -1,7 +1,7 @@
 // The web app's entry point: wires the editor, runs console, tabs, device panel and
 // audio pane to one WebSocket connection. Bundled into appliance/web/static/dist/main.js.
 import "./app/style.css";
-import "./charts/index.js"; // registers the handler types and window.micarray.registerHandlerType
+import { loadUserHandlerTypes } from "./charts/index.js"; // registers the handler types and window.micarray.registerHandlerType
 import { Connection } from "./app/socket.js";
 import { createEditor } from "./app/editor.js";
 import { Runs } from "./app/runs.js";
@@ -48,6 +48,10 @@ function boot() {
   window.micarray = Object.assign(window.micarray ?? {}, { conn, editor, runs, tabs, device, audio, scripts });
   scripts.start();
   conn.open();
+  // The user's chart types from the device's handlers/ folder; tabs waiting for a type draw once it is there.
+  loadUserHandlerTypes()
+    .then(({ failed }) => failed.forEach((f) => toast(`handler file ${f.name}: ${f.error}`, "error")))
+    .catch((error) => toast(`handler files: ${error.message}`, "error"));
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);

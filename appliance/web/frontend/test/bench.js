@@ -1,3 +1,4 @@
+/* global harness -- the chart harness page defines it (tests/chart_harness.py) */
 // Benchmark helpers for bench/web_charts.py, loaded by the harness page.
 // Four tabs of different types are fed JSON text messages (parsed here, as
 // the app parses WebSocket frames) at a fixed rate; the page's frames per

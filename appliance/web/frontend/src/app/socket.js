@@ -49,11 +49,11 @@ export class Connection {
     let msg;
     try { msg = JSON.parse(data); } catch (err) { console.warn("device sent a non-JSON message", err); return; }
     if (msg.type === "welcome") this.onstate("online");
-    if ((msg.type === "ack" || msg.type === "error") && this.pending.has(msg.id)) {
+    if ((msg.type === "ack" || msg.type === "error" || msg.type === "pong") && this.pending.has(msg.id)) {
       const { resolve, reject, timer } = this.pending.get(msg.id);
       clearTimeout(timer);
       this.pending.delete(msg.id);
-      if (msg.type === "ack") resolve(msg); else reject(Object.assign(new Error(msg.message), { code: msg.code }));
+      if (msg.type !== "error") resolve(msg); else reject(Object.assign(new Error(msg.message), { code: msg.code }));
       return;
     }
     for (const fn of this.handlers.get(msg.type) || []) {

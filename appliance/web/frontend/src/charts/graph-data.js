@@ -1,8 +1,9 @@
 // The data model behind the x/y chart types: one list of [x, y] points per
-// series, fed by every message format the handler API accepts, trimmed to
-// xLimitNb points and to an xLimitDistance span. No DOM here, so node's test
-// runner can check it.
-import { DataError, describe, isPlainObject, toNumber, toX } from "./params.js";
+// series, fed by every message format the handler API accepts, trimmed to the
+// last xLimitNb distinct x values (over all series, as easy-dsp did) and to an
+// xLimitDistance span. A message whose entry for one series is malformed
+// still updates the other series. No DOM here, so node's test runner can check it.
+import { DataError, PartialDataError, describe, isPlainObject, toNumber, toX } from "./params.js";
 
 /** Points a series keeps when xLimitNb is not given, so a long run cannot exhaust the page. */
 export const DEFAULT_MAX_POINTS = 100_000;
@@ -14,22 +15,38 @@ export class SeriesStore {
    */
   constructor(count, limits = {}) {
     this.series = Array.from({ length: count }, () => []);
-    this.limitNb = limits.limitNb ?? DEFAULT_MAX_POINTS;
+    this.limitNb = limits.limitNb;
     this.limitDistance = limits.limitDistance;
     this.categorical = false;
+    /** x values in the order last seen (oldest first), for xLimitNb. */
+    this.recentX = new Map();
   }
 
-  /** Apply one `send_data` message; throws DataError (and changes nothing) when it is malformed. */
+  /**
+   * Apply one `send_data` message. A malformed message throws DataError and
+   * changes nothing; a message with some malformed series entries applies the
+   * others and then throws PartialDataError naming the bad ones.
+   */
   ingest(data) {
-    const plan = this.#plan(data);
+    const problems = [];
+    const plan = this.#plan(data, problems);
+    const applied = plan.points.some((points) => points !== null);
+    if (!applied && problems.length > 0) throw new PartialDataError(problems, false); // nothing usable: no change
     if (plan.replace) {
       for (const list of this.series) list.length = 0;
+      this.recentX.clear();
     }
     plan.points.forEach((points, index) => {
+      if (points === null) return;
       const target = this.series[index];
-      for (const point of points) target.push(point);
+      for (const point of points) {
+        target.push(point);
+        this.#seen(point[0]);
+      }
       this.#trim(target);
     });
+    this.#limitDistinct();
+    if (problems.length > 0) throw new PartialDataError(problems, true);
   }
 
   /** Number of points kept in each series. */
@@ -37,40 +54,50 @@ export class SeriesStore {
     return this.series.map((list) => list.length);
   }
 
-  // Parse the whole message before touching the store so a bad message is all-or-nothing.
-  #plan(data) {
-    if (Array.isArray(data)) return { replace: false, points: this.#perSeries(data, "data", pointList) };
+  // Parse the whole message before touching the store: a bad message changes
+  // nothing, a bad series entry only its own series (`problems` collects it).
+  #plan(data, problems) {
+    if (Array.isArray(data)) return { replace: false, points: this.#perSeries(data, "data", problems) };
     if (!isPlainObject(data)) {
       throw new DataError(
         `data ${describe(data)} is not understood; send [{"x":..,"y":..}, ...] (one point per series), ` +
           `{"add":[...]}, {"replace":[...]} or {"x":[..],"y":[[..],..]}`,
       );
     }
-    if ("add" in data) return { replace: false, points: this.#perSeries(data.add, "add", pointList) };
+    if ("add" in data) return { replace: false, points: this.#perSeries(data.add, "add", problems) };
     if ("replace" in data) {
-      if (isPlainObject(data.replace) && "x" in data.replace) return this.#plan(data.replace);
-      return { replace: true, points: this.#perSeries(data.replace, "replace", pointList) };
+      if (isPlainObject(data.replace) && "x" in data.replace) return this.#plan(data.replace, problems);
+      return { replace: true, points: this.#perSeries(data.replace, "replace", problems) };
     }
-    if ("x" in data && "y" in data) return this.#columns(data);
+    if ("x" in data && "y" in data) return this.#columns(data, problems);
     throw new DataError(
       `data object with keys ${describe(Object.keys(data))} is not understood; expected "add", "replace" or "x" and "y"`,
     );
   }
 
-  #perSeries(list, where, parse) {
+  #perSeries(list, where, problems) {
     if (!Array.isArray(list)) throw new DataError(`${where} is ${describe(list)}; expected a list with one entry per series`);
     if (list.length > this.series.length) {
       throw new DataError(`${where} has ${list.length} entries but the chart has ${this.series.length} series`);
     }
-    return list.map((entry, index) => {
-      const points = parse(entry, `${where}[${index}]`);
+    return list.map((entry, index) => this.#oneSeries(() => pointList(entry, `${where}[${index}]`), problems));
+  }
+
+  // The points of one series entry, or null (and a problem noted) when it is malformed.
+  #oneSeries(parse, problems) {
+    try {
+      const points = parse();
       this.#noteCategories(points);
       return points;
-    });
+    } catch (error) {
+      if (!(error instanceof DataError)) throw error;
+      problems.push(error.message);
+      return null;
+    }
   }
 
   // {"x":[..],"y":[[..],[..]]} redraws every series; {"x":3,"y":4} appends to the first.
-  #columns(data) {
+  #columns(data, problems) {
     if (!Array.isArray(data.x)) {
       return { replace: false, points: [[[toX(data.x, "x"), toNumber(data.y, "y")]]] };
     }
@@ -79,8 +106,8 @@ export class SeriesStore {
     if (rows.length > this.series.length) {
       throw new DataError(`y has ${rows.length} lists but the chart has ${this.series.length} series`);
     }
-    const points = rows.map((ys, index) => pairs(data.x, ys, `y[${index}]`));
-    points.forEach((p) => this.#noteCategories(p));
+    const xs = data.x.map((x, i) => toX(x, `x[${i}]`)); // a bad x spoils every series: the whole message is refused
+    const points = rows.map((ys, index) => this.#oneSeries(() => pairs(xs, ys, `y[${index}]`), problems));
     return { replace: true, points };
   }
 
@@ -97,7 +124,29 @@ export class SeriesStore {
         if (drop > 0) list.splice(0, drop);
       }
     }
-    if (list.length > this.limitNb) list.splice(0, list.length - this.limitNb);
+    if (list.length > DEFAULT_MAX_POINTS) list.splice(0, list.length - DEFAULT_MAX_POINTS);
+  }
+
+  #seen(x) {
+    if (this.limitNb === undefined) return;
+    this.recentX.delete(x);
+    this.recentX.set(x, true);
+  }
+
+  // xLimitNb: the points of the last N distinct x values, over all series.
+  // Placeholder points sent once (x = 0) go as soon as N newer x values came.
+  #limitDistinct() {
+    if (this.limitNb === undefined || this.recentX.size <= this.limitNb) return;
+    const gone = new Set();
+    for (const x of this.recentX.keys()) {
+      if (this.recentX.size - gone.size <= this.limitNb) break;
+      gone.add(x);
+    }
+    for (const x of gone) this.recentX.delete(x);
+    for (const list of this.series) {
+      const kept = list.filter((point) => !gone.has(point[0]));
+      if (kept.length !== list.length) list.splice(0, list.length, ...kept);
+    }
   }
 }
 

@@ -15,6 +15,8 @@ import { polarType } from "./polar.js";
 import { spectrogramType } from "./spectrogram.js";
 import { totals } from "./scheduler.js";
 import { HandlerView } from "./view.js";
+import { installDataHandlers } from "./compat.js";
+import { loadUserHandlerTypes as loadUserFiles } from "./user-types.js";
 
 const types = new Map();
 const listeners = new Set();
@@ -75,6 +77,11 @@ export async function loadHandlerTypes(url) {
   return handlerTypes().filter((type) => !before.has(type));
 }
 
+/** Load the user's handler files kept on the device (see user-types.js); resolves to what loaded and failed. */
+export function loadUserHandlerTypes() {
+  return loadUserFiles((url) => loadHandlerTypes(url));
+}
+
 /** Counters over all views: received, drawn, coalesced, dropped, errors. */
 export function chartTotals() {
   return { ...totals };
@@ -97,5 +104,8 @@ if (typeof window !== "undefined") {
     handlerTypes,
     createHandlerView,
     chartTotals,
+    loadUserHandlerTypes,
   });
+  // easy-dsp's page API: dataHandlers.registerNewType(name, fn) (compat.js).
+  installDataHandlers(registerHandlerType, window);
 }

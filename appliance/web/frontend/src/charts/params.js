@@ -9,6 +9,22 @@ export class DataError extends Error {
   }
 }
 
+/**
+ * Some parts of a message were malformed and left out; `applied` tells
+ * whether the rest changed the chart (so it must be redrawn). The message
+ * names each problem once.
+ */
+export class PartialDataError extends DataError {
+  constructor(problems, applied) {
+    const shown = problems.slice(0, 3).join("; ");
+    const more = problems.length > 3 ? `; and ${problems.length - 3} more` : "";
+    super(`${applied ? "drew the other series; " : ""}${shown}${more}`);
+    this.name = "PartialDataError";
+    this.problems = problems;
+    this.applied = applied;
+  }
+}
+
 /** A short, readable rendering of a value for error messages. */
 export function describe(value) {
   let text;

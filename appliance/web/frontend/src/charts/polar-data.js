@@ -2,12 +2,15 @@
 // angle per series. The angles come from `legend: {from, to, step}` (from and
 // to are the values at the start and the end of one full turn, usually 0 and
 // 360 degrees), or `numPoints` spread over a full turn, or else follow the
-// data's length.
-import { DataError, describe, isPlainObject, optionalCount, optionalNumber, toNumber } from "./params.js";
+// data's length. A replace may carry one value more than there are angles:
+// the value at `to`, one full turn on, which closes the circle (easy-dsp's
+// scripts send N+1 values, the last repeating the first).
+import { DataError, PartialDataError, describe, isPlainObject, optionalCount, optionalNumber, toNumber } from "./params.js";
 
 export class PolarStore {
   constructor(count, parameters) {
     this.values = Array.from({ length: count }, () => []);
+    this.closing = Array.from({ length: count }, () => undefined);
     const legend = parameters.legend;
     if (legend !== undefined && legend !== null) {
       if (!isPlainObject(legend)) throw new DataError(`parameter legend is ${describe(legend)}; expected {from, to, step}`);
@@ -49,15 +52,30 @@ export class PolarStore {
     if (data.length > this.values.length) {
       throw new DataError(`data has ${data.length} entries but the chart has ${this.values.length} series`);
     }
-    const plan = data.map((entry, i) => parseEntry(entry, i, this.fixed));
+    // A malformed entry leaves its own series as it was; the others are drawn.
+    const problems = [];
+    const plan = data.map((entry, i) => {
+      try {
+        return parseEntry(entry, i, this.fixed);
+      } catch (error) {
+        if (!(error instanceof DataError)) throw error;
+        problems.push(error.message);
+        return null;
+      }
+    });
     plan.forEach((change, i) => {
       if (change === null) return;
       const list = this.values[i];
-      if (change.replace) list.splice(0, list.length, ...change.replace);
-      else list.push(...change.append);
+      this.closing[i] = undefined;
+      if (change.replace) {
+        const values = change.replace;
+        if (this.fixed !== undefined && values.length === this.fixed + 1) this.closing[i] = values.pop();
+        list.splice(0, list.length, ...values);
+      } else list.push(...change.append);
       const keep = this.fixed ?? Infinity;
       if (list.length > keep) list.splice(0, list.length - keep);
     });
+    if (problems.length > 0) throw new PartialDataError(problems, plan.some((change) => change !== null));
   }
 
   /**
@@ -67,7 +85,7 @@ export class PolarStore {
    */
   points(i) {
     const points = this.values[i].map((r, k) => [r, this.angle(k)]);
-    if (points.length === this.size() && points.length > 1) points.push([points[0][0], this.to]);
+    if (points.length === this.size() && points.length > 1) points.push([this.closing[i] ?? points[0][0], this.to]);
     return points;
   }
 }
@@ -79,8 +97,11 @@ function parseEntry(entry, i, fixed) {
   }
   if ("replace" in entry) {
     if (!Array.isArray(entry.replace)) throw new DataError(`data[${i}].replace is ${describe(entry.replace)}; expected a list of numbers`);
-    if (fixed !== undefined && entry.replace.length > fixed) {
-      throw new DataError(`data[${i}].replace has ${entry.replace.length} values but the chart has ${fixed} angles`);
+    if (fixed !== undefined && entry.replace.length > fixed + 1) {
+      throw new DataError(
+        `data[${i}].replace has ${entry.replace.length} values but the chart has ${fixed} angles ` +
+          `(${fixed + 1} closes the circle: the last value is at one full turn)`,
+      );
     }
     return { replace: entry.replace.map((v, k) => toNumber(v, `data[${i}].replace[${k}]`)) };
   }

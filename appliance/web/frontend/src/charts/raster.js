@@ -40,7 +40,7 @@ export class RasterView extends EChartsView {
   }
 
   /** Words for raster cell (column, row), or null; the subclass knows what a cell means. */
-  describeCell(column, row) {
+  describeCell(_column, _row) {
     return null;
   }
 

@@ -2,7 +2,7 @@
 // them once per animation frame, counts what was coalesced or dropped, and
 // turns any failure (bad data, a broken custom type) into a readable message
 // in the tab instead of an uncaught exception.
-import { DataError } from "./params.js";
+import { DataError, PartialDataError } from "./params.js";
 import { schedule, totals, unschedule } from "./scheduler.js";
 
 /** Messages kept while the page cannot draw (hidden tab); older ones are dropped first. */
@@ -132,7 +132,14 @@ export class HandlerView {
 
   #flushBuiltin(batch) {
     for (const data of batch) {
-      if (this.#guard(() => this.impl.ingest(data), "bad data")) this.stale = true;
+      try {
+        this.impl.ingest(data);
+        this.stale = true;
+      } catch (error) {
+        // Some series were malformed: the rest changed and is drawn; the problem is shown once.
+        if (error instanceof PartialDataError && error.applied) this.stale = true;
+        this.#fail(error, "bad data");
+      }
     }
     const visible = this.plot.clientWidth > 0 && this.plot.clientHeight > 0;
     if (this.needsResize && visible) {

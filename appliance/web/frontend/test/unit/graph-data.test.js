@@ -40,6 +40,30 @@ test("xLimitNb keeps the last points and xLimitDistance an x span", () => {
   assert.deepEqual(span.series[0].map((p) => p[0]), [2, 3, 4]);
 });
 
+test("xLimitNb keeps the last N distinct x values over all series, as easy-dsp did", () => {
+  const store = new SeriesStore(2, { limitNb: 3 });
+  store.ingest([{ x: 0, y: 0 }, { x: 0, y: 0 }]); // placeholders sent once at start
+  for (let i = 1; i <= 6; i++) store.ingest([{ x: i, y: i }]); // only the first series goes on
+  assert.deepEqual(store.series.map((s) => s.map((p) => p[0])), [[4, 5, 6], []]);
+  const blocks = new SeriesStore(1, { limitNb: 4 });
+  blocks.ingest({ add: [{ x: [0, 1, 2], y: [0, 0, 0] }] });
+  blocks.ingest({ add: [{ x: [3, 4, 5], y: [0, 0, 0] }] });
+  assert.deepEqual(blocks.series[0].map((p) => p[0]), [2, 3, 4, 5]);
+  blocks.ingest({ replace: [{ x: [9], y: [1] }] });
+  assert.deepEqual(blocks.series[0], [[9, 1]]);
+});
+
+test("a malformed series is left out and the others are applied", () => {
+  const store = new SeriesStore(3);
+  assert.throws(() => store.ingest([{ x: 1, y: 1 }, { x: 1, y: "high" }, { x: 1, y: 3 }]), {
+    name: "PartialDataError",
+    message: 'drew the other series; data[1].y is "high"; expected a finite number',
+  });
+  assert.deepEqual(store.sizes(), [1, 0, 1]);
+  assert.throws(() => store.ingest({ x: [1, 2], y: [[1, 2], [1], [5, 6]] }), /drew the other series; y\[1\]: 1 y values for 2 x values/);
+  assert.deepEqual(store.sizes(), [2, 0, 2]);
+});
+
 test("without xLimitNb a series still stops growing at DEFAULT_MAX_POINTS", () => {
   const store = new SeriesStore(1);
   const n = DEFAULT_MAX_POINTS + 10;
@@ -57,7 +81,9 @@ test("string x values make the axis categorical", () => {
 test("a bad message changes nothing and names the bad value", () => {
   const store = new SeriesStore(2);
   store.ingest([{ x: 1, y: 1 }, { x: 1, y: 1 }]);
-  assert.throws(() => store.ingest([{ x: 2, y: 2 }, { x: 2, y: null }]), { message: "data[1].y is null; expected a finite number" });
+  assert.throws(() => store.ingest([{ x: 2, y: null }, { x: 2, y: null }]), {
+    message: "data[0].y is null; expected a finite number; data[1].y is null; expected a finite number",
+  });
   assert.throws(() => store.ingest({ x: [1, 2], y: [[1]] }), { message: "y[0]: 1 y values for 2 x values; the lists must be the same length" });
   assert.throws(() => store.ingest([{}, {}, {}]), { message: "data has 3 entries but the chart has 2 series" });
   assert.throws(() => store.ingest(42), /data 42 is not understood/);

@@ -1,0 +1,123 @@
+"""The device's HTTPS certificate: made on the device at first start, or the admin's own.
+
+Both files live in ``tls/`` in the data directory:
+
+- ``tls/certificate.pem``: the certificate chain (leaf first), PEM;
+- ``tls/key.pem``: its private key, PEM, unencrypted, mode 0600.
+
+With no files there the device makes a self-signed certificate (ECDSA P-256)
+whose Subject Alternative Names are its names (host name, ``name.local``,
+``localhost``) and its addresses at that moment. It is made again only when
+it is the device's own and the device's names changed. A certificate the
+admin put there (anything not marked as the device's own) is never touched:
+replace both files and restart the service to install one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import logging
+import ssl
+from collections.abc import Iterable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from appliance.storage import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+TLS_DIR = "tls"
+CERT_FILE = "certificate.pem"
+KEY_FILE = "key.pem"
+SELF_SIGNED_ORG = "micarray appliance (self-signed on the device)"
+"""The Organization of certificates the device made; only those does it replace."""
+VALIDITY_DAYS = 3650
+"""Ten years: nobody renews a self-signed certificate on a device in a drawer."""
+
+
+def cert_paths(data_dir: Path) -> tuple[Path, Path]:
+    """Where the certificate and its key are kept."""
+    folder = data_dir / TLS_DIR
+    return folder / CERT_FILE, folder / KEY_FILE
+
+
+def _is_own(cert: x509.Certificate) -> bool:
+    orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return any(o.value == SELF_SIGNED_ORG for o in orgs)
+
+
+def _dns_names(cert: x509.Certificate) -> set[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {str(n).lower() for n in san.get_values_for_type(x509.DNSName)}
+
+
+def make_self_signed(names: Iterable[str], addresses: Iterable[str]) -> tuple[bytes, bytes]:
+    """A new key and a self-signed certificate for these names and addresses, both PEM."""
+    dns = sorted({n.lower() for n in names if n})
+    ips = sorted({ipaddress.ip_address(a) for a in addresses}, key=lambda a: (a.version, int(a)))
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, dns[0] if dns else "localhost"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, SELF_SIGNED_ORG),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    san = [x509.DNSName(n) for n in dns] + [x509.IPAddress(a) for a in ips]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))  # a clock a little behind still accepts it
+        .not_valid_after(now + datetime.timedelta(days=VALIDITY_DAYS))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def ensure_certificate(data_dir: Path, names: Iterable[str], addresses: Iterable[str]) -> tuple[Path, Path]:
+    """The certificate and key to serve, made first when there is none (or ours is out of date)."""
+    cert_path, key_path = cert_paths(data_dir)
+    wanted = {n.lower() for n in names if n}
+    if cert_path.exists() and key_path.exists():
+        try:
+            current = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        except ValueError as exc:
+            why = f"{cert_path} is not a PEM certificate ({exc}); replace it or remove both files"
+            raise OSError(why) from None
+        if not _is_own(current) or wanted <= _dns_names(current):
+            return cert_path, key_path
+        log.info("the device's names changed; making a new self-signed certificate")
+    cert_pem, key_pem = make_self_signed(wanted, addresses)
+    cert_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    atomic_write_bytes(key_path, key_pem, mode=0o600)
+    atomic_write_bytes(cert_path, cert_pem, mode=0o644)
+    log.info("made a self-signed certificate for %s in %s", ", ".join(sorted(wanted)), cert_path)
+    return cert_path, key_path
+
+
+def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
+    """A TLS 1.2+ server context for the certificate; a key that does not match is an error in words."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert_path, key_path)
+    except ssl.SSLError as exc:
+        raise OSError(f"cannot use {cert_path} with {key_path}: {exc.reason or exc}") from None
+    return context

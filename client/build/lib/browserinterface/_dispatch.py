@@ -1,0 +1,280 @@
+"""Running the script's callbacks: one thread at a time, in arrival order.
+
+Events from the connection thread wait in one bounded queue.  Exactly one
+thread drains it: a daemon thread after ``start()``, or the caller of
+``loop_callbacks()``, or the main thread once the script's own code is done.
+
+A callback that raises ends the script as an uncaught exception would (its
+traceback, status 1; ``sys.exit(n)`` ends it with status n): in
+``loop_callbacks()`` the exception simply propagates, from the background
+thread it is raised in the main thread.  Only once the main module has
+finished (serving callbacks at exit) is there no way left to set the exit
+status but ``os._exit``.  In a Jupyter kernel the traceback is printed, the
+device stops, and the kernel lives on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: Blocks the script may fall behind before the oldest are dropped.
+QUEUE_EVENTS = 256
+#: Seconds between two "fell behind" warnings on stderr.
+WARN_INTERVAL_S = 10.0
+POLL_S = 0.2
+
+Buffer = NDArray[np.int16]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    """What a callback registered with ``info=True`` gets beside the buffer."""
+
+    time: float
+    """Capture time of the block's last frame, Unix seconds (the device's clock)."""
+    seq: int
+    """Sequence number of the block since capture (re)opened."""
+    lost: int
+    """Blocks lost before this one since the last callback (this script fell behind)."""
+
+
+DataCallback = tuple[Callable[..., None], bool]
+
+
+@dataclass
+class Recording:
+    """One ``record_audio`` in progress."""
+
+    frames_wanted: int
+    duration_ms: float
+    callback: Callable[[Buffer], None]
+    parts: list[Buffer] = field(default_factory=list)
+    frames: int = 0
+
+
+class Dispatcher:
+    """The event queue and whoever drains it."""
+
+    def __init__(self, apply_config: Callable[[dict[str, Any]], None]) -> None:
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._apply_config = apply_config
+        self.data_callbacks: list[DataCallback] = []
+        self.config_callbacks: list[Callable[[int, int, int, int], None]] = []
+        self.recordings: list[Recording] = []
+        self.rate: int | None = None
+        self.channels: int | None = None
+        self.last_block_time: float | None = None
+        self.last_block_seq: int | None = None
+        self._owner: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._dropped = 0
+        self._lost_since = 0
+        self._warned = 0.0
+        self.exit_message: str | None = None
+        self.at_exit = False
+        """Set while serving callbacks after the main module finished."""
+
+    # -- registration (any thread) ---------------------------------------------------
+    def set_data_callbacks(self, callbacks: list[DataCallback]) -> None:
+        self.data_callbacks = list(callbacks)
+
+    def add_data_callback(self, fn: Callable[..., None], info: bool) -> None:
+        if all(f is not fn for f, _ in self.data_callbacks):
+            self.data_callbacks = [*self.data_callbacks, (fn, info)]
+
+    def remove_data_callback(self, fn: Callable[..., None] | None) -> None:
+        self.data_callbacks = [] if fn is None else [(f, i) for f, i in self.data_callbacks if f is not fn]
+
+    def restart(self) -> None:
+        """Ready to run again after stop(): nothing of the last run is left queued."""
+        self._stopped.clear()
+        self.exit_message = None
+        self._owner = None
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    # -- producer side (connection thread) ------------------------------------------
+    def emit(self, event: tuple[str, Any]) -> None:
+        if event[0] == "block" and self._queue.qsize() >= QUEUE_EVENTS:
+            self._dropped += 1
+            return
+        if event[0] == "config":
+            # The module's variables change as soon as the device says so, so
+            # they are current when change_config() or start() returns.
+            self._apply_config(event[1])
+        self._queue.put(event)
+
+    # -- consumer side ----------------------------------------------------------
+    def run_in_background(self) -> None:
+        if self._owner is None:
+            thread = threading.Thread(target=self.drain, name="browserinterface-callbacks", daemon=True)
+            self._owner = thread
+            thread.start()
+
+    def take_over(self) -> None:
+        """Drain in the calling thread from now on, after the current owner lets go."""
+        me = threading.current_thread()
+        previous, self._owner = self._owner, me
+        if previous is not None and previous is not me and previous.is_alive():
+            previous.join()
+        self.drain()
+
+    def stop(self, message: str | None = None) -> None:
+        self.exit_message = message
+        self._stopped.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def drain(self) -> None:
+        me = threading.current_thread()
+        while self._owner is me and not self._stopped.is_set():
+            try:
+                kind, payload = self._queue.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            try:
+                self._handle(kind, payload)
+            except KeyboardInterrupt:
+                raise  # Ctrl-C or Stop: the caller ends the script quietly
+            except BaseException as exc:  # noqa: BLE001 - a user callback failed: as if uncaught
+                self._callback_failed(exc)
+                return
+
+    def _callback_failed(self, exc: BaseException) -> None:
+        code = exc.code if isinstance(exc, SystemExit) else 1
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+        code = 0 if code is None else code if isinstance(code, int) else 1
+        if not isinstance(exc, SystemExit):
+            traceback.print_exception(exc)
+            sys.stderr.flush()
+        self.stop(f"a callback raised {type(exc).__name__}")
+        if "ipykernel" in sys.modules:
+            print("browserinterface: stopped; fix the callback and call start() again", file=sys.stderr)
+            return
+        if self.at_exit:
+            # Serving callbacks after the main module finished: no exception can set the status now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        if threading.current_thread() is threading.main_thread():
+            raise SystemExit(code) from None
+        _end_main_thread(code)
+
+    def _handle(self, kind: str, payload: Any) -> None:
+        if kind == "block":
+            self._on_block(payload.data, payload.time, payload.seq)
+        elif kind == "config":
+            self._on_config(payload)
+        elif kind in ("warning", "disconnected"):
+            print(f"browserinterface: {payload}", file=sys.stderr, flush=True)
+        elif kind == "loss":
+            self._dropped += payload
+            self._lost_since += payload
+            self._warn_loss()
+        elif kind == "call":
+            payload()
+        elif kind in ("fatal", "stop"):
+            print(f"browserinterface: {payload}", file=sys.stderr, flush=True)
+            self.stop(payload)
+
+    def _warn_loss(self) -> None:
+        now = time.monotonic()
+        if self._dropped and now - self._warned > WARN_INTERVAL_S:
+            print(
+                f"browserinterface: {self._dropped} audio blocks were dropped because the script fell behind",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._warned, self._dropped = now, 0
+
+    def _on_config(self, msg: dict[str, Any]) -> None:
+        config = msg["config"]
+        self.rate, self.channels = config["rate"], config["channels"]
+        for rec in self.recordings:  # recordings in progress restart with the new shape
+            rec.parts, rec.frames = [], 0
+            rec.frames_wanted = _frames_for(rec.duration_ms, config["rate"])
+        for fn in list(self.config_callbacks):
+            fn(config["buffer_frames"], config["rate"], config["channels"], config["volume"])
+
+    def _on_block(self, data: Buffer, block_time: float, seq: int) -> None:
+        if self.channels is not None and data.shape[1] != self.channels:
+            return  # a block captured before the last configuration change
+        self.last_block_time, self.last_block_seq = block_time, seq
+        callbacks = self.data_callbacks
+        if self.recordings:
+            self._feed_recordings(data.copy() if callbacks else data)
+        info = None
+        for i, (fn, wants_info) in enumerate(callbacks):
+            buffer = data if i == 0 else data.copy()  # every call gets an array of its own
+            if wants_info:
+                info = info or BlockInfo(block_time, seq, self._lost_since)
+                fn(buffer, info)
+            else:
+                fn(buffer)
+        self._lost_since = 0
+        if self._dropped:
+            self._warn_loss()
+
+    def _feed_recordings(self, data: Buffer) -> None:
+        done = []
+        for rec in self.recordings:
+            rec.parts.append(data)
+            rec.frames += data.shape[0]
+            if rec.frames >= rec.frames_wanted:
+                done.append(rec)
+        for rec in done:
+            self.recordings.remove(rec)
+            rec.callback(np.concatenate(rec.parts))
+
+    def add_recording(self, duration_ms: float, callback: Callable[[Buffer], None]) -> None:
+        rate = self.rate or 48000
+        rec = Recording(_frames_for(duration_ms, rate), duration_ms, callback)
+        self._queue.put(("call", lambda: self.recordings.append(rec)))
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        self._queue.put(("call", fn))
+
+
+class CallbackFailed(BaseException):
+    """Raised in the main thread when a callback on the background thread ended the script.
+
+    ``code`` is the exit status the callback chose (1 for an exception).  Not a
+    SystemExit: CPython reads no status from an exception raised this way, but
+    an uncaught exception ends with status 1, and the script's exception hook
+    (``browserinterface._say_setup_errors_in_words``) ends it with any other.
+    """
+
+    code = 1
+
+
+def _end_main_thread(code: int) -> None:
+    """End the script from a background thread as ``sys.exit(code)`` in the main thread would.
+
+    CPython's documented hook for raising an exception in another thread;
+    the main thread sees it at its next bytecode (a long sleep ends first).
+    """
+    exc: type[BaseException] = SystemExit
+    if code != 0:
+        exc = type("CallbackFailed", (CallbackFailed,), {"code": code})
+    main = threading.main_thread().ident
+    if main is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(exc))
+
+
+def _frames_for(duration_ms: float, rate: int) -> int:
+    return max(1, int(np.ceil(duration_ms * rate / 1000.0)))
