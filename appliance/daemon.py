@@ -19,6 +19,8 @@ from appliance.runs.launchbase import RunLimits
 from appliance.runs.launcher import default_launcher
 from appliance.runs.runner import RunManager
 from appliance.service import Service
+from appliance.sessions.sap import SapAnnouncer
+from appliance.sessions.standing import StandingStreams
 from appliance.sessions.streaming import StreamManager
 from appliance.storage import atomic_write_text
 from appliance.system.logtail import LogTail
@@ -127,8 +129,10 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     _attach_streams(service, opts)
     await service.start()
     limit_repeats(*NOISY_LOGGERS)  # a flood of bad connections writes a few lines a minute
+    standing = StandingStreams(service.streams, opts.data_dir, lambda: service.hostname, SapAnnouncer())
+    await standing.start()
     web = start_web(
-        make_app(service),
+        make_app(service, standing=standing),
         data_dir=opts.data_dir,
         http_port=opts.http_port,
         https_port=opts.https_port,
@@ -165,6 +169,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     await feeder.stop()
     if announcer is not None:
         await announcer.close()
+    await standing.close()
     web.stop()
     await service.stop()
     await web.close_all_connections()
@@ -185,6 +190,7 @@ def _attach_streams(service: Service, opts: ServeOptions) -> None:
         multicast=opts.multicast,
         on_change=service.stream_changed,
     )
+    service.streams.device_name = lambda: service.hostname  # the mDNS name once settled
 
 
 async def _announce(service: Service, opts: ServeOptions) -> Announcer | None:
@@ -200,7 +206,11 @@ async def _announce(service: Service, opts: ServeOptions) -> Announcer | None:
         version=__version__,
         protocol=str(PROTOCOL_VERSION),
     )
-    announcer = Announcer(service.hostname, opts.http_port, txt)
+
+    def renamed(name: str) -> None:
+        service.hostname = name  # the page's device name comes from the welcome message
+
+    announcer = Announcer(service.hostname, opts.http_port, txt, data_dir=opts.data_dir, on_name=renamed)
     try:
         await announcer.start()
     except OSError as exc:

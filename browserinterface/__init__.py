@@ -62,7 +62,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from browserinterface._api import ConfigError, Device, Handler
-from browserinterface._dispatch import BlockInfo, CallbackFailed
+from browserinterface._dispatch import BlockInfo, CallbackFailed, say
 from browserinterface._locate import SetupError
 
 __all__ = [
@@ -124,6 +124,10 @@ def _publish(msg: dict[str, Any]) -> None:
     rate, channels, buffer_frames, volume = d.rate, d.channels, d.buffer_frames, d.volume
     valid_rates, valid_num_channels, geometry = d.valid_rates, d.valid_num_channels, d.geometry
 
+
+# The public classes are this module's, as tracebacks and reprs should say.
+for _cls in (BlockInfo, ConfigError, Device, Handler, SetupError):
+    _cls.__module__ = __name__
 
 _device = Device(on_config=_publish)
 _exit_hook_registered = False
@@ -304,7 +308,7 @@ def _say_setup_errors_in_words() -> None:
                 sys.stderr.flush()
                 os._exit(value.code)
         elif isinstance(value, SetupError):
-            print(f"browserinterface: {value}", file=sys.stderr, flush=True)
+            say(f"browserinterface: {value}")
         else:
             previous(kind, value, tb)
 

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from browserinterface import protocol as _protocol
 from browserinterface._client import Connection, RemoteHandler, default_hello
-from browserinterface._dispatch import BlockInfo, Dispatcher
+from browserinterface._dispatch import BlockInfo, Dispatcher, say
 from browserinterface._locate import SetupError, find_target
 from browserinterface.schema import MAX_OUTPUT_CHARS
 
@@ -326,7 +326,7 @@ class Device:
         try:
             self.change_config(**fields)
         except ConfigError as exc:
-            print(f"browserinterface: change_config refused: {exc}", file=sys.stderr, flush=True)
+            say(f"browserinterface: change_config refused: {exc}")
 
     def loop_callbacks(self) -> None:
         """Run the callbacks in this thread until stopped; Ctrl-C ends the script."""

@@ -135,12 +135,21 @@ class Dispatcher:
         self.data_callbacks = [] if fn is None else [(f, i) for f, i in self.data_callbacks if f != fn]
 
     def restart(self) -> None:
-        """Ready to run again after stop(): nothing of the last run is left queued."""
+        """Ready to run again after stop(): only the script's own requests stay queued.
+
+        Blocks, stops and errors of the last connection are dropped; calls the
+        script queued (a ``record_audio`` made before ``start()``) are kept.
+        """
         self._stopped.clear()
         self.exit_message = None
         self._owner = None
+        kept = []
         while not self._queue.empty():
-            self._queue.get_nowait()
+            event = self._queue.get_nowait()
+            if event[0] == "call":
+                kept.append(event)
+        for event in kept:
+            self._queue.put(event)
 
     # -- producer side (connection thread) ------------------------------------------
     def emit(self, event: tuple[str, Any]) -> None:
@@ -259,7 +268,7 @@ class Dispatcher:
         elif kind == "config":
             self._on_config(payload)
         elif kind in ("warning", "disconnected"):
-            print(f"browserinterface: {payload}", file=sys.stderr, flush=True)
+            say(f"browserinterface: {payload}")
         elif kind == "loss":
             self._dropped += payload
             self._lost_since += payload
@@ -267,7 +276,7 @@ class Dispatcher:
         elif kind == "call":
             payload()
         elif kind in ("fatal", "stop"):
-            print(f"browserinterface: {payload}", file=sys.stderr, flush=True)
+            say(f"browserinterface: {payload}")
             self.stop(payload)
 
     def _take_block(self, entry: _Pending) -> None:
@@ -368,6 +377,12 @@ def _end_main_thread(code: int) -> None:
     main = threading.main_thread().ident
     if main is not None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(exc))
+
+
+def say(line: str) -> None:
+    """One line to stderr in one write, so a line printed by another thread cannot land inside it."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _frames_for(duration_ms: float, rate: int) -> int:

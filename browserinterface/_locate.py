@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from browserinterface.credentials import CredentialsError, find_token
 from browserinterface.device import DeviceAddress, resolve_device
 
 
@@ -50,10 +51,16 @@ def _read_local() -> tuple[int, str] | None:
 def find_target(board_ip: str | None, token: str | None = None) -> Target:
     """The device (``board_ip``, else ``BI_DEVICE``, else this machine) and its token.
 
-    The token is ``token``, else ``BI_TOKEN``, else the local token file's.
+    The token is ``token``, else ``BI_TOKEN``, ``RTAI_TOKEN`` or the per-user token
+    file, else the local token.
     """
     spec = board_ip or os.environ.get("BI_DEVICE")
-    token = token or os.environ.get("BI_TOKEN")
+    if token is None:
+        try:
+            found = find_token(spec, prefer="BI_TOKEN")  # BI_TOKEN, RTAI_TOKEN, the token file
+        except CredentialsError as exc:
+            raise SetupError(str(exc)) from None
+        token = found.token if found is not None else None
     if spec is None:
         local = _read_local()
         if local is None:
@@ -70,8 +77,8 @@ def find_target(board_ip: str | None, token: str | None = None) -> Target:
             token = local[1]
     if not token:
         raise SetupError(
-            f"no token for device {spec}: make one in the web app (Settings, API tokens) "
-            "and set the environment variable BI_TOKEN to it"
+            f"no token for device {spec}: run `rtai login {spec}` once, or make one in the web app "
+            "(Settings, API tokens) and set the environment variable BI_TOKEN to it"
         )
     return Target(address, token, False)
 

@@ -1,34 +1,36 @@
 """The rtai command: listen to a device, describe its stream, intercom, discover.
 
 rtai listen DEVICE --token T --out rec.wav --duration 10 [--play] [--channels 1,3]
-rtai sdp DEVICE --token T --port P > stream.sdp
+rtai sdp DEVICE --token T --port P > stream.sdp   (--gst: a GStreamer pipeline instead)
 rtai intercom --peer HOST --port P [--input wav:PATH] [--output wav:PATH]
 rtai discover
+rtai login DEVICE      (keeps the token in ~/.config/micarray/tokens.json)
+rtai sap               (lists standing streams announced on the LAN; rtai listen sap:NAME records one)
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
+import shlex
 import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from browserinterface.client import DeviceError
+from browserinterface.credentials import CredentialsError, find_token, token_file
 from browserinterface.device import DeviceAddress
-from rtai.audiofile import WavWriter
 from rtai.client import DeviceStream
 from rtai.errors import RtaiError
-from rtai.jitterbuffer import ReceivedBlock
-from rtai.playback import Player, load_sounddevice
+from rtai.playback import load_sounddevice
 from rtai.receiver import DEFAULT_LATENCY_MS, Receiver
+from rtai.recording import STDOUT, Recording
+from rtai.sdp import StreamDescription
 from rtai.stats import ReceiverStats
 
 log = logging.getLogger("rtai")
@@ -64,14 +66,22 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from rtai.announced import add_sap_parser  # noqa: PLC0415
     from rtai.discover import add_discover_parser  # noqa: PLC0415  (zeroconf only when asked)
     from rtai.intercom import add_intercom_parser  # noqa: PLC0415
+    from rtai.login import add_login_parser  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="rtai", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     listen = sub.add_parser("listen", help="record or play a device's microphones")
     _device_arguments(listen)
-    listen.add_argument("--out", type=Path, help="write a 16-bit WAV file")
+    listen.add_argument(
+        "--out", metavar="FILE", help="write 16-bit audio as it arrives to FILE, or to standard output with -"
+    )
+    listen.add_argument(
+        "--format", choices=("wav", "raw"), default="wav",
+        help="wav (RF64 past 4 GiB; sizes unknown in a pipe) or raw interleaved s16le",
+    )  # fmt: skip
     listen.add_argument("--duration", type=float, help="seconds of audio to record (default: until Ctrl-C)")
     listen.add_argument("--play", action="store_true", help="play live on this machine (needs sounddevice)")
     listen.add_argument("--output-device", help="sound card for --play (sounddevice name or number)")
@@ -81,9 +91,15 @@ def _parser() -> argparse.ArgumentParser:
     sdp = sub.add_parser("sdp", help="print an SDP file for ffmpeg or GStreamer and keep the stream up")
     _device_arguments(sdp)
     sdp.add_argument("--port", type=int, required=True, help="UDP port where the other tool listens")
+    sdp.add_argument(
+        "--gst", action="store_true",
+        help="print a gst-launch-1.0 command (channels in order, bit-exact) instead of SDP",
+    )  # fmt: skip
     sdp.set_defaults(func=run_sdp)
     add_intercom_parser(sub)
     add_discover_parser(sub)
+    add_login_parser(sub)
+    add_sap_parser(sub)
     return parser
 
 
@@ -91,7 +107,8 @@ def _device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("device", help="host, name.local or host:port of the device's web port")
     parser.add_argument(
         "--token",
-        help=f"API token made on the device; write --token=T when it begins with '-' (or set {TOKEN_ENV})",
+        help=f"API token made on the device (shows in ps: prefer `rtai login DEVICE` or {TOKEN_ENV}); "
+        "write --token=T when it begins with '-'",
     )
     parser.add_argument("--channels", help="channels to receive, counted from 1, e.g. 1,3 (default all)")
     parser.add_argument(
@@ -115,10 +132,28 @@ def parse_channels(text: str | None) -> list[int] | None:
 
 
 def _token(args: argparse.Namespace) -> str:
-    token = args.token or os.environ.get(TOKEN_ENV)
-    if not token:
-        raise RtaiError(f"give --token T (make a token in the device's web page) or set {TOKEN_ENV}")
-    return str(token)
+    try:
+        found = find_token(args.device, given=args.token, prefer=TOKEN_ENV)
+    except CredentialsError as exc:
+        raise RtaiError(str(exc)) from None
+    if found is None:
+        raise RtaiError(
+            f"no token for {args.device}: run `rtai login {args.device}` once (it keeps the token in "
+            f"{token_file()}), or set {TOKEN_ENV}"
+        )
+    if found.source == "--token":
+        log.warning(
+            "note: a token on the command line shows in `ps` to other users of this machine; "
+            "`rtai login %s` or %s keep it out of sight",
+            args.device,
+            TOKEN_ENV,
+        )
+    return found.token
+
+
+def resolve_device_spec(spec: str) -> DeviceAddress:
+    """``host``, ``name.local`` or ``host:port`` to an address; RtaiError in words."""
+    return _resolve(spec)
 
 
 def _resolve(spec: str) -> DeviceAddress:
@@ -141,14 +176,20 @@ def run_sdp(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65534:
         raise RtaiError(f"--port {args.port} is out of range; use 1 to 65534 (RTCP uses port + 1)")
     lost = threading.Event()
+
+    def changed(new: StreamDescription) -> None:
+        # The old SDP no longer matches (new SSRC, rate or channels): print the new one.
+        print(f"rtai sdp: the device now sends {new.channels} channels at {new.rate} Hz "
+              f"(description version {new.version}); the new one follows", file=sys.stderr)  # fmt: skip
+        _print_description(new, args.gst)
+
     stream = DeviceStream(
         _resolve(args.device), _token(args), args.port, channels=parse_channels(args.channels),
-        name=f"rtai sdp on {socket.gethostname()}", on_lost=lambda _reason: lost.set(),
+        name=f"rtai sdp on {socket.gethostname()}", on_lost=lambda _reason: lost.set(), on_change=changed,
     )  # fmt: skip
     desc = stream.open()
     try:
-        sys.stdout.write(desc.to_sdp())
-        sys.stdout.flush()
+        _print_description(desc, args.gst)
         print("rtai sdp: streaming; Ctrl-C stops", file=sys.stderr)
         while not lost.wait(READ_SLICE_S):
             pass
@@ -159,67 +200,23 @@ def run_sdp(args: argparse.Namespace) -> int:
         stream.close()
 
 
-class Recording:
-    """Where received blocks go: WAV files (a new one per stream format) and the sound card."""
+def _print_description(desc: StreamDescription, gst: bool) -> None:
+    if gst:
+        from rtai.gst import convert_hint, gst_pipeline  # noqa: PLC0415
 
-    def __init__(self, out: Path | None, play: bool, latency_ms: float, device: str | None):
-        self.out = out
-        self.play = play
-        self.latency_ms = latency_ms
-        self.device = device
-        self.seconds = 0.0
-        self.files: list[Path] = []
-        self.underruns = 0
-        """Sound card periods that found the playback queue empty."""
-        self._writer: WavWriter | None = None
-        self._player: Player | None = None
-        self._shape: tuple[int, int] | None = None
-
-    def write(self, block: ReceivedBlock, rate: int, limit_s: float | None) -> bool:
-        """Take a block; False once ``limit_s`` seconds are recorded."""
-        data = block.data
-        if limit_s is not None:
-            room = round((limit_s - self.seconds) * rate)
-            data = data[: max(room, 0)]
-        if data.shape[0]:
-            self._sinks(rate, int(data.shape[1]))
-            if self._writer is not None:
-                self._writer.write(data)
-            if self._player is not None:
-                self._player.put(data)
-            self.seconds += data.shape[0] / rate
-        return limit_s is None or self.seconds < limit_s - 0.5 / rate
-
-    def _sinks(self, rate: int, channels: int) -> None:
-        if self._shape == (rate, channels):
-            return
-        if self._shape is not None:
-            log.warning("the device now sends %d channels at %d Hz", channels, rate)
-        self.close()
-        self._shape = (rate, channels)
-        if self.out is not None:
-            path = self.out
-            if self.files:
-                path = self.out.with_name(f"{self.out.stem}-{len(self.files) + 1}{self.out.suffix}")
-            self._writer = WavWriter(path, rate, channels)
-            self.files.append(path)
-        if self.play:
-            self._player = Player(rate, channels, self.latency_ms / 1000.0, self.device)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._player is not None:
-            self._player.close()
-            self.underruns += self._player.underruns
-            self._player = None
+        print(shlex.join(gst_pipeline(desc)))
+        print(f"rtai sdp: then {convert_hint(desc)}", file=sys.stderr)
+    else:
+        sys.stdout.write(desc.to_sdp())
+    sys.stdout.flush()
 
 
 def _check_listen(args: argparse.Namespace) -> None:
     _check_common(args)
     if args.out is None and not args.play:
-        raise RtaiError("nothing to do: give --out FILE.wav, --play, or both")
+        raise RtaiError("nothing to do: give --out FILE.wav, --out - (standard output), --play, or both")
+    if args.out == STDOUT and sys.stdout.isatty():
+        raise RtaiError("--out - writes audio to standard output, which is a terminal; pipe it (| sox ...)")
     if args.duration is not None and args.duration <= 0:
         raise RtaiError(f"--duration {args.duration:g} must be more than 0 seconds")
     if args.play:
@@ -233,9 +230,13 @@ def _show(row: ReceiverStats) -> None:
 def run_listen(args: argparse.Namespace) -> int:
     """Record and/or play a device's stream."""
     _check_listen(args)
+    from rtai.announced import is_announced, listen_announced  # noqa: PLC0415
+
+    if is_announced(args.device):
+        return listen_announced(args, _show if args.stats else None)
     token, channels, device = _token(args), parse_channels(args.channels), _resolve(args.device)
     lost = threading.Event()
-    recording = Recording(args.out, args.play, args.latency, args.output_device)
+    recording = Recording(args.out, args.play, args.latency, args.output_device, args.format)
     options: dict[str, Any] = {"latency_ms": args.latency, "on_stats": _show if args.stats else None}
     # The format is known only from the device's answer; follow() sets it before reading.
     host = "::" if ":" in device.host else "0.0.0.0"  # the family the device is reached by
@@ -264,7 +265,7 @@ def run_listen(args: argparse.Namespace) -> int:
         print(f"rtai listen: played {recording.seconds:.2f} s, {recording.underruns} underruns",
               file=sys.stderr)  # fmt: skip
     if recording.files:
-        names = ", ".join(str(path) for path in recording.files)
+        names = ", ".join(recording.files)
         print(f"rtai listen: wrote {names} ({recording.seconds:.2f} s)", file=sys.stderr)
     if lost.is_set():
         raise RtaiError("lost the connection to the device; the recording so far is saved")

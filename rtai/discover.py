@@ -35,6 +35,8 @@ TXT_API_PORT = "api"
 TXT_WS_PATH = "path"
 TXT_VERSION = "version"
 TXT_PROTOCOL = "proto"
+TXT_HOST = "host"
+"""The host name the device settled on (``micarray-2.local`` after a rename)."""
 
 DEFAULT_TIMEOUT_S = 3.0
 #: How long one device gets to answer the SRV/TXT/A questions once seen.

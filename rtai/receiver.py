@@ -126,6 +126,11 @@ class Receiver:
     def ssrc(self) -> int | None:
         return self._state.ssrc
 
+    @property
+    def ended(self) -> str | None:
+        """Why the sender ended the current stream (its RTCP BYE), or None while it runs."""
+        return self._state.ended
+
     def follow(self, desc: StreamDescription, source: str | None = None) -> None:
         """Switch to a new description of the stream (safe from another thread).
 
@@ -137,7 +142,7 @@ class Receiver:
         new = StreamState(
             desc.rate,
             desc.channels,
-            desc.ssrc,
+            desc.ssrc or None,  # an SDP file names no SSRC: take the first source heard
             payload_type=desc.payload_type,
             latency_s=state.buffer.latency_s,
             stats=self.stats,

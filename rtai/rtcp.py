@@ -19,6 +19,7 @@ SR_SIZE = RTCP_HEADER_SIZE + SENDER_INFO.size  # 28 bytes without report blocks
 REPORT_BLOCK_SIZE = 24
 PT_SENDER_REPORT = 200
 PT_SDES = 202
+PT_BYE = 203
 SDES_CNAME = 1
 NTP_EPOCH_OFFSET = 2208988800
 """Seconds from 1900-01-01 (NTP's epoch) to 1970-01-01 (Unix time's)."""
@@ -89,3 +90,44 @@ def _sdes_cname(ssrc: int, cname: str) -> bytes:
     chunk += b"\x00" * (-len(chunk) % 4)
     header = RTCP_HEADER.pack((RTCP_VERSION << 6) | 1, PT_SDES, (len(chunk) + 4) // 4 - 1)
     return header + chunk
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    """An RTCP BYE (RFC 3550 section 6.6): these sources have ended, and why."""
+
+    ssrcs: tuple[int, ...]
+    reason: str = ""
+
+    @classmethod
+    def find(cls, data: bytes) -> Bye | None:
+        """The BYE in a compound RTCP packet, or None; ValueError naming a bad field."""
+        offset = 0
+        while offset + RTCP_HEADER_SIZE <= len(data):
+            first, packet_type, words = RTCP_HEADER.unpack_from(data, offset)
+            size = 4 * (words + 1)
+            if offset + size > len(data):
+                raise ValueError(f"RTCP length {words} words runs past the datagram end")
+            if packet_type == PT_BYE:
+                count = first & 0x1F
+                end = offset + RTCP_HEADER_SIZE + 4 * count
+                if end > offset + size:
+                    raise ValueError(f"RTCP BYE of {size} bytes cannot hold {count} sources")
+                ssrcs = struct.unpack_from(f"!{count}I", data, offset + RTCP_HEADER_SIZE)
+                reason = ""
+                if end < offset + size:
+                    length = data[end]
+                    reason = data[end + 1 : min(end + 1 + length, offset + size)].decode("utf-8", "replace")
+                return cls(tuple(ssrcs), reason)
+            offset += size
+        return None
+
+    def serialize(self) -> bytes:
+        """The BYE packet, the reason padded to a 32-bit boundary."""
+        body = b"".join(struct.pack("!I", s) for s in self.ssrcs)
+        if self.reason:
+            text = self.reason.encode()[:255]
+            body += bytes([len(text)]) + text
+            body += b"\x00" * (-len(body) % 4)
+        header = RTCP_HEADER.pack((RTCP_VERSION << 6) | len(self.ssrcs), PT_BYE, len(body) // 4)
+        return header + body

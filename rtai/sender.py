@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from rtai.rtcp import SenderReport, unix_to_ntp
+from rtai.rtcp import Bye, SenderReport, unix_to_ntp
 from rtai.rtp import (
     DEFAULT_MAX_PAYLOAD,
     DEFAULT_PAYLOAD_TYPE,
@@ -130,3 +130,7 @@ class RtpSender:
             self.octets,
         )
         return report.serialize(self.cname)
+
+    def bye(self, now: float, reason: str) -> bytes:
+        """A last report and an RTCP BYE: this SSRC ends (RFC 3550 section 6.6), ``reason`` in words."""
+        return self.sender_report(now) + Bye((self.ssrc,), reason).serialize()

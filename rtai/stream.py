@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from rtai.jitterbuffer import JitterBuffer
-from rtai.rtcp import SenderReport
+from rtai.rtcp import Bye, SenderReport
 from rtai.rtp import L16_DTYPE, RTP_HEADER_SIZE, SAMPLE_BYTES, RtpPacket
 from rtai.stats import ReceiverStats
 
@@ -50,6 +50,8 @@ class StreamState:
         self.frame_bytes = SAMPLE_BYTES * channels
         self.stats = stats
         self.buffer = JitterBuffer(rate, channels, latency_s=latency_s, stats=stats)
+        self.ended: str | None = None
+        """The sender's RTCP BYE reason once it ended this stream (e.g. its configuration changed)."""
         self._warned = -WARN_INTERVAL_S
 
     def handle(self, data: bytes, source: str | None, rtcp: bool, arrival: float) -> None:
@@ -66,6 +68,10 @@ class StreamState:
             self._reject("malformed", f"{'RTCP' if rtcp else 'RTP'} datagram from {source}: {exc}")
 
     def _handle_rtcp(self, data: bytes) -> None:
+        bye = Bye.find(data)
+        if bye is not None and self.ssrc in bye.ssrcs and self.ended is None:
+            self.ended = bye.reason or "no reason given"
+            log.warning("the device ended this stream (%s); waiting for its new description", self.ended)
         report = SenderReport.parse(data)
         if self.ssrc is not None and report.ssrc != self.ssrc:
             self._reject("foreign", f"sender report of SSRC {report.ssrc:#010x}")
@@ -92,6 +98,9 @@ class StreamState:
         if self.ssrc is None:
             self.ssrc = ssrc
         elif ssrc != self.ssrc:
+            if self.ended is not None:  # the new stream, before its description: already said
+                self.stats.foreign += 1
+                return
             self._reject("foreign", f"SSRC {ssrc:#010x}; expecting {self.ssrc:#010x}")
             return
         if len(payload) % self.frame_bytes or not payload:

@@ -52,7 +52,8 @@ def test_template_lines_uncommented_are_all_accepted() -> None:
     text = "\n".join(settings).replace("AAAAC3Nza...", ssh_key().split()[1])
     config = bootconfig.parse(text)
     assert config.problems == []
-    assert set(config.settings) | {"SSH_AUTHORIZED_KEY"} == set(bootconfig.CHECKS)
+    assert set(config.settings) | set(bootconfig.REPEATABLE_KEYS) == set(bootconfig.CHECKS)
+    assert [s.value for s in config.streams] == ["lab 239.255.7.1:5004 1,2,3,4"]
 
 
 def test_good_file_is_parsed_and_normalised() -> None:

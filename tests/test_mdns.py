@@ -25,7 +25,6 @@ from appliance.system import mdns
 from appliance.system.logsetup import setup_logging
 setup_logging("INFO", target="stderr")
 mdns.INTERFACE_POLL_S = 0.3
-mdns.HOSTNAME_PROBE_MS = 1000
 mdns.RETRY_AFTER_FAILURE_S = 0.5
 if len(sys.argv) > 2:
     mdns.MAX_RENAMES = int(sys.argv[2])

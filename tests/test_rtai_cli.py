@@ -124,7 +124,7 @@ def test_refused_token_and_unreachable_device_are_said_in_words(
     ("args", "message"),
     [
         (["--out", "x.wav", "--latency", "-1"], "--latency -1 is out of range; use 0 to 10000 ms"),
-        ([], "nothing to do: give --out FILE.wav, --play, or both"),
+        ([], "nothing to do: give --out FILE.wav, --out - (standard output), --play, or both"),
         (["--out", "x.wav", "--channels", "0,2"], "'0' is not a channel; channels count from 1"),
         (["--out", "x.wav", "--duration", "0"], "--duration 0 must be more than 0 seconds"),
     ],

@@ -234,3 +234,20 @@ def test_a_script_ends_with_the_status_its_code_chose(
     out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == status, (out.returncode, out.stderr[-2000:])
     assert shown in out.stderr, out.stderr[-2000:]
+
+
+def test_a_recording_asked_for_before_start_is_delivered(appliance: ApplianceProcess, tmp_path: Path) -> None:
+    """record_audio() before start(), as the record_wav example does."""
+    path = tmp_path / "early.py"
+    path.write_text(
+        "import browserinterface as bi\n"
+        "def done(buffer):\n"
+        "    print('recorded', buffer.shape[0], flush=True)\n"
+        "    bi.stop()\n"
+        "bi.record_audio(300, done)\n"
+        "bi.start()\n"
+        "bi.loop_callbacks()\n"
+    )
+    env = {**os.environ, "BI_DEVICE": appliance.device, "BI_TOKEN": appliance.token("early")}
+    out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("recorded "), (out.stdout, out.stderr)

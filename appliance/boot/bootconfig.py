@@ -29,6 +29,7 @@ from pathlib import Path
 
 from appliance.boot import hats
 from appliance.capture.sources.arrays import preset_names
+from appliance.sessions.standing import StandingError, parse_standing
 
 FILE_NAME = "micarray.txt"
 #: Far more than the documented file needs; checked before the file is read.
@@ -43,11 +44,13 @@ SSH_AUTHORIZED_KEY = "SSH_AUTHORIZED_KEY"
 TIMEZONE = "TIMEZONE"
 ARRAY_PRESET = "ARRAY_PRESET"
 I2S_HAT = "I2S_HAT"
+STREAM = "STREAM"
+"""A standing stream, ``NAME ADDRESS:PORT [CHANNELS]`` (``appliance.sessions.standing``)."""
 
 #: Keys whose values are removed from the file once read, applied or not.
 SECRET_KEYS = frozenset({ADMIN_PASSWORD, WIFI_PASSPHRASE})
 #: Keys that may appear on several lines (each line adds one value).
-REPEATABLE_KEYS = frozenset({SSH_AUTHORIZED_KEY})
+REPEATABLE_KEYS = frozenset({SSH_AUTHORIZED_KEY, STREAM})
 
 SSH_KEY_TYPES = (
     "ssh-ed25519",
@@ -109,6 +112,8 @@ class BootConfig:
     """Accepted single-valued settings by key."""
     ssh_keys: list[Setting] = field(default_factory=list)
     """Accepted ``SSH_AUTHORIZED_KEY`` lines, in file order."""
+    streams: list[Setting] = field(default_factory=list)
+    """Accepted ``STREAM`` lines (standing streams), in file order."""
     problems: list[Problem] = field(default_factory=list)
     """Lines that were rejected."""
     superseded: set[int] = field(default_factory=set)
@@ -121,7 +126,7 @@ class BootConfig:
 
     def is_empty(self) -> bool:
         """True when the file asks for nothing (only comments, or nothing accepted)."""
-        return not self.settings and not self.ssh_keys
+        return not self.settings and not self.ssh_keys and not self.streams
 
 
 def check_hostname(value: str) -> str:
@@ -216,6 +221,14 @@ def check_hat(value: str) -> str:
         raise BootConfigError(str(exc)) from None
 
 
+def check_stream(value: str) -> str:
+    """A standing stream line, normalised (``lab 239.255.7.1:5004 1-4``)."""
+    try:
+        return parse_standing(value).text()
+    except StandingError as exc:
+        raise BootConfigError(str(exc)) from None
+
+
 CHECKS: dict[str, Callable[[str], str]] = {
     HOSTNAME: check_hostname,
     WIFI_COUNTRY: check_country,
@@ -226,6 +239,7 @@ CHECKS: dict[str, Callable[[str], str]] = {
     TIMEZONE: check_timezone,
     ARRAY_PRESET: check_preset,
     I2S_HAT: check_hat,
+    STREAM: check_stream,
 }
 
 
@@ -289,7 +303,7 @@ def _parse_line(config: BootConfig, number: int, line: str) -> None:
         config.problems.append(Problem(number, key, str(exc)))
         return
     if key in REPEATABLE_KEYS:
-        config.ssh_keys.append(Setting(key, value, number))
+        (config.streams if key == STREAM else config.ssh_keys).append(Setting(key, value, number))
         return
     earlier = config.settings.get(key)
     if earlier is not None:

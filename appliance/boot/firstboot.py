@@ -36,6 +36,7 @@ from appliance.boot import bootconfig, hats, rootgrow
 from appliance.boot.bootconfig import BootConfig, BootConfigError, BootFileRefused, Problem, Setting
 from appliance.boot.bootreport import REPORT_FILE
 from appliance.errors import AuthError
+from appliance.sessions import standing
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +285,9 @@ def _actions(
     if config.ssh_keys:
         keys = [s.value for s in config.ssh_keys]
         out.append((list(config.ssh_keys), lambda: apply_ssh_keys(root, keys)))
+    if config.streams:
+        lines = [s.value for s in config.streams]
+        out.append((list(config.streams), lambda: standing.add_from_boot(data_dir, lines)))
     return out
 
 

@@ -39,6 +39,8 @@ BUS_QUEUE_BLOCKS = 16
 """Blocks the sender may fall behind before the bus drops its oldest ones."""
 MAX_CHANNEL_MAP = 256
 MULTICAST_KEY = "multicast"
+BYE_DELAY_S = 0.25
+"""On stopping, seconds between a stream's last packets and its RTCP BYE."""
 
 
 class StreamError(ApplianceError):
@@ -101,6 +103,12 @@ class StreamManager:
         self._on_change = on_change
         self._subs: dict[str, _Sub] = {}
         self._targets: dict[str, _Target] = {}
+        self._standing: dict[str, _Target] = {}
+        """The admin's standing streams, by name: never expire (``appliance.sessions.standing``)."""
+        self.device_name: Callable[[], str] = socket.gethostname
+        """The device's name in stream descriptions (the daemon gives the mDNS name it settled on)."""
+        self.on_standing_change: Callable[[str, dict[str, Any]], None] | None = None
+        """Told a standing stream's new description after a configuration change (SAP follows)."""
         self._sockets: dict[int, socket.socket] = {}
         self._senders: dict[int, DatagramSender] = {}
         self._sub: Subscription | None = None
@@ -144,7 +152,14 @@ class StreamManager:
             # ends _run through EOFError.
             await self._task
             self._task = None
+        ending = [t for t in self._live_targets() if t.sender.packets]
+        if ending:
+            # A receiver may end at the BYE (ffmpeg does): let the last packets be read first.
+            await asyncio.sleep(BYE_DELAY_S)
+        for target in ending:
+            self._send_bye(target, "the device is stopping")
         self._subs.clear()
+        self._standing.clear()
         self._targets.clear()
         for sock in self._sockets.values():
             sock.close()
@@ -160,11 +175,14 @@ class StreamManager:
         port: int,
         channels: list[int] | None = None,
         max_payload: int | None = None,
+        *,
+        lease_s: float | None = None,
     ) -> dict[str, Any]:
         """Start a stream to ``peer_ip``:``port`` and return its description.
 
         ``peer_ip`` must be the address of the authenticated connection;
-        ``channels`` are 0-based device channels (None: all).
+        ``channels`` are 0-based device channels (None: all); ``lease_s``
+        (default ``renew_timeout_s``) is how long it runs without a renewal.
         """
         self._open()
         self._expire(time.monotonic())
@@ -174,7 +192,7 @@ class StreamManager:
             )
         config = self._config()
         target = self._target_for(peer_ip, port, config, channels, max_payload)
-        sub = _Sub(secrets.token_hex(4), owner, target, time.monotonic() + self.renew_timeout_s)
+        sub = _Sub(secrets.token_hex(4), owner, target, time.monotonic() + (lease_s or self.renew_timeout_s))
         self._subs[sub.id] = sub
         if self._multicast is None:
             self._targets[sub.id] = target
@@ -194,12 +212,13 @@ class StreamManager:
             raise StreamError("this device streams all channels to its multicast group; leave out channels")
         return self._multicast_target(config)
 
-    def renew(self, owner: str, stream_id: str) -> None:
-        """Keep a stream going for another ``renew_timeout_s`` seconds."""
+    def renew(self, owner: str, stream_id: str, lease_s: float | None = None) -> dict[str, Any]:
+        """Keep a stream going for another ``lease_s`` (default ``renew_timeout_s``) seconds."""
         now = time.monotonic()
         self._expire(now)
         sub = self._find(owner, stream_id)
-        sub.expires = now + self.renew_timeout_s
+        sub.expires = now + (lease_s or self.renew_timeout_s)
+        return self._describe(sub)
 
     def cancel(self, owner: str, stream_id: str | None = None) -> None:
         """Stop one of ``owner``'s streams, or all of them when ``stream_id`` is None."""
@@ -212,7 +231,8 @@ class StreamManager:
     def config_changed(self, config: AudioConfig) -> None:
         """Give every stream a new SSRC and description for the new rate and channels."""
         self._expire(time.monotonic())
-        for key, target in list(self._targets.items()):
+        for key, target in [*self._targets.items(), *self._standing.items()]:
+            self._send_bye(target, f"configuration changed to {config.rate} Hz, {config.channels} channels")
             old = target.sender
             kept = tuple(c for c in old.channel_map if c < config.channels)
             target.sender = RtpSender(
@@ -228,6 +248,9 @@ class StreamManager:
         for sub in list(self._subs.values()):
             if self._on_change is not None:
                 self._on_change(sub.owner, self._describe(sub))
+        for key, target in self._standing.items():
+            if self.on_standing_change is not None:
+                self.on_standing_change(key, self._description(key, target))
 
     def listeners(self) -> list[dict[str, Any]]:
         """The live subscriptions, for the device panel."""
@@ -300,10 +323,51 @@ class StreamManager:
                 self.send_drops += len(parts) - sent
 
     def _live_targets(self) -> list[_Target]:
+        standing = list(self._standing.values())
         if self._multicast is None:
-            return list(self._targets.values())
+            return list(self._targets.values()) + standing
         target = self._targets.get(MULTICAST_KEY)
-        return [target] if target is not None and self._subs else []
+        return ([target] if target is not None and self._subs else []) + standing
+
+    def _send_bye(self, target: _Target, reason: str) -> None:
+        """Tell the receivers of ``target``'s SSRC that it ends, in words (RTCP BYE)."""
+        out = self._senders.get(_family(target.address))
+        if out is None or target.sender.packets == 0:
+            return
+        try:
+            out.send([target.sender.bye(time.monotonic(), reason)], (target.address, target.port + 1))
+        except OSError as exc:  # BlockingIOError included: a lost BYE only costs the receiver a wait
+            log.debug("RTCP BYE to %s:%d: %s", target.address, target.port + 1, exc)
+
+    # -- standing streams ---------------------------------------------
+
+    def add_standing(self, name: str, address: str, port: int, channels: list[int] | None) -> dict[str, Any]:
+        """Start (or replace) the admin's stream ``name`` to ``address``:``port``; its description.
+
+        ``address`` is a multicast group or a unicast address the admin
+        typed (resolved by the caller); it runs until removed.
+        """
+        self._open()
+        self.remove_standing(name)
+        config = self._config()
+        channel_map = _check_channels(channels, config.channels)
+        target = self._new_target(address, _check_port(port), config, channel_map, self.max_payload)
+        self._standing[name] = target
+        log.info("standing stream %s to %s:%d (%d channels at %d Hz)", name, address, port,
+                 target.sender.channels, config.rate)  # fmt: skip
+        return self._description(name, target)
+
+    def remove_standing(self, name: str) -> None:
+        """Stop the standing stream ``name`` (RTCP BYE first); nothing when there is none."""
+        target = self._standing.pop(name, None)
+        if target is not None:
+            self._send_bye(target, "the stream was stopped")
+            log.info("standing stream %s stopped", name)
+
+    def standing_description(self, name: str) -> dict[str, Any] | None:
+        """The current description of standing stream ``name``."""
+        target = self._standing.get(name)
+        return None if target is None else self._description(name, target)
 
     # -- helpers --------------------------------------------------------
 
@@ -356,7 +420,8 @@ class StreamManager:
 
     def _drop(self, sub: _Sub) -> None:
         self._subs.pop(sub.id, None)
-        self._targets.pop(sub.id, None)
+        if self._targets.pop(sub.id, None) is not None:
+            self._send_bye(sub.target, "the stream was stopped")
         if self._multicast is not None and not self._subs:
             self._targets.pop(MULTICAST_KEY, None)
         log.info("stream %s to %s:%d stopped", sub.id, sub.target.address, sub.target.port)
@@ -367,19 +432,22 @@ class StreamManager:
             self._drop(sub)
 
     def _describe(self, sub: _Sub) -> dict[str, Any]:
-        sender = sub.target.sender
+        return self._description(sub.id, sub.target)
+
+    def _description(self, key: str, target: _Target) -> dict[str, Any]:
+        sender = target.sender
         desc = StreamDescription(
-            id=sub.id,
+            id=key,
             ssrc=sender.ssrc,
             rate=sender.rate,
             channels=sender.channels,
-            address=sub.target.address,
-            port=sub.target.port,
+            address=target.address,
+            port=target.port,
             payload_type=sender.payload_type,
             channel_map=sender.channel_map,
             max_payload=sender.max_payload,
-            name=f"{socket.gethostname()} microphones",
-            version=sub.target.version,
+            name=f"{self.device_name()} microphones",
+            version=target.version,
         )
         return desc.to_json()
 

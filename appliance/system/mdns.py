@@ -6,8 +6,13 @@ discover`` (id, model, channels, rates, API port, WebSocket path, version).
 The device answers A queries for ``<hostname>.local`` (the services' SRV
 target).
 
-A host name already answered by another device is not taken: the announcer
-tries ``name-2``, ``name-3``... and logs the one it chose. Network addresses
+The host name itself is probed for before it is used (RFC 6762 sections
+8-9, :mod:`appliance.system.hostname`): a name another device answers for,
+or wins in a simultaneous probe, is not taken; the announcer tries
+``name-2``, ``name-3``... and logs the one it chose, keeps it in the data
+directory for the next start, tells ``on_name`` (the page shows it) and puts
+it in TXT (``host``). A device that later hears another answer for its name
+(two networks joined) probes again and renames if it must. Network addresses
 that change or arrive late (Wi-Fi joining after boot, DHCP renewing) are
 found by polling the interfaces every :data:`INTERFACE_POLL_S`; on a change
 everything is re-registered on fresh sockets. ``close()`` says goodbye.
@@ -27,20 +32,22 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import ifaddr
 from zeroconf import Error as ZeroconfError
 from zeroconf import InterfaceChoice, IPVersion
-from zeroconf._services.info import AddressResolverIPv4  # public as zeroconf.AddressResolverIPv4
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
+from appliance.system.hostname import HostClaim, load_chosen, save_chosen
 from appliance.system.supervisor import log_failure
 from rtai.discover import (
     HTTP_SERVICE_TYPE,
     SERVICE_TYPE,
     TXT_API_PORT,
     TXT_CHANNELS,
+    TXT_HOST,
     TXT_ID,
     TXT_MODEL,
     TXT_PROTOCOL,
@@ -55,8 +62,6 @@ log = logging.getLogger(__name__)
 # Timing constants, in one place so tests can shorten them.
 INTERFACE_POLL_S = 5.0
 """Seconds between looks at the network interfaces for new or lost addresses."""
-HOSTNAME_PROBE_MS = 1500
-"""How long another device gets to answer for a host name before we take it."""
 MAX_RENAMES = 50
 """Give up after ``name-2`` .. ``name-50`` are all taken."""
 RETRY_AFTER_FAILURE_S = 60.0
@@ -128,12 +133,25 @@ def current_addresses() -> tuple[str, ...]:
 class Announcer:
     """Keeps the device announced while the service runs."""
 
-    def __init__(self, hostname: str, http_port: int, txt: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        hostname: str,
+        http_port: int,
+        txt: Mapping[str, str],
+        *,
+        data_dir: Path | None = None,
+        on_name: Callable[[str], None] | None = None,
+    ) -> None:
         self.requested_hostname = normalize_hostname(hostname)
-        self.hostname = self.requested_hostname
+        self._data_dir = data_dir
+        self.hostname = load_chosen(data_dir, self.requested_hostname)
         """The name in use (``name-2`` after a conflict), without ``.local``."""
+        self.on_name = on_name
+        """Told the name whenever the device settles on one."""
         self.http_port = http_port
         self._txt = dict(txt)
+        self._claim: HostClaim | None = None
+        self._reclaim: asyncio.Task[None] | None = None
         self._zc: AsyncZeroconf | None = None
         self._infos: list[AsyncServiceInfo] = []
         self._addresses: tuple[str, ...] = ()
@@ -177,11 +195,12 @@ class Announcer:
 
     async def close(self) -> None:
         """Stop watching and say goodbye (records with TTL 0)."""
-        poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+        for task in (self._poller, self._reclaim):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._poller = self._reclaim = None
         async with self._lock:
             await self._withdraw()
 
@@ -223,6 +242,9 @@ class Announcer:
 
     async def _withdraw(self) -> None:
         zc, self._zc = self._zc, None
+        claim, self._claim = self._claim, None
+        if claim is not None:
+            claim.close()
         self._infos = []
         self._addresses = ()
         if zc is not None:
@@ -234,7 +256,12 @@ class Announcer:
         # interfaces that exist when it starts, so a late Wi-Fi needs new ones.
         zc = AsyncZeroconf(interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only)
         self._zc = zc
-        self.hostname = await self._claim_hostname(zc, addresses)
+        self._claim = HostClaim(addresses, self._conflict)
+        self.hostname = await self._claim_hostname(self._claim)
+        self._txt[TXT_HOST] = f"{self.hostname}.local"
+        save_chosen(self._data_dir, self.requested_hostname, self.hostname)
+        if self.on_name is not None:
+            self.on_name(self.hostname)
         self._addresses = addresses
         infos = [
             self._service_info(t, f"{self.hostname}.{t}", addresses)
@@ -254,13 +281,13 @@ class Announcer:
         self._infos = infos
         log.info("announced %s.local (%s) on port %d", self.hostname, ", ".join(addresses), self.http_port)
 
-    async def _claim_hostname(self, zc: AsyncZeroconf, addresses: tuple[str, ...]) -> str:
-        """The first of ``name``, ``name-2``, ... that no other device answers for."""
+    async def _claim_hostname(self, claim: HostClaim) -> str:
+        """The kept name, else the first of ``name``, ``name-2``, ... that no other device holds."""
         base = self.requested_hostname
         candidates = [self.hostname] if self.hostname != base else []
         candidates += [base] + [f"{base}-{n}" for n in range(2, MAX_RENAMES + 1)]
         for name in dict.fromkeys(candidates):
-            owner = await self._who_answers(zc, name, addresses)
+            owner = await claim.probe(name)
             if owner is None:
                 if name != base:
                     log.warning(
@@ -274,12 +301,12 @@ class Announcer:
             f"host names {base}.local to {base}-{MAX_RENAMES}.local are all taken on this network"
         )
 
-    async def _who_answers(self, zc: AsyncZeroconf, name: str, addresses: tuple[str, ...]) -> str | None:
-        resolver = AddressResolverIPv4(f"{name}.local.")
-        if not await resolver.async_request(zc.zeroconf, HOSTNAME_PROBE_MS):
-            return None
-        theirs = [a for a in resolver.parsed_addresses(IPVersion.V4Only) if a not in addresses]
-        return ", ".join(theirs) if theirs else None
+    def _conflict(self, name: str, other: str) -> None:
+        """Another device answers for our name (section 9): probe again, rename if it holds it."""
+        if self._reclaim is not None and not self._reclaim.done():
+            return
+        log.warning("%s also answers for %s.local; probing for the name again", other, name)
+        self._reclaim = asyncio.get_running_loop().create_task(self._try_sync(self._seen))
 
     def _service_info(self, service_type: str, name: str, addresses: tuple[str, ...]) -> AsyncServiceInfo:
         txt = self._txt if service_type == SERVICE_TYPE else {"path": "/"}

@@ -24,6 +24,7 @@ from appliance.web.scripts_api import (
     ScriptListApi,
     ScriptRenameApi,
 )
+from appliance.web.stream_api import StandingStreamsPage, StreamSdpApi
 from appliance.web.tokens_api import TokenApi, TokenListApi
 from browserinterface.protocol import WS_PATH
 
@@ -67,6 +68,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/login", LoginPage),
         (r"/logout", LogoutHandler),
         (r"/settings", SettingsPage),
+        (r"/settings/streams", StandingStreamsPage),
         (r"/settings/(token|revoke|password)", SettingsPage),
         (r"/api/v1/scripts", ScriptListApi),
         (r"/api/v1/scripts/([^/]+)/rename", ScriptRenameApi),
@@ -79,6 +81,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/api/v1/recordings/([^/]+)", RecordingApi),
         (r"/api/v1/handler-files", HandlerFileListApi),
         (r"/handlers/([^/]+)", HandlerFileHandler),
+        (r"/api/v1/stream\.sdp", StreamSdpApi, {"service": service}),
         (WS_PATH, ApiSocket, {"service": service}),
     ]
     settings: dict[str, Any] = {
