@@ -26,7 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--source",
         default="auto",
-        help="auto | alsa:DEVICE | sim[:PRESET] | wav:PATH (auto: first ALSA capture device, else simulator)",
+        help=(
+            "auto | auto:sim | alsa:DEVICE | sim[:PRESET] | wav:PATH (auto: the ALSA array when "
+            "plugged in, else the simulator; auto:sim: the simulator also when the array is unplugged)"
+        ),
     )
     serve.add_argument(
         "--preset",
@@ -62,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--rtp-max-payload", type=int, default=1472, help="largest RTP datagram payload (path MTU less 28)"
+    )
+    serve.add_argument(
+        "--rtp-max-streams",
+        type=_positive,
+        default=16,
+        help="most RTP streams open at once, across all listeners (default 16)",
     )
     serve.add_argument(
         "--run-network",
@@ -137,6 +146,7 @@ def _serve(args: argparse.Namespace) -> int:
         hostname=args.hostname,
         multicast=args.multicast,
         rtp_max_payload=args.rtp_max_payload,
+        rtp_max_streams=args.rtp_max_streams,
         run_network=args.run_network,
         https_port=args.https_port,
         allowed_hosts=tuple(args.allow_host),
@@ -146,6 +156,16 @@ def _serve(args: argparse.Namespace) -> int:
     except ServiceFailed:
         return 1  # already logged, with the failing task's traceback
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; use 1 to 1024")
+    return value
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -66,6 +66,8 @@ class ServeOptions:
     """Send RTP only to this group (the admin's choice) instead of to each listener."""
     rtp_max_payload: int = 1472
     """Largest UDP payload of an RTP packet: the path MTU less IP and UDP headers."""
+    rtp_max_streams: int = 16
+    """Most RTP streams open at once."""
     run_network: str = "api"
     """What scripts run from the editor may reach: ``api`` (this device's API only) or ``all``."""
     https_port: int | None = None
@@ -261,6 +263,7 @@ def _attach_streams(service: Service, opts: ServeOptions) -> None:
         service.bus,
         lambda: service.config,
         max_payload=opts.rtp_max_payload,
+        max_streams=opts.rtp_max_streams,
         multicast=opts.multicast,
         on_change=service.stream_changed,
     )

@@ -1,7 +1,8 @@
 """The device service: owns capture, the bus, sessions, handlers, runs and streams.
 
 Everything here runs on one asyncio loop.  The capture thread reaches it only
-through ``loop.call_soon_threadsafe``.
+through a bounded :class:`appliance.capture.handoff.Handoff` (blocks) and
+``loop.call_soon_threadsafe`` (status changes, a few a minute at most).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from appliance.boot.bootreport import boot_file_problems, update_notices
 from appliance.capture.block import Block
 from appliance.capture.bus import QUEUE_SECONDS, Bus, blocks_for
 from appliance.capture.config import AudioConfig, Capabilities, apply_change, load_config, save_config
+from appliance.capture.handoff import Handoff, capacity_for
 from appliance.capture.sources.base import CaptureSource
 from appliance.capture.stats import CpuMeter, Levels, disk_free_bytes, temperature_c
 from appliance.capture.thread import Capture, CaptureStatus
@@ -70,9 +72,12 @@ class Service:
         """What all connections together may send per second (``appliance.sessions.flow``)."""
         self.log_tail = log_tail or LogTail()
         self.log_tail.listener = lambda line: self.broadcast_browsers(line.to_json())
-        self._config = load_config(data_dir) or AudioConfig()
-        self._asked = self._config
-        """What capture was last asked for: the shape of the last reopen, the last volume."""
+        self._saved = load_config(data_dir)
+        """The admin's saved configuration; None on a fresh device, which opens the source's own shape."""
+        self._config = self._saved or AudioConfig()
+        self._asked: AudioConfig | None = self._saved
+        """What capture was last asked for: the shape of the last reopen, the last volume
+        (None: the source's own shape, as on a fresh device)."""
         self._caps: Capabilities | None = None
         self._status: CaptureStatus | None = None
         self._sessions: dict[str, ClientSession] = {}
@@ -86,6 +91,7 @@ class Service:
         """Set when a background task failed beyond repair: the service must stop (status 1)."""
         self.failure: str | None = None
         self._capture_ready = asyncio.Event()
+        self._handoff: Handoff | None = None
         self.capture: Capture | None = None
         self.runs: Any = None
         self.streams: Any = None
@@ -96,20 +102,22 @@ class Service:
         """Who pressed Stop, per run id: ``from the web app`` or ``from the terminal``."""
         self.notices = boot_file_problems(data_dir) + update_notices(data_dir)
         """What the admin should know at every visit (boot-file problems, a rolled-back update)."""
-        self.bus.add_listener(self._levels.add)
+        self._browsers = 0
+        """Open browser sessions: levels and latency are only measured for them to see."""
+        self.bus.add_listener(self._meter)
 
     # -- life cycle -----------------------------------------------------------
     async def start(self) -> None:
         """Start capture and the periodic tasks; returns at once."""
         loop = asyncio.get_running_loop()
 
-        def deliver(block: Block) -> None:  # on the capture thread
-            loop.call_soon_threadsafe(self.bus.publish, block)
+        handoff = Handoff(loop, self._on_blocks, capacity_for(self._config.rate, self._config.buffer_frames))
+        self._handoff = handoff
 
         def on_status(status: CaptureStatus) -> None:  # on the capture thread
             loop.call_soon_threadsafe(self._on_status, status)
 
-        self.capture = Capture(self.source, deliver=deliver, on_status=on_status, desired=self._config)
+        self.capture = Capture(self.source, deliver=handoff.put, on_status=on_status, desired=self._saved)
         self.capture.start()
         self.supervisor.spawn("stats", lambda: self._every(STATS_INTERVAL_S, self._send_stats), "restart")
         self.supervisor.spawn("levels", lambda: self._every(LEVELS_INTERVAL_S, self._send_levels), "restart")
@@ -146,6 +154,13 @@ class Service:
             fn()
 
     # -- capture --------------------------------------------------------------
+    def _on_blocks(self, blocks: list[Block], lost: int) -> None:
+        """Blocks from the hand-off; losses before them are told to every consumer."""
+        if lost:
+            self.bus.lose(lost)
+        for block in blocks:
+            self.bus.publish(block)
+
     def _on_status(self, status: CaptureStatus) -> None:
         previous = self._status
         self._status = status
@@ -181,7 +196,7 @@ class Service:
             expected.buffer_frames,
         ):
             return None
-        return dataclasses.replace(config, volume=self._asked.volume)
+        return config if self._asked is None else dataclasses.replace(config, volume=self._asked.volume)
 
     @property
     def config(self) -> AudioConfig:
@@ -210,13 +225,14 @@ class Service:
         # is announced and what is captured never part ways.
         save_config(self.data_dir, new)
         old, self._config = self._config, new
+        self._saved = new
         assert self.capture is not None
         # Mirrors what capture keeps as its wish, so late reports can be told apart (_captured_config).
         if (old.rate, old.channels, old.buffer_frames) != (new.rate, new.channels, new.buffer_frames):
             self._asked = new
             self.capture.reconfigure(new)
         else:
-            self._asked = dataclasses.replace(self._asked, volume=new.volume)
+            self._asked = dataclasses.replace(self._asked or old, volume=new.volume)
             self.capture.set_volume(new.volume)
         log.info("configuration changed to %s by %s", new, by)
         self._config_changed()
@@ -237,6 +253,8 @@ class Service:
 
     def _config_changed(self) -> None:
         self._encoded.clear()
+        if self._handoff is not None:
+            self._handoff.resize(capacity_for(self._config.rate, self._config.buffer_frames))
         for sub in self.bus.subscriptions:
             if sub.name.startswith("session "):
                 sub.resize(self.queue_blocks())
@@ -266,8 +284,14 @@ class Service:
     def new_session_id(self) -> str:
         return f"s{next(self._sids)}"
 
+    def _meter(self, block: Block) -> None:
+        if self._browsers:
+            self._levels.add(block)
+
     def attach(self, session: ClientSession) -> None:
         self._sessions[session.id] = session
+        if session.role == "browser":
+            self._browsers += 1
         if session.role == "script" and session.inform_browser and session.principal.kind != "run":
             info = {
                 "id": f"remote-{session.id}",
@@ -284,7 +308,8 @@ class Service:
             self.broadcast_browsers({"type": "run_started", "run": info})
 
     def detach(self, session: ClientSession) -> None:
-        self._sessions.pop(session.id, None)
+        if self._sessions.pop(session.id, None) is not None and session.role == "browser":
+            self._browsers -= 1
         self.handlers.end_owner(session.id)
         if self.streams is not None:
             self.streams.cancel(session.id)
@@ -469,16 +494,33 @@ class Service:
             "model": self.source.info.model,
             "state": status.state if status else "starting",
             "message": status.message if status else "",
-            "overruns": self.capture.overruns if self.capture else 0,
+            "overruns": self.overruns(),
+            "handoff_overruns": self._handoff.overruns if self._handoff else 0,
             "lost_blocks": sum(s.dropped for s in self.bus.subscriptions),
             "latency_ms": self._levels.take_latency_ms(),
             "cpu_percent": self._cpu.take_percent(),
             "temperature_c": temperature_c(),
             "disk_free_bytes": disk_free_bytes(self.data_dir),
             "clients": [{"name": s.name, "role": s.role, "host": s.host} for s in self._sessions.values()],
+            "run_lag_ms": self.run_lags(),
             "listeners": self.streams.listeners() if self.streams is not None else [],
             "levels_dbfs": self._last_levels,
         }
+
+    def run_lags(self) -> dict[str, float]:
+        """How far behind live audio each run's script is, in ms, by run id (for the page)."""
+        lags: dict[str, float] = {}
+        for session in self.sessions("script"):
+            if session.principal.kind == "run":
+                lags[session.principal.name] = session.lag_ms
+            elif session.id in self.remote_runs:
+                lags[self.remote_runs[session.id]["id"]] = session.lag_ms
+        return lags
+
+    def overruns(self) -> int:
+        """Blocks lost before any consumer saw them: by the source, or in the hand-off to the loop."""
+        source = self.capture.overruns if self.capture else 0
+        return source + (self._handoff.overruns if self._handoff else 0)
 
     def _send_stats(self) -> None:
         self._end_stale_browser_sessions()

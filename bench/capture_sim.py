@@ -34,7 +34,7 @@ def _paced_capture() -> tuple[float, int]:
     count = 0
     running = threading.Event()
 
-    def deliver(block: Block) -> None:
+    def deliver(block: Block, lost: int) -> None:
         nonlocal count
         count += 1
 

@@ -5,10 +5,17 @@ p50/p99 and the daemon's peak resident memory; the peer is the same daemon with
 no script attached, measured in the same run, so the ratio is the cost of fan-out.
 
     .venv/bin/python -m bench core_fanout
+    .venv/bin/python -m bench.core_fanout 16 10     (16 scripts, 10 s each)
+
+Loss counts every way a block can be lost for a script: sequence gaps it
+saw, blocks its own backlog dropped (``register_when_behind``), and the
+device's own account (``overruns`` and ``lost_blocks`` of its status, read
+over the admin's WebSocket at the end).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -18,6 +25,7 @@ import time
 from pathlib import Path
 
 from bench import span
+from tests import wsclient
 from tests.server import ApplianceProcess
 
 SCRIPTS = 4
@@ -35,6 +43,12 @@ reported = 0
 last = None
 start = None
 
+behind = 0
+
+def on_behind(lag_ms, dropped):
+    global behind
+    behind += dropped
+
 def handle(buffer, info):
     global start, gaps, last, reported
     now = time.time()
@@ -46,11 +60,13 @@ def handle(buffer, info):
     if start is None:
         start = now
     if now - start > {seconds}:
-        result = {{"latencies": latencies, "blocks": len(latencies), "lost": gaps, "reported": reported}}
+        result = {{"latencies": latencies, "blocks": len(latencies), "lost": gaps, "reported": reported,
+                   "behind": behind}}
         print(json.dumps(result), flush=True)
         browserinterface.stop()
 
 browserinterface.register_handle_data(handle, info=True)
+browserinterface.register_when_behind(on_behind)
 browserinterface.start()
 browserinterface.loop_callbacks()
 """
@@ -84,7 +100,22 @@ def _idle_cpu(server: ApplianceProcess, seconds: float) -> float:
     return 100 * (_cpu_seconds(server.proc.pid) - before) / (time.monotonic() - t0)
 
 
+def _device_losses(server: ApplianceProcess) -> tuple[int, int]:
+    """(overruns, lost_blocks) as the device reports them in its status."""
+
+    async def read() -> tuple[int, int]:
+        ws, _ = await wsclient.browser(server)
+        stats = await wsclient.receive(ws, "stats")
+        await wsclient.shut(ws)
+        return int(stats["overruns"]), int(stats["lost_blocks"])
+
+    return asyncio.run(read())
+
+
 def main() -> None:
+    global SCRIPTS, SECONDS
+    if len(sys.argv) == 3 and sys.argv[1].isdigit():
+        SCRIPTS, SECONDS = int(sys.argv[1]), float(sys.argv[2])
     with tempfile.TemporaryDirectory() as tmp:
         server = ApplianceProcess(Path(tmp) / "data", f"sim:{PRESET}").start()
         try:
@@ -106,18 +137,22 @@ def main() -> None:
             ]
             busy = 100 * (_cpu_seconds(server.proc.pid) - before) / (time.monotonic() - t0)
             peak = _peak_rss_mb(server.proc.pid)
+            overruns, device_lost = _device_losses(server)
         finally:
             server.stop()
     lat = sorted(x * 1000 for r in results for x in r["latencies"])
     expected = SECONDS * 48000 / 256
     blocks = [r["blocks"] for r in results]
     lost = sum(r["lost"] for r in results)
+    behind = sum(r["behind"] for r in results)
     print(f"scripts: {SCRIPTS}, {PRESET} 48 ch x 48000 Hz, 256-frame buffers, {SECONDS:.0f} s each")
     reported = sum(r["reported"] for r in results)
     print(
         f"blocks received per script: {blocks} (expected about {expected:.0f}); "
         f"lost: {lost} by sequence gaps, {reported} as the device reported to the scripts"
     )
+    print(f"      {behind} dropped by the scripts' backlog; the device reports {overruns} overruns")
+    print(f"      and {device_lost} blocks lost for its clients")
     ratio = busy / max(idle, 0.1)
     print(f"daemon CPU: {busy:.1f} % of one core with {SCRIPTS} scripts; {idle:.1f} % idle; x{ratio:.2f}")
     p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99)]

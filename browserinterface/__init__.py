@@ -34,7 +34,11 @@ terminal shows its tabs and output in the browser when it sets
 ``inform_browser = True``.
 
 Callbacks run one at a time, in order, on one thread; ``loop_callbacks()``
-runs them in the calling thread and blocks.  Ctrl-C ends the script cleanly;
+runs them in the calling thread and blocks.  A script slower than the audio
+keeps at most half a second of it waiting (``set_max_backlog(ms)`` changes
+that); older buffers are dropped, a line on stderr says at once how far
+behind it is, ``register_when_behind(fn)`` calls ``fn(lag_ms, dropped)``
+at most once a second while it drops, and ``lag_ms()`` tells the lag now.  Ctrl-C ends the script cleanly;
 if the device restarts, the script reconnects and gets the configuration again.
 Registering a callback again replaces the earlier one (``add_handle_data``
 adds one more; ``unregister_handle_data`` removes); ``info=True`` passes each
@@ -47,6 +51,7 @@ one default device.  ``stop()`` then ``start()`` connects again.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -76,12 +81,15 @@ __all__ = [
     "channels",
     "geometry",
     "inform_browser",
+    "lag_ms",
     "loop_callbacks",
     "rate",
     "record_audio",
     "register_handle_data",
+    "register_when_behind",
     "register_when_new_config",
     "send_audio",
+    "set_max_backlog",
     "start",
     "stop",
     "unregister_handle_data",
@@ -162,6 +170,28 @@ def add_when_new_config(fn: Callable[[int, int, int, int], None]) -> None:
 def unregister_when_new_config(fn: Callable[[int, int, int, int], None] | None = None) -> None:
     """Stop calling ``fn`` on configuration changes (None: every configuration callback)."""
     _device.unregister_when_new_config(fn)
+
+
+def set_max_backlog(ms: float) -> None:
+    """Keep at most ``ms`` milliseconds of audio waiting for a slow script (default 500).
+
+    More lets a script catch up after a slow moment without losing audio;
+    less keeps it closer to live audio.  Older buffers are dropped first.
+    """
+    if not math.isfinite(ms) or ms < 0:
+        raise ValueError(f"backlog {ms!r} ms must be a finite number of milliseconds from 0")
+    _device._dispatcher.max_backlog_s = ms / 1000.0
+
+
+def register_when_behind(fn: Callable[[float, int], None]) -> None:
+    """Call ``fn(lag_ms, dropped_blocks)``, at most once a second, while buffers are dropped
+    because the script fell more than its backlog behind live audio."""
+    _device._dispatcher.behind_callbacks.append(fn)
+
+
+def lag_ms() -> float:
+    """How far the script is behind the newest buffer received, in milliseconds."""
+    return round(_device._dispatcher.lag_s * 1000, 1)
 
 
 def change_config(

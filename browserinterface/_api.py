@@ -296,6 +296,8 @@ class Device:
             conn = Connection(target, default_hello(self.inform_browser), self._dispatcher.emit)
             self._dispatcher.restart()
             self.connection = conn
+            # The device shows each run's lag beside its state (docs/protocol.md, "lag").
+            self._dispatcher.on_lag = lambda ms: conn.post({"type": "lag", "ms": ms})
         if self._audio_wanted:
             conn.want_audio()
         for remote in self._handlers:

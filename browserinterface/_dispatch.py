@@ -1,7 +1,7 @@
 """Running the script's callbacks: one thread at a time, in arrival order.
 
-Events from the connection thread wait in one bounded queue.  Exactly one
-thread drains it: a daemon thread after ``start()``, or the caller of
+Events from the connection thread wait in one queue.  Exactly one thread
+drains it: a daemon thread after ``start()``, or the caller of
 ``loop_callbacks()``, or the main thread once the script's own code is done.
 
 A callback that raises ends the script as an uncaught exception would (its
@@ -11,6 +11,15 @@ thread it is raised in the main thread.  Only once the main module has
 finished (serving callbacks at exit) is there no way left to set the exit
 status but ``os._exit``.  In a Jupyter kernel the traceback is printed, the
 device stops, and the kernel lives on.
+
+Backlog: a script whose callbacks are slower than the audio falls behind.
+Blocks waiting for it span at most ``max_backlog_s`` of audio (default
+:data:`BACKLOG_S`); older ones are dropped as newer ones arrive, so the
+script stays near live audio.  Its lag (how far the block it is handling, or
+the oldest one waiting, is behind the newest one received) is measured on the
+connection thread at every block, so the script hears that it fell behind
+(a line on stderr, and ``on_behind`` callbacks) as soon as a block is
+dropped, however long its own callback takes.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,10 +39,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-#: Blocks the script may fall behind before the oldest are dropped.
+#: Audio the script may fall behind by, in seconds, before the oldest blocks are dropped.
+BACKLOG_S = 0.5
+#: Most blocks waiting at once, whatever their length (bounds memory for tiny buffers).
 QUEUE_EVENTS = 256
-#: Seconds between two "fell behind" warnings on stderr.
+#: Seconds between two "fell behind" warnings on stderr (the first is at once).
 WARN_INTERVAL_S = 10.0
+#: Seconds between two lag reports to the device and ``on_behind`` calls.
+LAG_REPORT_S = 1.0
 POLL_S = 0.2
 
 Buffer = NDArray[np.int16]
@@ -64,11 +78,34 @@ class Recording:
     frames: int = 0
 
 
+class _Pending:
+    """A block waiting in the queue; emptied when it is dropped, so its memory goes at once."""
+
+    __slots__ = ("block",)
+
+    def __init__(self, block: Any) -> None:
+        self.block: Any = block
+
+
 class Dispatcher:
     """The event queue and whoever drains it."""
 
     def __init__(self, apply_config: Callable[[dict[str, Any]], None]) -> None:
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._live: deque[_Pending] = deque()
+        self._handling: float | None = None
+        self.max_backlog_s = BACKLOG_S
+        """Audio the script may fall behind by before the oldest blocks are dropped."""
+        self.lag_s = 0.0
+        """How far behind the newest block received the script is, in seconds."""
+        self.behind_callbacks: list[Callable[[float, int], None]] = []
+        self.on_lag: Callable[[float], None] | None = None
+        """Told the lag in ms at most every LAG_REPORT_S (on the connection thread)."""
+        self._reported_at = 0.0
+        self._behind_dropped = 0
+        self._urgent: deque[tuple[str, Any]] = deque()
+        """Events handled before any waiting block (being told of falling behind)."""
         self._apply_config = apply_config
         self.data_callbacks: list[DataCallback] = []
         self.config_callbacks: list[Callable[[int, int, int, int], None]] = []
@@ -116,14 +153,49 @@ class Dispatcher:
 
     # -- producer side (connection thread) ------------------------------------------
     def emit(self, event: tuple[str, Any]) -> None:
-        if event[0] == "block" and self._queue.qsize() >= QUEUE_EVENTS:
-            self._dropped += 1
+        if event[0] == "block":
+            self._emit_block(event[1])
             return
         if event[0] == "config":
             # The module's variables change as soon as the device says so, so
             # they are current when change_config() or start() returns.
             self._apply_config(event[1])
         self._queue.put(event)
+
+    def _emit_block(self, block: Any) -> None:
+        entry = _Pending(block)
+        dropped = 0
+        with self._lock:
+            self._live.append(entry)
+            newest = float(block.time)
+            while len(self._live) > 1 and (
+                newest - self._live[0].block.time > self.max_backlog_s or len(self._live) > QUEUE_EVENTS
+            ):
+                self._live.popleft().block = None
+                dropped += 1
+            oldest = self._live[0].block.time
+            if self._handling is not None:
+                oldest = min(oldest, self._handling)
+            self.lag_s = max(0.0, newest - oldest)
+        self._queue.put(("block", entry))
+        if dropped:
+            self._dropped += dropped
+            self._behind_dropped += dropped
+            self._warn_loss()
+        self._report_lag()
+
+    def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._reported_at < LAG_REPORT_S:
+            return
+        self._reported_at = now
+        lag_ms = round(self.lag_s * 1000, 1)
+        if self.on_lag is not None:
+            self.on_lag(lag_ms)
+        dropped, self._behind_dropped = self._behind_dropped, 0
+        if dropped and self.behind_callbacks:
+            self._urgent.append(("behind", (lag_ms, dropped)))
+            self._queue.put(("wake", None))
 
     # -- consumer side ----------------------------------------------------------
     def run_in_background(self) -> None:
@@ -151,10 +223,13 @@ class Dispatcher:
     def drain(self) -> None:
         me = threading.current_thread()
         while self._owner is me and not self._stopped.is_set():
-            try:
-                kind, payload = self._queue.get(timeout=POLL_S)
-            except queue.Empty:
-                continue
+            if self._urgent:
+                kind, payload = self._urgent.popleft()
+            else:
+                try:
+                    kind, payload = self._queue.get(timeout=POLL_S)
+                except queue.Empty:
+                    continue
             try:
                 self._handle(kind, payload)
             except KeyboardInterrupt:
@@ -186,7 +261,10 @@ class Dispatcher:
 
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "block":
-            self._on_block(payload.data, payload.time, payload.seq)
+            self._take_block(payload)
+        elif kind == "behind":
+            for fn in list(self.behind_callbacks):
+                fn(*payload)
         elif kind == "config":
             self._on_config(payload)
         elif kind in ("warning", "disconnected"):
@@ -201,11 +279,27 @@ class Dispatcher:
             say(f"browserinterface: {payload}")
             self.stop(payload)
 
+    def _take_block(self, entry: _Pending) -> None:
+        with self._lock:
+            block = entry.block
+            if block is None:
+                return  # dropped: the script fell too far behind
+            if self._live and self._live[0] is entry:
+                self._live.popleft()
+            self._handling = float(block.time)
+        try:
+            self._on_block(block.data, block.time, block.seq)
+        finally:
+            with self._lock:
+                self._handling = None
+
     def _warn_loss(self) -> None:
         now = time.monotonic()
         if self._dropped and now - self._warned > WARN_INTERVAL_S:
             print(
-                f"browserinterface: {self._dropped} audio blocks were dropped because the script fell behind",
+                f"browserinterface: the script is {self.lag_s * 1000:.0f} ms behind live audio; "
+                f"{self._dropped} audio blocks were dropped (it keeps at most "
+                f"{self.max_backlog_s * 1000:.0f} ms waiting: see set_max_backlog)",
                 file=sys.stderr,
                 flush=True,
             )

@@ -153,6 +153,16 @@ class Ping(ClientMessage, tag="ping"):
     """Answered with ``pong``."""
 
 
+#: The largest lag a script may report, in ms (a day).
+MAX_REPORTED_LAG_MS = 86_400_000.0
+
+
+class LagReport(ClientMessage, tag="lag"):
+    """A script tells how far behind live audio its callbacks are (shown beside its run)."""
+
+    ms: Annotated[float, Meta(ge=0, le=MAX_REPORTED_LAG_MS)]
+
+
 CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
     Hello,
     Audio,
@@ -167,6 +177,7 @@ CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
     StreamRenew,
     StreamStop,
     Ping,
+    LagReport,
 )
 AnyClientMessage = (
     Hello
@@ -182,6 +193,7 @@ AnyClientMessage = (
     | StreamRenew
     | StreamStop
     | Ping
+    | LagReport
 )
 
 
@@ -236,10 +248,18 @@ class Config(DeviceMessage, tag="config"):
 
 
 class Loss(DeviceMessage, tag="loss"):
-    """Captured blocks were dropped because this client fell behind."""
+    """Captured blocks were lost for this client: it fell behind, or capture overran."""
 
     blocks: int
     total: int
+    lag_ms: float | None = None
+
+
+class Lag(DeviceMessage, tag="lag"):
+    """How far behind live audio the block just sent to this client was."""
+
+    ms: float
+    queued: int
 
 
 class Dropped(DeviceMessage, tag="dropped"):
@@ -358,6 +378,7 @@ DEVICE_MESSAGES: tuple[type[DeviceMessage], ...] = (
     Welcome,
     Config,
     Loss,
+    Lag,
     Dropped,
     Stop,
     Pong,
@@ -382,6 +403,7 @@ AnyDeviceMessage = (
     | Welcome
     | Config
     | Loss
+    | Lag
     | Dropped
     | Stop
     | Pong

@@ -3,6 +3,13 @@
 No I/O here: ``packetize`` returns the datagrams of one block and the caller
 sends them (the device through an asyncio transport, the intercom through a
 plain socket), so both share exactly the same packets.
+
+Fan-out: the payload of a block depends only on the channels a stream
+carries, not on the stream, so a device sending one block to many listeners
+encodes it once per distinct channel selection (``encode_payload``, keyed by
+``encoding_key``) and each stream adds only its 12-byte headers
+(``packetize_parts``), which the sender passes to the kernel as separate
+buffers beside the shared payload: no copy per listener.
 """
 
 from __future__ import annotations
@@ -66,15 +73,27 @@ class RtpSender:
 
     def packetize(self, data: NDArray[np.int16]) -> list[bytes]:
         """The datagrams carrying ``data`` (frames x device channels), in order."""
-        frames = int(data.shape[0])
-        if frames == 0:
-            return []
+        return [header + part for header, part in self.packetize_parts(self.encode_payload(data))]
+
+    @property
+    def encoding_key(self) -> tuple[int, tuple[int, ...], int]:
+        """Streams with equal keys carry byte-identical payloads for the same block."""
+        return (self.device_channels, self.channel_map, self.per_packet)
+
+    def encode_payload(self, data: NDArray[np.int16]) -> memoryview:
+        """The L16 bytes this stream carries for ``data`` (frames x device channels)."""
         if self._index is not None:
             data = data[:, self._index]
-        payload = memoryview(np.ascontiguousarray(data, dtype=L16_DTYPE).tobytes())
+        return memoryview(np.ascontiguousarray(data, dtype=L16_DTYPE).tobytes())
+
+    def packetize_parts(self, payload: memoryview) -> list[tuple[bytes, memoryview]]:
+        """(RTP header, payload slice) of each datagram of one block's ``encode_payload``."""
         stride = 2 * self.channels
+        frames = len(payload) // stride
+        if frames == 0:
+            return []
         bounds = packet_bounds(frames, self.per_packet)
-        out: list[bytes] = []
+        out: list[tuple[bytes, memoryview]] = []
         pack = RTP_HEADER.pack
         first_byte = RTP_VERSION << 6
         seq, ts, ssrc, pt = self.seq, self.timestamp, self.ssrc, self.payload_type
@@ -82,10 +101,8 @@ class RtpSender:
             start, end = bounds[i], bounds[i + 1]
             second = pt | 0x80 if self._first else pt
             self._first = False
-            out.append(
-                pack(first_byte, second, seq, (ts + start) & 0xFFFFFFFF, ssrc)
-                + payload[start * stride : end * stride]
-            )
+            header = pack(first_byte, second, seq, (ts + start) & 0xFFFFFFFF, ssrc)
+            out.append((header, payload[start * stride : end * stride]))
             seq = (seq + 1) & 0xFFFF
         self.seq = seq
         self.timestamp = (ts + frames) & 0xFFFFFFFF

@@ -71,6 +71,51 @@ class DatagramSender:
             return False
         return True
 
+    def send_parts(self, parts: Sequence[tuple[bytes, memoryview]], addr: tuple[str, int]) -> int:
+        """Send datagrams given as (header, payload) pairs, without joining them per datagram.
+
+        Returns how many were sent: fewer than ``len(parts)`` when the socket
+        buffer filled (the rest of the block is dropped, not queued).
+        """
+        sent, n = 0, len(parts)
+        try:
+            while sent < n:
+                size = len(parts[sent][0]) + len(parts[sent][1])
+                limit = min(n, sent + GSO_MAX_SEGMENTS, sent + max(1, GSO_MAX_BYTES // size))
+                end = sent + 1
+                while end < limit and len(parts[end][0]) + len(parts[end][1]) == size:
+                    end += 1
+                if (
+                    end - sent > 1
+                    and self.segmentation
+                    and self._segmented_parts(parts[sent:end], size, addr)
+                ):
+                    self.calls += 1
+                    sent = end
+                    continue
+                header, payload = parts[sent]
+                self.sock.sendmsg([header, payload], [], 0, addr)
+                self.calls += 1
+                sent += 1
+        except BlockingIOError:
+            return sent
+        return sent
+
+    def _segmented_parts(
+        self, run: Sequence[tuple[bytes, memoryview]], size: int, addr: tuple[str, int]
+    ) -> bool:
+        buffers = [buf for pair in run for buf in pair]
+        control = [(socket.SOL_UDP, UDP_SEGMENT, _SEGMENT_SIZE.pack(size))]
+        try:
+            self.sock.sendmsg(buffers, control, 0, addr)
+        except OSError as exc:
+            if isinstance(exc, BlockingIOError) or exc.errno not in _UNSUPPORTED:
+                raise
+            log.info("the kernel does not segment UDP (%s); sending one datagram per call", exc)
+            self.segmentation = False
+            return False
+        return True
+
     def _one_by_one(self, datagrams: Sequence[bytes], addr: tuple[str, int]) -> None:
         sendto = self.sock.sendto
         for datagram in datagrams:

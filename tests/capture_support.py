@@ -22,11 +22,13 @@ class Recorder:
         self.blocks: list[Block] = []
         self.last: Block | None = None
         self.delivered = 0
+        self.lost = 0
         self.statuses: list[CaptureStatus] = []
         self._cond = threading.Condition()
 
-    def deliver(self, block: Block) -> None:
+    def deliver(self, block: Block, lost: int = 0) -> None:
         with self._cond:
+            self.lost += lost
             self.delivered += 1
             self.last = block
             if len(self.blocks) < self.keep:

@@ -15,8 +15,9 @@ PUBLIC = {
     "BlockInfo", "ConfigError", "Device", "Handler", "SetupError", "add_handle_data", "add_handler",
     "add_when_new_config", "unregister_handle_data", "unregister_when_new_config", "bi_board_ip", "board_ip",
     "buffer_frames",
-    "change_config", "channels", "geometry", "inform_browser", "loop_callbacks", "rate", "record_audio",
-    "register_handle_data", "register_when_new_config", "send_audio", "start", "stop",
+    "change_config", "channels", "geometry", "inform_browser", "lag_ms", "loop_callbacks", "rate",
+    "record_audio", "register_handle_data", "register_when_behind", "register_when_new_config",
+    "send_audio", "set_max_backlog", "start", "stop",
     "valid_num_channels", "valid_rates", "volume",
 }  # fmt: skip
 

@@ -416,7 +416,7 @@ def test_every_example_runs_against_the_simulator(page: Any, example: str) -> No
     page.wait_for_function("(n) => document.querySelector('#script-name').value === n", arg=example)
     execute(page)
     if example == "record_wav.py":
-        wait_console(page, r"saved 5\.\d\d s of 6 channels to .*recording-.*\.wav")
+        wait_console(page, r"saved 5\.\d\d s of 8 channels to .*recording-.*\.wav")
     tab = page.locator(".handler-tab", has_text=EXAMPLE_TABS[example])
     tab.wait_for(timeout=WAIT_MS)
     assert wait_drawn(page, tab, minimum=20) >= 20
@@ -486,11 +486,12 @@ def test_record_to_wav_and_play_script_audio(page: Any, tmp_path: Path) -> None:
     path = tmp_path / "rec.wav"
     info.value.save_as(path)
     with wave.open(str(path)) as w:
-        assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (6, 48000, 2)
-        assert w.getnframes() == 48000
+        # A fresh device captures the simulated ReSpeaker 6-Mic in its own shape.
+        assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (8, 16000, 2)
+        assert w.getnframes() == 16000
         samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     assert np.abs(samples).max() > 0  # the simulator's sound, not silence
-    assert "1.00 s, 6 channels" in page.text_content("#record-status")
+    assert "1.00 s, 8 channels" in page.text_content("#record-status")
     # Listening: the chosen channel's blocks are scheduled for playback in the page.
     page.check("#listen-on")
     page.wait_for_function("window.micarray.audio.listener.nextTime > 0.5", timeout=WAIT_MS)

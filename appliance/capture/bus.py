@@ -3,6 +3,9 @@
 The bus lives on the event loop.  Each consumer has its own bounded queue:
 when a consumer falls behind, its oldest blocks are dropped and counted for
 that consumer alone, so capture and the other consumers go on untouched.
+Every block a consumer takes tells it its lag: how far that block is behind
+the newest one published (``Subscription.lag_s``), so it knows within one
+buffer that it fell behind.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ log = logging.getLogger(__name__)
 #: Blocks a consumer may fall behind before it loses the oldest ones.
 DEFAULT_QUEUE_BLOCKS = 64
 #: How much audio a consumer may fall behind, in seconds, when sized by time.
-QUEUE_SECONDS = 1.0
+QUEUE_SECONDS = 0.5
+#: Fewest blocks a time-sized queue holds, so long buffers still ride out a hiccup.
+MIN_QUEUE_BLOCKS = 4
 MAX_QUEUE_BLOCKS = 4096
 
 
 def blocks_for(seconds: float, rate: int, buffer_frames: int) -> int:
-    """Queue length holding ``seconds`` of audio: small buffers need more blocks."""
-    return max(DEFAULT_QUEUE_BLOCKS, min(MAX_QUEUE_BLOCKS, round(seconds * rate / buffer_frames)))
+    """Queue length holding ``seconds`` of audio (at least a few blocks)."""
+    return max(MIN_QUEUE_BLOCKS, min(MAX_QUEUE_BLOCKS, round(seconds * rate / buffer_frames)))
 
 
 class Subscription:
@@ -40,6 +45,8 @@ class Subscription:
         """Blocks lost since the subscription started."""
         self._reported = 0
         self.closed = False
+        self.lag_s = 0.0
+        """How far the block taken last was behind the newest one published, in seconds."""
 
     def _put(self, block: Block) -> None:
         if len(self._queue) == self._queue.maxlen:
@@ -57,7 +64,11 @@ class Subscription:
 
     def get_nowait(self) -> Block | None:
         """The oldest queued block, or None when the queue is empty."""
-        return self._queue.popleft() if self._queue else None
+        return self._took(self._queue.popleft()) if self._queue else None
+
+    def _took(self, block: Block) -> Block:
+        self.lag_s = max(0.0, self._bus.newest_time - block.time)
+        return block
 
     def resize(self, maxlen: int) -> None:
         """Hold up to ``maxlen`` blocks from now on (the newest are kept)."""
@@ -77,7 +88,7 @@ class Subscription:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._queue.popleft()
+        return self._took(self._queue.popleft())
 
     def close(self) -> None:
         """Leave the bus and wake a waiting ``get``."""
@@ -96,6 +107,10 @@ class Bus:
         self._subs: list[Subscription] = []
         self._listeners: list[Callable[[Block], None]] = []
         self.published = 0
+        self.newest_time = 0.0
+        """``time`` of the newest block published."""
+        self.lost = 0
+        """Blocks lost before the bus (source and hand-off overruns), told to every consumer."""
 
     def subscribe(self, name: str, maxlen: int = DEFAULT_QUEUE_BLOCKS) -> Subscription:
         """A new consumer queue that receives every block published from now on."""
@@ -116,9 +131,16 @@ class Bus:
     def subscriptions(self) -> tuple[Subscription, ...]:
         return tuple(self._subs)
 
+    def lose(self, count: int) -> None:
+        """``count`` blocks were lost before the bus: each consumer counts them as its own loss."""
+        self.lost += count
+        for sub in self._subs:
+            sub.dropped += count
+
     def publish(self, block: Block) -> None:
         """Queue ``block`` for every consumer; never waits."""
         self.published += 1
+        self.newest_time = block.time
         for sub in self._subs:
             sub._put(block)
         for fn in self._listeners:

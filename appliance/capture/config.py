@@ -40,6 +40,10 @@ class AudioConfig:
         return asdict(self)
 
 
+#: The rate a device is opened at when it names none of its own.
+PREFERRED_RATE = 48000
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a capture device accepts, as probed from it."""
@@ -50,17 +54,57 @@ class Capabilities:
     """Channel counts, ascending."""
     has_mixer: bool = False
     """True when volume drives a hardware capture mixer."""
+    native_rate: int | None = None
+    """The source's own rate (a preset's, a WAV file's), or None when it names none."""
+    native_channels: int | None = None
+    """The source's own channel count, or None for "as many as it accepts"."""
+
+    def native_config(self) -> AudioConfig:
+        """The source's own shape: all its channels at its own rate (else 48 kHz, else the nearest)."""
+        rate = self.native_rate if self.native_rate in self.rates else None
+        if rate is None:
+            rate = PREFERRED_RATE if PREFERRED_RATE in self.rates else _nearest(self.rates, PREFERRED_RATE)
+        channels = self.native_channels if self.native_channels in self.channels else max(self.channels)
+        return AudioConfig(rate=rate, channels=channels)
 
     def default_config(self, preferred: AudioConfig | None = None) -> AudioConfig:
-        """The preferred configuration, moved to the nearest accepted values."""
-        want = preferred or AudioConfig()
-        rate = want.rate if want.rate in self.rates else _nearest(self.rates, want.rate)
-        channels = want.channels if want.channels in self.channels else max(self.channels)
-        return replace(want, rate=rate, channels=channels)
+        """``preferred`` moved to the nearest accepted values; the native shape without one."""
+        if preferred is None:
+            return self.native_config()
+        rate = preferred.rate if preferred.rate in self.rates else _nearest(self.rates, preferred.rate)
+        channels = (
+            preferred.channels
+            if preferred.channels in self.channels
+            else _nearest(self.channels, preferred.channels)
+        )
+        return replace(preferred, rate=rate, channels=channels)
+
+    def describe(self) -> str:
+        """What the device accepts, in words, for log lines."""
+        unit = "channel" if self.channels == (1,) else "channels"
+        return f"rates {_listing(self.rates)} Hz and {_span(self.channels)} {unit}"
+
+
+def moved_config_message(source: str, wanted: AudioConfig, got: AudioConfig, caps: Capabilities) -> str:
+    """The log line for a saved configuration that the source cannot take."""
+    return (
+        f"the saved configuration ({wanted.rate} Hz, {_channels(wanted.channels)}) does not suit {source}, "
+        f"which accepts {caps.describe()}; capturing {got.rate} Hz, {_channels(got.channels)} instead"
+    )
+
+
+def _channels(count: int) -> str:
+    return f"{count} channel" if count == 1 else f"{count} channels"
 
 
 def _nearest(values: tuple[int, ...], target: int) -> int:
     return min(values, key=lambda v: (abs(v - target), -v))
+
+
+def _span(values: tuple[int, ...]) -> str:
+    if len(values) > 2 and values == tuple(range(values[0], values[-1] + 1)):
+        return f"{values[0]} to {values[-1]}"
+    return _listing(values)
 
 
 def _as_int(name: str, value: Any) -> int:

@@ -8,9 +8,10 @@ Usage::
     capture.set_volume(60)            # any thread
     capture.stop()                    # any thread; bounded even if the source hangs
 
-``deliver(block)`` and ``on_status(status)`` are called **on the capture
-thread**.  They must return at once: the service wraps them with
-``loop.call_soon_threadsafe`` so all real work happens on its event loop.
+``deliver(block, lost)`` and ``on_status(status)`` are called **on the
+capture thread**.  They must return at once: the service hands blocks to its
+event loop through a bounded :class:`appliance.capture.handoff.Handoff`.
+``lost`` counts the blocks the source lost just before ``block`` (overruns).
 
 States reported through ``on_status``: ``starting``; ``running`` once the
 source is open (again after each reconfigure or reopen); ``waiting`` when the
@@ -18,8 +19,14 @@ source is missing at start or disappears, while it is probed again every
 :data:`PROBE_RETRY_S` seconds, with no restart of the service; ``stopped``
 at the end.  A source that comes back is reopened with the desired
 configuration, moved to what the device accepts
-(:meth:`appliance.capture.config.Capabilities.default_config`).  Block sequence
-numbers restart from 0 on every open.
+(:meth:`appliance.capture.config.Capabilities.default_config`, with a log line
+in words when it had to move); with no desired configuration the source opens
+in its own shape.  Block sequence numbers restart from 0 on every open.
+
+A source that delivers faster than real time is paced to its nominal rate
+(:class:`appliance.capture.clockguard.ClockGuard`) and says so in its status;
+a source that fails right after it opened (a file cut short) is retried every
+:data:`PROBE_RETRY_S`, never in a tight loop.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from appliance.capture.block import Block
-from appliance.capture.config import AudioConfig, Capabilities
+from appliance.capture.clockguard import ClockGuard
+from appliance.capture.config import AudioConfig, Capabilities, moved_config_message
 from appliance.capture.sources.base import CaptureSource, SourceInfo
 from appliance.errors import ConfigError, SourceUnavailable
 
@@ -66,7 +74,7 @@ class Capture:
     def __init__(
         self,
         source: CaptureSource,
-        deliver: Callable[[Block], None],
+        deliver: Callable[[Block, int], None],
         on_status: Callable[[CaptureStatus], None],
         desired: AudioConfig | None = None,
         *,
@@ -83,10 +91,13 @@ class Capture:
         self._reopen = False
         self._reading = False
         self._volume: int | None = None
+        self._volume_pref: int | None = None
         self._caps: Capabilities | None = None
         self._config: AudioConfig | None = None
         self._last: tuple[str, str] | None = None
         self._thread: threading.Thread | None = None
+        self._guard: ClockGuard | None = None
+        self._status_text = ""
 
     # -- control (any thread) ------------------------------------------------------
     def start(self) -> None:
@@ -122,8 +133,8 @@ class Capture:
             self._volume = volume
             if self._desired is not None:
                 self._desired = dataclasses.replace(self._desired, volume=volume)
-            else:
-                self._desired = AudioConfig(volume=volume)
+            else:  # the source's own shape, with this volume
+                self._volume_pref = volume
 
     @property
     def capabilities(self) -> Capabilities | None:
@@ -140,6 +151,11 @@ class Capture:
         """Buffers the source lost because reading fell behind."""
         return self.source.overruns
 
+    @property
+    def paced(self) -> bool:
+        """True when the open source ran ahead of real time and is being paced."""
+        return self._guard is not None and self._guard.paced
+
     def _interrupt_read(self) -> None:
         # Closing ends a blocked read; only done while a read is under way so a
         # source the thread has just reopened is never closed behind its back.
@@ -154,10 +170,9 @@ class Capture:
         reason = "capture stopped"
         try:
             while not self._stopping.is_set():
-                if self._open():
-                    self._pump()
-                    self.source.close()
-                elif not self._stopping.is_set():
+                failed = not self._open() or self._pump()
+                self.source.close()
+                if failed and not self._stopping.is_set():
                     self._wake.wait(self._retry)
                     self._wake.clear()
         except Exception as exc:
@@ -176,10 +191,15 @@ class Capture:
             desired = self._desired
             self._reopen = False
             self._volume = None
+            volume = self._volume_pref
         try:
             if self._caps is None:
                 self._caps = self.source.probe()
             config = self._caps.default_config(desired)
+            if desired is None and volume is not None:
+                config = dataclasses.replace(config, volume=volume)
+            if desired is not None and (desired.rate, desired.channels) != (config.rate, config.channels):
+                log.warning(moved_config_message(self.source.info.spec, desired, config, self._caps))
             self.source.open(config)
         except (SourceUnavailable, ConfigError) as exc:
             self._caps = None
@@ -187,19 +207,24 @@ class Capture:
             self._report("waiting", f"waiting for the capture device: {exc}")
             return False
         self._config = config
-        self._report(
-            "running",
+        self._guard = ClockGuard(config.rate)
+        self._status_text = (
             f"capturing {config.channels} channels at {config.rate} Hz, "
-            f"{config.buffer_frames} frames a buffer, from {self.source.info.model}",
+            f"{config.buffer_frames} frames a buffer, from {self.source.info.model}"
         )
+        self._report("running", self._status_text)
         return True
 
-    def _pump(self) -> None:
+    def _pump(self) -> bool:
+        """Read and deliver until told to stop or reopen; True when the source failed."""
         seq = 0
+        overruns = self.source.overruns
+        guard = self._guard
+        assert guard is not None
         while not self._stopping.is_set():
             with self._lock:
                 if self._reopen:
-                    return
+                    return False
                 volume, self._volume = self._volume, None
                 self._reading = True
             try:
@@ -208,18 +233,41 @@ class Capture:
                 data = self.source.read()
             except SourceUnavailable as exc:
                 if self._stopping.is_set() or self._reopen:
-                    return
+                    return False
                 self._caps = None
                 self._config = None
                 self._report("waiting", f"waiting for the capture device: {exc}")
-                return
+                return True
             finally:
                 with self._lock:
                     self._reading = False
             if self._reopen:
-                return  # shaped for the old configuration: drop it
-            self._deliver(Block.frozen(seq, time.time(), data))
+                return False  # shaped for the old configuration: drop it
+            now_overruns = self.source.overruns
+            stamp = self.source.capture_time()
+            block = Block.frozen(seq, time.time() if stamp is None else stamp, data)
+            self._deliver(block, now_overruns - overruns)
+            overruns = now_overruns
             seq += 1
+            self._pace(guard, int(data.shape[0]))
+        return False
+
+    def _pace(self, guard: ClockGuard, frames: int) -> None:
+        was_paced = guard.paced
+        wait = guard.wait_after(frames)
+        if not wait:
+            return
+        if not was_paced:
+            log.warning(
+                "%s delivers audio faster than real time (it has no clock of its own, like a "
+                "file-backed ALSA device); pacing it to %d Hz",
+                self.source.info.spec,
+                guard.rate,
+            )
+            self._report("running", f"{self._status_text}; paced to real time: the source has no clock")
+        # _stopping, not _wake: a reconfigure that set _wake earlier must not
+        # turn pacing off; the wait is at most about a buffer.
+        self._stopping.wait(wait)
 
     def _report(self, state: str, message: str) -> None:
         if self._last == (state, message):

@@ -38,6 +38,13 @@ Reply = dict[str, Any] | None
 #: Who may start and stop scripts on the device.
 RUN_PRINCIPALS = ("admin", "local")
 MAX_BROWSER_AUDIO_CHANNELS = 16
+#: Lag at which a consumer is told it is behind live audio, in ms (a few
+#: buffers' worth of TCP and scheduling jitter is not "behind").
+LAG_TELL_MS = 100.0
+#: Seconds between two lag messages to one client while it stays behind.
+LAG_TELL_INTERVAL_S = 1.0
+#: Seconds a script's own lag report is trusted for.
+LAG_REPORT_FRESH_S = 3.0
 
 
 class SessionHost(Protocol):
@@ -121,6 +128,9 @@ class ClientSession:
         self.auth_generation: str | None = None
         """For a browser: the password generation it signed in under; a change ends the session."""
         self._closed = False
+        self.queue_lag_ms = 0.0
+        """How far behind live audio the block sent last was, on the device's side."""
+        self._script_lag = (0.0, -LAG_REPORT_FRESH_S)
         self._sender = asyncio.get_running_loop().create_task(self._drain(), name=f"session {sid} sender")
         self._sender.add_done_callback(log_failure)
         self._forget = [service.tokens.connections.add([self.credential], self.end)]
@@ -259,6 +269,7 @@ class ClientSession:
         return {}
 
     async def _pump_audio(self, sub: Subscription) -> None:
+        told_at, told_behind = -LAG_TELL_INTERVAL_S, False
         while True:
             try:
                 block = await sub.get()
@@ -270,9 +281,27 @@ class ClientSession:
                     await self.transport.send(frame)
                 except ConnectionError:
                     return
+            self.queue_lag_ms = round(sub.lag_s * 1000, 1)
             lost = sub.take_new_losses()
             if lost:
-                self.push({"type": "loss", "blocks": lost, "total": sub.dropped})
+                self.push({"type": "loss", "blocks": lost, "total": sub.dropped, "lag_ms": self.queue_lag_ms})
+            behind = self.queue_lag_ms >= LAG_TELL_MS
+            now = asyncio.get_running_loop().time()
+            # At once when it falls behind or catches up, then once a second while behind.
+            if behind != told_behind or (behind and now - told_at >= LAG_TELL_INTERVAL_S):
+                self.push({"type": "lag", "ms": self.queue_lag_ms, "queued": sub.pending()})
+                told_at, told_behind = now, behind
+
+    @property
+    def lag_ms(self) -> float:
+        """How far behind live audio this client is: the device's queue or the script's own report."""
+        reported, at = self._script_lag
+        fresh = asyncio.get_running_loop().time() - at < LAG_REPORT_FRESH_S
+        return max(self.queue_lag_ms, reported if fresh else 0.0)
+
+    def _on_lag(self, msg: S.LagReport) -> Reply:
+        self._script_lag = (float(msg.ms), asyncio.get_running_loop().time())
+        return None
 
     def stop_audio(self) -> None:
         if self._audio is not None:
@@ -352,6 +381,7 @@ class ClientSession:
     _handlers: ClassVar[dict[type[S.ClientMessage], Callable[[ClientSession, Any], Reply]]] = {
         S.Hello: _on_hello,
         S.Ping: _on_ping,
+        S.LagReport: _on_lag,
         S.Audio: _on_audio,
         S.ChangeConfig: _on_change_config,
         S.AddHandler: _on_add_handler,

@@ -31,8 +31,10 @@ from rtai.udpsend import DatagramSender
 
 log = logging.getLogger(__name__)
 
-SEND_BUFFER_BYTES = 1 << 20
-"""Kernel send buffer: a whole large block leaves in one go."""
+SEND_BUFFER_BYTES = 4 << 20
+"""Kernel send buffer: a whole large block for every listener leaves in one go."""
+MAX_STREAMS = 16
+"""Default limit on open streams (``appliance serve --rtp-max-streams``)."""
 BUS_QUEUE_BLOCKS = 16
 """Blocks the sender may fall behind before the bus drops its oldest ones."""
 MAX_CHANNEL_MAP = 256
@@ -61,6 +63,8 @@ class _Target:
     port: int
     sender: RtpSender
     version: int = 1
+    lost_packets: int = 0
+    """Datagrams the kernel had no room for (the rest of a block is dropped, not queued)."""
 
 
 @dataclass(slots=True)
@@ -82,7 +86,7 @@ class StreamManager:
         bus: Bus,
         config: Callable[[], AudioConfig],
         *,
-        max_streams: int = 8,
+        max_streams: int = MAX_STREAMS,
         renew_timeout_s: float = 5.0,
         max_payload: int = 1472,
         multicast: tuple[str, int] | None = None,
@@ -252,6 +256,8 @@ class StreamManager:
         """The live subscriptions, for the device panel."""
         now = time.monotonic()
         self._expire(now)
+        lag_ms = round(self._sub.lag_s * 1000, 1) if self._sub is not None else 0.0
+        lost_blocks = self._sub.dropped if self._sub is not None else 0
         return [
             {
                 "id": s.id,
@@ -262,6 +268,9 @@ class StreamManager:
                 "rate": s.target.sender.rate,
                 "packets": s.target.sender.packets,
                 "octets": s.target.sender.octets,
+                "lost_packets": s.target.lost_packets,
+                "lag_ms": lag_ms,
+                "lost_blocks": lost_blocks,
                 "since": s.started,
                 "expires_in_s": round(s.expires - now, 3),
             }
@@ -281,6 +290,8 @@ class StreamManager:
     def _send(self, block: Block) -> None:
         now = time.monotonic()
         self._expire(now)
+        # One encoding per distinct channel selection, shared by every stream that has it.
+        payloads: dict[tuple[int, tuple[int, ...], int], memoryview] = {}
         for target in self._live_targets():
             sender = target.sender
             if block.channels != sender.device_channels:
@@ -289,17 +300,27 @@ class StreamManager:
             out = self._senders.get(_family(target.address))
             if out is None:
                 continue
-            # Non-blocking plain sockets, equal datagrams batched by the kernel:
+            key = sender.encoding_key
+            payload = payloads.get(key)
+            if payload is None:
+                payload = payloads[key] = sender.encode_payload(block.data)
+            parts = sender.packetize_parts(payload)
+            # Non-blocking sockets, equal datagrams batched by the kernel:
             # a full buffer drops the block's rest rather than queueing.
             try:
-                out.send(sender.packetize(block.data), (target.address, target.port))
+                sent = out.send_parts(parts, (target.address, target.port))
                 sender.mark_captured(block.time)
                 if sender.report_due(now):
                     out.send([sender.sender_report(now)], (target.address, target.port + 1))
             except BlockingIOError:
+                sent = len(parts)
                 self.send_drops += 1
             except OSError as exc:  # e.g. ECONNREFUSED from an ICMP port-unreachable
                 log.debug("stream to %s:%d: %s", target.address, target.port, exc)
+                continue
+            if sent < len(parts):
+                target.lost_packets += len(parts) - sent
+                self.send_drops += len(parts) - sent
 
     def _live_targets(self) -> list[_Target]:
         standing = list(self._standing.values())

@@ -57,14 +57,15 @@ POLL_TIMEOUT_S = 0.1
 STALL_TIMEOUT_S = 2.0
 
 
-def first_capture_device() -> str | None:
-    """The first hardware capture device (``hw:CARD=...,DEV=...``), or None."""
+def first_capture_device(prefix: str = "hw:") -> str | None:
+    """The first capture device whose name starts with ``prefix`` (hardware:
+    ``hw:CARD=...,DEV=...``), or None."""
     try:
         names = alsaaudio.pcms(alsaaudio.PCM_CAPTURE)
     except alsaaudio.ALSAAudioError as exc:
         log.debug("listing ALSA capture devices failed: %s", exc)
         return None
-    return next((str(n) for n in names if str(n).startswith("hw:")), None)
+    return next((str(n) for n in names if str(n).startswith(prefix)), None)
 
 
 class AlsaSource:
@@ -136,7 +137,16 @@ class AlsaSource:
         channels = self._probe_channels(rates)
         if not channels:
             raise SourceUnavailable(f"ALSA device {self.device} accepts no channel count")
-        return Capabilities(rates, channels, has_mixer=bool(self._find_mixers()))
+        # The array the admin named has a shape of its own; a bare card is
+        # opened with all its channels (Capabilities.native_config).
+        native = self.array
+        return Capabilities(
+            rates,
+            channels,
+            has_mixer=bool(self._find_mixers()),
+            native_rate=native.rate if native else None,
+            native_channels=native.channels if native else None,
+        )
 
     def _probe_channels(self, rates: tuple[int, ...]) -> tuple[int, ...]:
         rate = 48000 if 48000 in rates else rates[-1]
@@ -257,6 +267,10 @@ class AlsaSource:
                     raise SourceUnavailable(f"ALSA device {self.device} delivered no audio for {limit:.1f} s")
                 assert self._poll is not None
                 self._poll.poll(POLL_TIMEOUT_S * 1000)
+
+    def capture_time(self) -> float | None:
+        """None: the block is stamped when the read returns."""
+        return None
 
     def set_volume(self, volume: int) -> None:
         """Set every capture-volume control to ``volume`` percent, or the software gain."""

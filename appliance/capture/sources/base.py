@@ -67,6 +67,12 @@ class CaptureSource(Protocol):
         """The next buffer, shaped ``(config.buffer_frames, config.channels)``."""
         ...
 
+    def capture_time(self) -> float | None:
+        """Wall-clock time of the last frame of the buffer ``read`` returned last, from the
+        source's own sample clock; None when it has none, and the capture thread stamps the
+        block when the read returns."""
+        ...
+
     def set_volume(self, volume: int) -> None:
         """Apply a 0-100 capture volume while open."""
         ...

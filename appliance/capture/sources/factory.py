@@ -1,6 +1,8 @@
 """Turn the ``--source`` text into a capture source.
 
-``auto``          the first ALSA hardware capture device, else the simulator
+``auto``          the ALSA hardware capture device when one is plugged in (also
+                  later), else the simulator; unplugged, the array is waited for
+``auto:sim``      the same, but an unplugged array gives way to the simulator
 ``alsa:DEVICE``   an ALSA PCM by name (``hw:1,0``, ``hw:CARD=ArrayUAC10,DEV=0``, ``plughw:1``)
 ``sim``           the simulator with the default array preset
 ``sim:PRESET``    the simulator with a named preset (see ``appliance.capture.sources.arrays``)
@@ -19,7 +21,7 @@ from appliance.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-USAGE = "auto, alsa:DEVICE, sim, sim:PRESET or wav:PATH"
+USAGE = "auto, auto:sim, alsa:DEVICE, sim, sim:PRESET or wav:PATH"
 
 
 def make_source(spec: str, preset: str | None = None) -> CaptureSource:
@@ -31,8 +33,8 @@ def make_source(spec: str, preset: str | None = None) -> CaptureSource:
     if preset is not None and preset not in PRESETS:
         raise ConfigError(f"array preset {preset!r} is unknown; presets are {', '.join(PRESETS)}")
     kind, sep, arg = spec.strip().partition(":")
-    if kind == "auto" and not sep:
-        return _auto(preset)
+    if kind == "auto" and (not sep or arg == "sim"):
+        return _auto(preset, fallback=bool(sep))
     if kind == "sim":
         name = arg if sep else preset or DEFAULT_PRESET
         if name not in PRESETS:
@@ -59,17 +61,15 @@ def _alsa(device: str, preset: str | None) -> CaptureSource:
     return AlsaSource(device, array=PRESETS[preset] if preset else None)
 
 
-def _auto(preset: str | None) -> CaptureSource:
-    """The first ALSA capture device, else the simulator; says which in one INFO line."""
+def _auto(preset: str | None, *, fallback: bool) -> CaptureSource:
+    """An AutoSource that follows hotplug; the simulator alone without pyalsaaudio."""
     simulated = preset or DEFAULT_PRESET
     try:
-        from appliance.capture.sources.alsa import AlsaSource, first_capture_device  # noqa: PLC0415
+        from appliance.capture.sources.auto import AutoSource  # noqa: PLC0415
     except ImportError:
         log.info("source auto: pyalsaaudio is not installed; using the simulator (sim:%s)", simulated)
         return SimulatedArray(simulated)
-    device = first_capture_device()
-    if device is None:
+    source = AutoSource(preset, fallback=fallback)
+    if source.find_device() is None:
         log.info("source auto: no ALSA capture device found; using the simulator (sim:%s)", simulated)
-        return SimulatedArray(simulated)
-    log.info("source auto: using ALSA capture device %s (the first one found)", device)
-    return AlsaSource(device, array=PRESETS[preset] if preset else None)
+    return source

@@ -7,9 +7,17 @@ sensor noise on every channel.  Each microphone hears the source earlier or
 later by ``(position . direction) / speed of sound``, with fractional delays
 by linear interpolation, so direction-of-arrival code sees true geometry.
 
-The azimuth is a function of the wall clock (``time.time()``), the same
-clock as :attr:`appliance.capture.block.Block.time`, so a consumer can compare its
-estimate with :meth:`SimulatedArray.azimuth_at` for any block it received.
+The azimuth is a function of the **sample time**: the wall-clock time at
+open (``time.time()``) plus the frames rendered since, divided by the rate.
+The same sample time stamps each block (:meth:`SimulatedArray.capture_time`,
+which the capture thread puts in :attr:`appliance.capture.block.Block.time`),
+so ``azimuth_at(block.time)`` is the direction the block was rendered from
+however long the simulator runs: a wall clock slewed by NTP, a late read or
+a skipped stretch after a stall change nothing.  The direction is constant
+within one rendered chunk (:data:`RENDER_FRAMES`, or one buffer when buffers
+are longer) and is that of the chunk's last frame, so it is exact for
+buffers of RENDER_FRAMES or more, and within 360 degrees x chunk length /
+:data:`ROTATION_PERIOD_S` for smaller ones (0.8 degrees at 48 kHz).
 
 Cost: the source signal is rendered once per ``open`` as one periodic
 buffer; a block is two gathers and a blend per channel plus a slice of a
@@ -26,6 +34,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -59,9 +68,21 @@ RENDER_FRAMES = 2048
 class SimulatedArray:
     """A :class:`~appliance.capture.sources.base.CaptureSource` that needs no hardware."""
 
-    def __init__(self, preset: ArrayPreset | str = DEFAULT_PRESET, *, seed: int = 1) -> None:
+    def __init__(
+        self,
+        preset: ArrayPreset | str = DEFAULT_PRESET,
+        *,
+        seed: int = 1,
+        wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.preset = get_preset(preset) if isinstance(preset, str) else preset
         self._seed = seed
+        self._wall_clock = wall_clock
+        """Anchors the sample time at open (tests pass a clock to simulate long spans)."""
+        self._monotonic = monotonic
+        """Paces the buffers."""
+        self._served_time: float | None = None
         self._cond = threading.Condition()
         self._closed = True
         self._stalled = False
@@ -89,10 +110,13 @@ class SimulatedArray:
             return self._lost + (self._pacer.overruns if self._pacer else 0)
 
     def probe(self) -> Capabilities:
-        """Every standard rate and 1 to the preset's channel count."""
+        """Every standard rate and 1 to the preset's channel count; native: the preset's own."""
         with self._cond:
             self._check_present()
-        return Capabilities(STANDARD_RATES, tuple(range(1, self.preset.channels + 1)))
+        p = self.preset
+        return Capabilities(
+            STANDARD_RATES, tuple(range(1, p.channels + 1)), native_rate=p.rate, native_channels=p.channels
+        )
 
     def open(self, config: AudioConfig) -> None:
         """Render the source signal for ``config`` and start the clock."""
@@ -106,13 +130,14 @@ class SimulatedArray:
                 f"channels {config.channels} is not supported; {self.preset.name} "
                 f"accepts 1 to {self.preset.channels}"
             )
-        render = _Renderer(self.preset, config, self._seed)
+        render = _Renderer(self.preset, config, self._seed, self._wall_clock())
         with self._cond:
             self._check_present()
             if self._pacer is not None:
                 self._lost += self._pacer.overruns
             self._render = render
-            self._pacer = Pacer(config.rate, config.buffer_frames)
+            self._served_time = None
+            self._pacer = Pacer(config.rate, config.buffer_frames, self._monotonic)
             self._gain = software_gain(config.volume)
             self._closed = False
 
@@ -133,7 +158,13 @@ class SimulatedArray:
                     break
             gain = self._gain
         render.skip(skipped)
-        return apply_gain(render.next_block(), gain)
+        block = render.next_block()
+        self._served_time = render.served_time
+        return apply_gain(block, gain)
+
+    def capture_time(self) -> float | None:
+        """The sample time of the last frame of the buffer read last (see the module's docstring)."""
+        return self._served_time
 
     def set_volume(self, volume: int) -> None:
         """Software gain: 80 is unity, 0.5 dB a step (see ``software_gain``)."""
@@ -193,7 +224,9 @@ class _Renderer:
     direction-of-arrival code looks.
     """
 
-    def __init__(self, preset: ArrayPreset, config: AudioConfig, seed: int) -> None:
+    def __init__(self, preset: ArrayPreset, config: AudioConfig, seed: int, start_time: float) -> None:
+        self.start_time = start_time
+        """Wall-clock time of sample 0."""
         self.rate = config.rate
         self.block_frames = config.buffer_frames
         self.per_chunk = max(1, RENDER_FRAMES // config.buffer_frames)
@@ -219,13 +252,22 @@ class _Renderer:
         self.noise_windows = sliding_window_view(noise.astype(np.float32), self.frames)
         self.noise_offsets = np.arange(self.channels) * (self.noise_len // self.channels)
         self.position = 0
+        """Frames rendered (or skipped) so far."""
+        self.served = 0
+        """Frames up to the end of the last buffer handed out."""
         self.noise_at = 0
-        self.wall0 = time.time()
+
+    @property
+    def served_time(self) -> float:
+        """Sample time of the last frame handed out."""
+        return self.start_time + self.served / self.rate
 
     def skip(self, frames: int) -> None:
         if frames:
+            # Buffers rendered but not handed out are lost with the skipped time.
             self.ready.clear()
             self.position += frames
+            self.served = self.position
 
     def next_block(self) -> NDArray[np.int16]:
         """The next buffer; read-only slices of one rendered chunk share nothing else."""
@@ -233,14 +275,15 @@ class _Renderer:
             chunk = self._render()
             b = self.block_frames
             self.ready = [chunk[k * b : (k + 1) * b] for k in range(self.per_chunk - 1, -1, -1)]
+        self.served += self.block_frames
         return self.ready.pop()
 
     def _render(self) -> NDArray[np.int16]:
         out = self.noise_windows[(self.noise_offsets + self.noise_at) % self.noise_len]
         self.noise_at = (self.noise_at + self.frames * 7 + 1) % self.noise_len
         if self.mic_rows:
-            mid = self.wall0 + (self.position + self.frames / 2) / self.rate
-            mics = self._mics(math.radians(SimulatedArray.azimuth_at(mid)))
+            end = self.start_time + (self.position + self.frames) / self.rate
+            mics = self._mics(math.radians(SimulatedArray.azimuth_at(end)))
             out[self.mic_rows] += mics
             for ch in self.processed:
                 out[ch] += mics.mean(axis=0)

@@ -10,7 +10,12 @@ here instead.
 Buffers are paced in real time and the file **loops**: at its end, reading
 goes on from its first frame, so a short file makes an endless source.  The
 file's own rate is the only rate offered; 1 to the file's channel count
-may be captured (the first N channels).
+may be captured (the first N channels), and all of them by default.
+
+A file cut short while it is open (shorter than its header says) ends the
+read with SourceUnavailable naming the frame it stopped at; ``probe`` then
+refuses it until it is whole again, so the capture thread waits and reports
+instead of spinning on a file with nothing left to read.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class _Frames(Protocol):
 
     def readframes(self, n: int) -> bytes: ...
     def rewind(self) -> None: ...
+    def tell(self) -> int: ...
     def getnframes(self) -> int: ...
     def close(self) -> None: ...
 
@@ -67,10 +73,27 @@ class WavSource:
             return self._lost + (self._pacer.overruns if self._pacer else 0)
 
     def probe(self) -> Capabilities:
-        """The file's rate and 1 to its channel count; SourceUnavailable if it is gone."""
+        """The file's rate and 1 to its channel count (natively all of them);
+        SourceUnavailable if it is gone, empty or shorter than its header says."""
         if not self.path.is_file():
             raise SourceUnavailable(f"WAV file {self.path} is missing")
-        return Capabilities((self.rate,), tuple(range(1, self.file_channels + 1)))
+        try:
+            rate, channels, width = _header(self.path)
+            held, declared = _frame_counts(self.path, channels * width)
+        except (ConfigError, OSError, struct.error, ValueError) as exc:
+            raise SourceUnavailable(f"WAV file {self.path} cannot be read: {exc}") from exc
+        if declared == 0:
+            raise SourceUnavailable(f"WAV file {self.path} holds no audio")
+        if held < declared:
+            raise SourceUnavailable(
+                f"WAV file {self.path} holds {held} of the {declared} frames its header names: "
+                "it was cut short; waiting for a whole file"
+            )
+        with self._cond:
+            self.rate, self.file_channels, self.width = rate, channels, width
+        return Capabilities(
+            (rate,), tuple(range(1, channels + 1)), native_rate=rate, native_channels=channels
+        )
 
     def open(self, config: AudioConfig) -> None:
         """Open the file from its start."""
@@ -111,6 +134,10 @@ class WavSource:
         samples = _to_int16(raw, self.width).reshape(config.buffer_frames, self.file_channels)
         return apply_gain(np.ascontiguousarray(samples[:, : config.channels]), gain)
 
+    def capture_time(self) -> float | None:
+        """None: the block is stamped when the read returns."""
+        return None
+
     def set_volume(self, volume: int) -> None:
         """Software gain: 80 is unity, 0.5 dB a step (see ``software_gain``)."""
         with self._cond:
@@ -135,13 +162,20 @@ class WavSource:
         try:
             while need > 0:
                 data = wav.readframes(need)
-                if not data:
-                    wav.rewind()
+                got = len(data) // frame_bytes
+                if got < need and wav.tell() < wav.getnframes():
+                    # Short of the header's end: the file shrank under us.
+                    raise SourceUnavailable(
+                        f"WAV file {self.path} was cut short while open: it ends at frame "
+                        f"{wav.tell()} of the {wav.getnframes()} its header names"
+                    )
+                if not got:
                     if wav.getnframes() == 0:
                         raise SourceUnavailable(f"WAV file {self.path} has no frames")
+                    wav.rewind()
                     continue
-                chunks.append(data)
-                need -= len(data) // frame_bytes
+                chunks.append(data[: got * frame_bytes])
+                need -= got
         except (OSError, wave.Error, EOFError) as exc:
             raise SourceUnavailable(f"reading WAV file {self.path} failed: {exc}") from exc
         return b"".join(chunks)
@@ -162,6 +196,24 @@ def _header(path: Path) -> tuple[int, int, int]:
     if info[2] not in (1, 2, 3, 4):
         raise ConfigError(f"{path} has {8 * info[2]}-bit samples; use 8, 16, 24 or 32-bit PCM")
     return info
+
+
+def _frame_counts(path: Path, frame_bytes: int) -> tuple[int, int]:
+    """(whole frames the file holds, frames its header names) of its data chunk."""
+    with path.open("rb") as f:
+        riff, _, kind = struct.unpack("<4sI4s", f.read(12))
+        if riff != b"RIFF" or kind != b"WAVE":
+            raise ValueError("not a RIFF WAVE file")
+        while True:
+            header = f.read(8)
+            if len(header) < 8:
+                return 0, 0
+            chunk, size = struct.unpack("<4sI", header)
+            if chunk == b"data":
+                start = f.tell()
+                end = f.seek(0, 2)
+                return (end - start) // frame_bytes, size // frame_bytes
+            f.seek(size + (size & 1), 1)
 
 
 def _open(path: Path) -> wave.Wave_read | _ExtensibleWav:
@@ -224,6 +276,9 @@ class _ExtensibleWav:
 
     def rewind(self) -> None:
         self._file.seek(self._start)
+
+    def tell(self) -> int:
+        return (self._file.tell() - self._start) // (self._width * self._channels)
 
     def close(self) -> None:
         self._file.close()

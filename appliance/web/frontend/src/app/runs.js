@@ -36,6 +36,9 @@ export class Runs {
       const el = this.consoleEl;
       this.stick = el.scrollTop + el.clientHeight >= el.scrollHeight - 30;
     }, { passive: true });
+    // How far behind live audio the selected run's script is, next to its state.
+    this.lagEl = h("span", { id: "run-lag", class: "run-lag", title: "how far behind live audio the script is" });
+    this.badge.after(this.lagEl);
     this.select.addEventListener("change", () => this.show(this.select.value));
     byId("btn-execute").addEventListener("click", () => this.execute());
     byId("btn-another").addEventListener("click", () => this.execute({ copy: true }));
@@ -50,6 +53,7 @@ export class Runs {
     conn.on("run_started", (msg) => this.upsert(msg.run, true));
     conn.on("run_ended", (msg) => this.upsert(msg.run, false));
     conn.on("run_output", (msg) => this.output(msg.run, { stream: msg.stream, text: msg.text, line: msg.line }));
+    conn.on("stats", (msg) => this.lags(msg.run_lag_ms || {}));
     conn.on("run_dropped", (msg) => this.output(msg.run, tailLine(msg)));
   }
 
@@ -75,6 +79,18 @@ export class Runs {
     if (select || this.selected === null) this.show(info.id);
     else if (info.id === this.selected) { this.updateStatus(); if (info.state !== "running") this.endNote(run); }
     else this.updateStatus();
+  }
+
+  lags(byRun) {
+    for (const [id, run] of this.runs) run.lag = byRun[id];
+    this.showLag();
+  }
+
+  showLag() {
+    const run = this.runs.get(this.selected);
+    const lag = run && run.info.state === "running" ? run.lag : undefined;
+    this.lagEl.textContent = lag === undefined ? "" : `lag ${Math.round(lag)} ms`;
+    this.lagEl.classList.toggle("behind", lag !== undefined && lag >= 500);
   }
 
   output(id, line) {
@@ -186,6 +202,7 @@ export class Runs {
     this.exitEl.textContent = run && state !== "running" ? describeEnd(run.info) : "";
     byId("btn-stop").disabled = state !== "running";
     byId("btn-stop-all").disabled = !this.running().length;
+    this.showLag();
     this.refreshSelect();
   }
 

@@ -1,0 +1,90 @@
+"""The bounded hand-off of blocks from the capture thread to the event loop.
+
+``loop.call_soon_threadsafe`` per block has no bound: a source that delivers
+faster than real time, or a loop that stalls, queues callbacks (and the
+blocks they hold) without limit, and a flooded loop answers neither HTTP nor
+SIGTERM.  Here the capture thread appends to a deque of at most
+``capacity`` blocks and schedules **one** drain while any are waiting; when
+the deque is full the oldest block is dropped and counted as an overrun, as
+a hardware buffer would.  The loop drains every waiting block in one
+callback, so its own queue holds at most one of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from appliance.capture.block import Block
+
+log = logging.getLogger(__name__)
+
+#: Fewest blocks in flight between the threads.
+MIN_BLOCKS = 4
+#: Audio in flight between the threads, in seconds: small buffers get more
+#: blocks, so a loop that is busy for a few ms (a chart, a login) loses none.
+SECONDS = 0.2
+MAX_BLOCKS = 64
+
+
+def capacity_for(rate: int, buffer_frames: int) -> int:
+    """Blocks in flight for a configuration: about :data:`SECONDS` of audio, at least a few."""
+    return max(MIN_BLOCKS, min(MAX_BLOCKS, round(SECONDS * rate / buffer_frames)))
+
+
+class Handoff:
+    """Blocks in flight from one producer thread to the loop, dropped oldest first.
+
+    ``consume(blocks, lost)`` runs on the loop with every block that waited,
+    oldest first, and the count of blocks lost before them (dropped here or
+    reported lost by the source through ``put``).
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        consume: Callable[[list[Block], int], None],
+        capacity: int = MIN_BLOCKS,
+    ) -> None:
+        self._loop = loop
+        self._consume = consume
+        self._lock = threading.Lock()
+        self._blocks: deque[Block] = deque()
+        self._capacity = capacity
+        self._lost = 0
+        self._scheduled = False
+        self.overruns = 0
+        """Blocks dropped here because the loop did not take them in time."""
+
+    def resize(self, capacity: int) -> None:
+        """Hold up to ``capacity`` blocks from now on; any thread."""
+        with self._lock:
+            self._capacity = max(1, capacity)
+
+    def put(self, block: Block, lost: int = 0) -> None:
+        """Hand ``block`` over (capture thread); ``lost`` blocks were lost just before it."""
+        with self._lock:
+            self._lost += lost
+            while len(self._blocks) >= self._capacity:
+                self._blocks.popleft()
+                self.overruns += 1
+                self._lost += 1
+            self._blocks.append(block)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: the service is ending
+            log.debug("a block arrived after the event loop closed")
+
+    def _drain(self) -> None:
+        with self._lock:
+            blocks = list(self._blocks)
+            self._blocks.clear()
+            lost, self._lost = self._lost, 0
+            self._scheduled = False
+        self._consume(blocks, lost)
