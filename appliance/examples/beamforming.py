@@ -5,6 +5,8 @@ The steering angle is re-estimated every buffer (SRP-PHAT over the array
 geometry) and drawn as a line.
 """
 
+from typing import Any
+
 import numpy as np
 
 import browserinterface as bi
@@ -16,7 +18,7 @@ angle_chart = bi.add_handler(
     "base:graph:line",
     {"xName": "buffer", "series": ["degrees"], "min": 0, "max": 360, "xLimitNb": 200},
 )
-state = {"mics": None, "n": 0}
+state: dict[str, Any] = {"mics": None, "n": 0}
 
 
 def new_config(buffer_frames, rate, channels, volume):
@@ -29,6 +31,7 @@ def new_config(buffer_frames, rate, channels, volume):
 
 
 def handle(buffer):
+    assert bi.rate is not None  # the configuration arrives before any buffer
     mics = state["mics"]
     x = buffer.astype(np.float64) / 32768
     spectrum = np.fft.rfft(x, axis=0)

@@ -4,6 +4,8 @@ Uses the array geometry the device reports (``browserinterface.geometry``,
 metres). Without one it assumes the channels sit on a circle of 4 cm radius.
 """
 
+from typing import Any
+
 import numpy as np
 
 import browserinterface as bi
@@ -27,7 +29,7 @@ polar = bi.add_handler(
         "rmax": 1,
     },
 )
-state = {"mics": None, "blocks": 0}
+state: dict[str, Any] = {"mics": None, "blocks": 0}
 
 
 def microphones(channels):
@@ -43,6 +45,7 @@ def new_config(buffer_frames, rate, channels, volume):
 
 
 def handle(buffer):
+    assert bi.rate is not None  # the configuration arrives before any buffer
     mics = state["mics"]
     x = buffer.astype(np.float64) / 32768
     spectrum = np.fft.rfft(x * np.hanning(len(x))[:, None], axis=0)

@@ -11,6 +11,7 @@ chart = bi.add_handler("Channel x band energy", "base:heatmap", {"min": -110, "m
 
 
 def handle(buffer):
+    assert bi.rate is not None  # the configuration arrives before any buffer
     x = buffer.astype(np.float64) / 32768
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))[:, None], axis=0)) ** 2
     # Bands evenly spaced on a log scale from 100 Hz to half the rate.

@@ -22,6 +22,7 @@ envelope = bi.add_handler(
 
 
 def done(buffer):
+    assert bi.rate is not None  # the configuration arrives before any buffer
     folder = Path(os.environ.get("BI_OUTPUT_DIR", "."))
     path = folder / time.strftime("recording-%Y%m%d-%H%M%S.wav")
     with wave.open(str(path), "wb") as w:

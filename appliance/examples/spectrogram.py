@@ -1,6 +1,7 @@
 """Spectrogram: channel 0 over time, one column per buffer, scrolling."""
 
 import itertools
+from typing import Any
 
 import numpy as np
 
@@ -9,7 +10,7 @@ import browserinterface as bi
 BINS = 128  # rows of the spectrogram
 COLUMNS = 200  # columns kept on screen
 MAX_FREQ_HZ = 8000  # top of the picture
-state = {"chart": None, "rate": None}
+state: dict[str, Any] = {"chart": None, "rate": None}
 
 
 def chart_for(rate):
@@ -26,6 +27,7 @@ def chart_for(rate):
 
 
 def handle(buffer):
+    assert bi.rate is not None  # the configuration arrives before any buffer
     if bi.rate != state["rate"]:
         chart_for(bi.rate)
     x = buffer[:, 0].astype(np.float64) / 32768

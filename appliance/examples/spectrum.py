@@ -1,5 +1,7 @@
 """Spectrum: the magnitude spectrum of channel 0, averaged over a few buffers."""
 
+from typing import Any
+
 import numpy as np
 
 import browserinterface as bi
@@ -16,10 +18,11 @@ chart = bi.add_handler(
         "max": 0,
     },
 )
-state = {"avg": None}
+state: dict[str, Any] = {"avg": None}
 
 
 def handle(buffer):
+    assert bi.rate is not None  # the configuration arrives before any buffer
     x = buffer[:, 0].astype(np.float64) / 32768
     window = np.hanning(len(x))
     spectrum = np.abs(np.fft.rfft(x * window)) / (window.sum() / 2)
