@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.storage import atomic_write_text
+from appliance.storage import DiskFullError, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,12 @@ class BrowserSessions:
 
     def _save(self) -> None:
         # The ids are half of a credential (the signed cookie is the other): owner only.
-        atomic_write_text(self._path, json.dumps(self._sessions, indent=1) + "\n", mode=0o600)
+        try:
+            atomic_write_text(self._path, json.dumps(self._sessions, indent=1) + "\n", mode=0o600)
+        except DiskFullError as exc:
+            # Signing in must work on a full disk: it is how the admin frees space.
+            # The list stays right in memory; only a restart would forget the change.
+            log.warning("%s; signed-in browsers are kept in memory until it can be saved", exc)
 
     def add_end_listener(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(session_id)`` whenever a session ends (sign-out, Settings, new password)."""
