@@ -105,7 +105,7 @@ def _sustained(page: Any, tabs: int) -> dict[str, float]:
     page.click("#btn-execute")
     page.wait_for_function(
         """([name, tabs]) =>
-          document.querySelector('#run-select').selectedOptions[0]?.textContent.startsWith(name)
+          document.querySelector('#run-select').selectedOptions[0]?.textContent.includes(name)
           && [...document.querySelectorAll('#console .line')].some(l => l.textContent === 'feeding')
           && [...window.micarray.tabs.handlers.values()]
                .filter((e) => e.info.name.startsWith('feed ')).length === tabs""",

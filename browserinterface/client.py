@@ -188,10 +188,12 @@ class ProtocolClient:
 
     async def _next(self, timeout: float | None, waiting_for: str) -> dict[str, Any] | bytes:
         """The next message from the device, decoded and checked once, or a binary frame."""
-        assert self._ws is not None
         while True:
+            ws = self._ws
+            if ws is None:  # closed by close() meanwhile
+                raise self._lost()
             try:
-                raw = await asyncio.wait_for(self._ws.read_message(), timeout)
+                raw = await asyncio.wait_for(ws.read_message(), timeout)
             except TimeoutError:
                 raise DeviceError(
                     "unreachable", f"the device sent no {waiting_for} within {timeout:g} s"
