@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest_web import running_server
 from tests.server import ApplianceProcess
+from tests.workspace_client import Api
 from tests.wsclient import browser, shut
 
 HELPER = '''
@@ -78,11 +79,10 @@ def test_helper_package_beside_the_script_from_a_terminal(device: ApplianceProce
     assert "algorithms ok, loudest channel" in out.stdout
 
 
-async def _run_in_editor(device: ApplianceProcess, code: str) -> list[dict[str, Any]]:
+async def _run_in_editor(device: ApplianceProcess, code: str, project: str) -> list[dict[str, Any]]:
     ws, _ = await browser(device)
-    await ws.write_message(
-        json.dumps({"type": "run_start", "id": 1, "name": "doa_original.py", "code": code})
-    )
+    start = {"type": "run_start", "id": 1, "name": "doa_original.py", "code": code, "project": project}
+    await ws.write_message(json.dumps(start))
     events: list[dict[str, Any]] = []
     while True:
         msg = await asyncio.wait_for(ws.read_message(), 60)
@@ -97,14 +97,13 @@ async def _run_in_editor(device: ApplianceProcess, code: str) -> list[dict[str, 
             return events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the workspace issue's project files: the algorithms/ folder uploaded beside the script",
-)
-def test_helper_package_uploaded_beside_the_script_in_the_editor(device: ApplianceProcess) -> None:
-    # Left to do with the workspace: upload algorithms/__init__.py (HELPER) into the
-    # script's project through its API here, then run the script unchanged.
-    events = asyncio.run(_run_in_editor(device, SCRIPT))
+def test_helper_package_uploaded_beside_the_script_in_the_editor(
+    device: ApplianceProcess, tmp_path: Path
+) -> None:
+    """The original example's folder, uploaded as it is through the page's API, runs unchanged."""
+    folder = _project(tmp_path / "examples").parent
+    Api(device).upload_folder("doa_original", folder)
+    events = asyncio.run(_run_in_editor(device, SCRIPT, "doa_original"))
     output = "\n".join(e.get("text", "") for e in events if e["type"] == "run_output")
     assert "algorithms ok, loudest channel" in output, output
     assert events[-1]["type"] == "run_ended" and events[-1]["run"]["exit_code"] == 0, events[-1]
