@@ -12,7 +12,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3 python3-venv python3-dev gcc libasound2-dev alsa-utils \
 	libsystemd-dev pkg-config chromium ffmpeg gstreamer1.0-tools \
 	gstreamer1.0-plugins-good iproute2 systemd bubblewrap \
-	avahi-daemon avahi-utils dbus-daemon vlc-bin vlc-plugin-base
+	avahi-daemon avahi-utils dbus-daemon vlc-bin vlc-plugin-base \
+	device-tree-compiler fdisk dosfstools mtools valgrind
 # Node.js comes from Debian only when the machine has none.
 NODE_PACKAGES := nodejs npm
 
