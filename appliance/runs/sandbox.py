@@ -166,9 +166,11 @@ def bwrap_argv(
     argv += ["--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--hostname", "micarray-run"]
     if network == "api":
         argv.append("--unshare-net")
-    argv += _ro_binds(SYSTEM_DIRS) + _root_links() + _ro_binds(_code_dirs())
+    argv += _ro_binds(SYSTEM_DIRS) + _root_links()
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
     argv += ["--tmpfs", "/var/tmp", "--tmpfs", "/run"]
+    # After the private /tmp and /run: a source tree or venv may live under them (a clone in /tmp).
+    argv += _ro_binds(_code_dirs())
     for path in hidden:
         argv += ["--tmpfs", str(path)]
     for path in readonly:
