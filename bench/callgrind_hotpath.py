@@ -5,7 +5,7 @@
 48 channels x 48 kHz, 256-frame buffers (187.5 blocks per audio-second): the
 simulator renders each block, the capture hand-off, the bus, four script
 sessions over the real Tornado WebSocket to four real script processes, one
-RTP listener (``bench/hotpath.py``).  Only the daemon's process runs under
+RTP listener (``bench/_hotpath.py``).  Only the daemon's process runs under
 ``valgrind --tool=callgrind``; instrumentation is switched on after start-up
 and the counters are dumped around two runs of different length, so
 start-up, connection set-up and the dump requests themselves cancel out:
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.hotpath import CHANNELS, FRAMES, RATE, HotPath, with_hot_path
+from bench._hotpath import CHANNELS, FRAMES, RATE, HotPath, with_hot_path
 
 SHORT, LONG = 40, 160
 WARMUP = 40

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench scaling
 
-Each row runs the daemon's hot path (``bench/hotpath.py``: simulator,
+Each row runs the daemon's hot path (``bench/_hotpath.py``: simulator,
 hand-off, bus, script sessions over the real WebSocket to real script
 processes, RTP streams to real UDP sockets drained by other processes) in a
 process of its own for a fixed number of 256-frame blocks at 48 kHz, as fast
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.hotpath import FRAMES, RATE, HotPath, with_hot_path
+from bench._hotpath import FRAMES, RATE, HotPath, with_hot_path
 from tests.rtai_support import free_port_pair
 
 CHANNELS = (2, 8, 48, 64)
