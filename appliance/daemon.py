@@ -172,7 +172,6 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     await service.start()
     limit_repeats(*NOISY_LOGGERS)  # a flood of bad connections writes a few lines a minute
     standing = StandingStreams(service.streams, opts.data_dir, lambda: service.hostname, SapAnnouncer())
-    await standing.start()
     web = start_web(
         make_app(service, standing=standing, scriptenv=scriptenv),
         data_dir=opts.data_dir,
@@ -186,6 +185,9 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     log.info("web app on port %d, data in %s", opts.http_port, opts.data_dir)
     if not await service.wait_capturing(CAPTURE_START_TIMEOUT_S):
         log.warning("capture has not started after %.0f s; serving anyway", CAPTURE_START_TIMEOUT_S)
+    # Once capture has settled on its shape: a standing stream then starts with the
+    # configuration it will keep, not one it must leave (with a BYE) a moment later.
+    await standing.start()
     notifier = Notifier()
     feeder = WatchdogFeeder(notifier)
     service.bus.add_listener(lambda _block: feeder.note_block())

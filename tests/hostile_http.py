@@ -64,7 +64,10 @@ class Client:
         if self.cookies:
             hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         try:
-            conn.request(method, path, body=body, headers=hdrs)
+            try:
+                conn.request(method, path, body=body, headers=hdrs)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused before its body was read (the point of a limit): the answer is there
             resp = conn.getresponse()
             data = resp.read()
             reply = Reply(resp.status, dict(resp.getheaders()), data)

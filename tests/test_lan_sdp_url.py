@@ -80,8 +80,14 @@ def test_ffmpeg_records_from_the_url_bit_exact(
     got = np.fromfile(out, dtype="<i2").reshape(-1, 3)
     assert got.shape == (RATE, 3)
     assert in_loop(source_audio[:, [0, 2, 7]], got)
-    # The token never reaches the device's log (the access line drops the query).
-    assert token not in server.log()
+    # The token never reaches the device's log (the access line drops the query). Successful
+    # requests are logged at debug level only, so a refused one shows the line that is written.
+    wrong = "not-a-token-" + token[-8:]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url.replace(token, wrong), timeout=10)
+    assert refused.value.code == 401
+    refused.value.close()
+    assert token not in server.log() and wrong not in server.log()
     assert "GET /api/v1/stream.sdp (127.0.0.1)" in server.log()
 
 

@@ -36,4 +36,6 @@ def log_request(handler: RequestHandler) -> None:
         return
     request = handler.request
     took_ms = 1000.0 * request.request_time()
-    log.log(level, "%d %s %s (%s) %.1f ms", status, request.method, request.uri, request.remote_ip, took_ms)
+    # The path only: a query may carry a token (``stream.sdp?token=`` for tools that
+    # cannot send a header), and nothing secret goes into the log.
+    log.log(level, "%d %s %s (%s) %.1f ms", status, request.method, request.path, request.remote_ip, took_ms)
