@@ -6,6 +6,7 @@ LAN peers (one per address) without sending a packet anywhere else.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -64,10 +65,9 @@ class Client:
         if self.cookies:
             hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         try:
-            try:
+            # Refused before its body was read (the point of a limit): the answer is there.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 conn.request(method, path, body=body, headers=hdrs)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # refused before its body was read (the point of a limit): the answer is there
             resp = conn.getresponse()
             data = resp.read()
             reply = Reply(resp.status, dict(resp.getheaders()), data)
