@@ -86,7 +86,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/settings/streams", StandingStreamsPage),
         (r"/settings/(token|revoke|password|end-session)", SettingsPage),
         (r"/help/?", HelpPage),
-        (r"/help/([a-z_-]+)\.png", HelpImage),
+        (r"/help/([a-z0-9_-]+)\.png", HelpImage),
         (r"/help/([a-z_-]+)", HelpPage),
         (r"/api/v1/help/names", ApiNamesApi),
         (r"/settings/packages", PackagesPage),
