@@ -19,6 +19,7 @@ from appliance.web.browser_sessions import BrowserSessions
 from appliance.web.handler_files import HandlerFileHandler, HandlerFileListApi
 from appliance.web.headers import SECURITY_HEADERS
 from appliance.web.help_pages import ApiNamesApi, HelpImage, HelpPage
+from appliance.web.limits import UPLOAD, BodyLimit, add_route_limit
 from appliance.web.packages_api import PackagesApi, PackagesPage
 from appliance.web.pages import LoginPage, LogoutHandler, MainPage, SettingsPage, SetupPage
 from appliance.web.projects_api import (
@@ -44,6 +45,9 @@ from appliance.workspace.projects import ProjectStore, load_quota, migrate_flat_
 from browserinterface.protocol import WS_PATH
 
 log = logging.getLogger(__name__)
+
+PROJECT_FILES = r"/api/v1/projects/([^/]+)/files/"
+"""The route of one project file (uploads stream to disk, up to the file quota)."""
 
 HERE = Path(__file__).resolve().parent
 WS_MAX_MESSAGE_BYTES = 8 << 20
@@ -77,6 +81,9 @@ class SessionStaticHandler(StaticFileHandler):
 def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Application:
     """Build the application: pages, HTTP APIs, the WebSocket, static files."""
     data_dir = Path(service.data_dir)
+    # Project files stream to disk: the front door lets a body through up to the file
+    # quota, and the projects API refuses beyond it in its own words.
+    add_route_limit("^" + PROJECT_FILES, BodyLimit(load_quota(data_dir).file_bytes, UPLOAD.timeout_s))
     routes: list[Any] = [
         (r"/", MainPage),
         (r"/setup", SetupPage),
@@ -99,7 +106,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         (r"/api/v1/projects", ProjectListApi),
         (r"/api/v1/projects/([^/]+)", ProjectApi),
         (r"/api/v1/projects/([^/]+)/files", ProjectFileListApi),
-        (r"/api/v1/projects/([^/]+)/files/(.+)", ProjectFileApi),
+        (PROJECT_FILES + r"(.+)", ProjectFileApi),
         (r"/api/v1/projects/([^/]+)/zip", ProjectZipApi),
         (r"/api/v1/projects/([^/]+)/(check|rename|mkdir)", ProjectActionApi),
         (r"/api/v1/runs", RunListApi),
