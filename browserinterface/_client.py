@@ -68,8 +68,11 @@ class Connection:
         """Send what is queued (up to CLOSE_FLUSH_S), then disconnect."""
         if not self._closing:
             self._closing = True
+            # The thread may end (and close its loop) right after this check, as it does
+            # once the device refused the token: then there is nothing left to shut down.
             if self._thread.is_alive():
-                self._loop.call_soon_threadsafe(self._begin_shutdown)
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._begin_shutdown)
         # Every caller waits for the flush: the main thread must not end the
         # interpreter while a callback's stop() is still sending.
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
