@@ -23,7 +23,7 @@ from appliance.capture.config import AudioConfig
 from appliance.sessions.streaming import StreamManager
 from rtai.jitterbuffer import ReceivedBlock
 from rtai.receiver import Receiver
-from tests.server import ApplianceProcess
+from tests.server import ApplianceProcess, serving
 
 
 def distinct_audio(frames: int, channels: int, seed: int = 1) -> NDArray[np.int16]:
@@ -144,6 +144,31 @@ def wav_server(root: Path, audio: NDArray[np.int16]) -> ApplianceProcess:
     config = {"rate": RATE, "channels": audio.shape[1], "buffer_frames": 1024, "volume": 80}
     (data_dir / "audio.json").write_text(json.dumps(config))
     return ApplianceProcess(data_dir, f"wav:{wav}")
+
+
+def wav_device(name: str, seed: int, channels: int = 8, seconds: int = 3) -> tuple[Any, Any, Any]:
+    """Module fixtures ``source_audio, server, token``: one started device playing distinct audio.
+
+    A test module that only reads the device (streams, SDP, pipes) shares one
+    start-up this way: ``source_audio, server, token = wav_device("pipes", seed=23)``.
+    """
+
+    @pytest.fixture(scope="module")
+    def source_audio() -> NDArray[np.int16]:
+        return distinct_audio(RATE * seconds, channels, seed=seed)
+
+    @pytest.fixture(scope="module")
+    def server(
+        tmp_path_factory: pytest.TempPathFactory, source_audio: NDArray[np.int16]
+    ) -> Iterator[ApplianceProcess]:
+        with serving(wav_server(tmp_path_factory.mktemp(name), source_audio)) as proc:
+            yield proc
+
+    @pytest.fixture(scope="module")
+    def token(server: ApplianceProcess) -> str:
+        return server.token(name)
+
+    return source_audio, server, token
 
 
 def in_loop(source: NDArray[np.int16], got: NDArray[np.int16]) -> bool:

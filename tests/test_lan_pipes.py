@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from rtai.wavstream import HEADER_BYTES, AudioSink
-from tests.rtai_support import distinct_audio, in_loop, read_wav, wav_server
+from tests.rtai_support import distinct_audio, in_loop, read_wav, wav_device, wav_server
 from tests.server import BIN, ApplianceProcess
 
 RATE, CHANNELS = 48000, 8
@@ -40,27 +39,7 @@ print(*head)
 """
 
 
-@pytest.fixture(scope="module")
-def source_audio() -> NDArray[np.int16]:
-    return distinct_audio(RATE * 3, CHANNELS, seed=23)
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, source_audio: NDArray[np.int16]
-) -> Iterator[ApplianceProcess]:
-    proc = wav_server(tmp_path_factory.mktemp("pipes"), source_audio)
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.stop()
-    assert "Traceback" not in proc.log()
-
-
-@pytest.fixture(scope="module")
-def token(server: ApplianceProcess) -> str:
-    return server.token("pipes")
+source_audio, server, token = wav_device("pipes", seed=23)
 
 
 def piped(listen: list[str], reader: list[str]) -> tuple[str, str, int, int]:

@@ -12,7 +12,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -24,7 +23,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from rtai.rtcp import Bye
 from rtai.sdp import parse_sdp
-from tests.rtai_support import distinct_audio, free_port_pair, in_loop, wav_server
+from tests.rtai_support import free_port_pair, in_loop, wav_device, wav_server
 from tests.server import BIN, ApplianceProcess
 
 RTAI = str(BIN / "rtai")
@@ -32,27 +31,7 @@ RTAI = str(BIN / "rtai")
 RATE, CHANNELS = 48000, 8
 
 
-@pytest.fixture(scope="module")
-def source_audio() -> NDArray[np.int16]:
-    return distinct_audio(RATE * 3, CHANNELS, seed=17)
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, source_audio: NDArray[np.int16]
-) -> Iterator[ApplianceProcess]:
-    proc = wav_server(tmp_path_factory.mktemp("sdp-url"), source_audio)
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.stop()
-    assert "Traceback" not in proc.log()
-
-
-@pytest.fixture(scope="module")
-def token(server: ApplianceProcess) -> str:
-    return server.token("sdp-url")
+source_audio, server, token = wav_device("sdp-url", seed=17)
 
 
 def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
