@@ -16,11 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from appliance.capture.block import Block
 from appliance.capture.bus import Bus
 from appliance.capture.config import AudioConfig
 from appliance.sessions.streaming import StreamManager
+from browserinterface import protocol as P
 from rtai.jitterbuffer import ReceivedBlock
 from rtai.receiver import Receiver
 from tests.server import ApplianceProcess, serving
@@ -202,3 +205,20 @@ def find_start(source: NDArray[np.int16], got: NDArray[np.int16], window: int = 
         if np.array_equal(source[k : k + window], head):
             return int(k)
     raise AssertionError("the received audio does not start anywhere in the source")
+
+
+async def change_channels(server: ApplianceProcess, token: str, channels: int) -> dict[str, Any]:
+    """A script changes the device's channel count; the device's answer (an ack or an error)."""
+    request = HTTPRequest(f"ws://{server.device}{P.WS_PATH}", headers={"Authorization": f"Bearer {token}"})
+    ws = await websocket_connect(request)
+    try:
+        await ws.write_message(json.dumps({"type": "hello", "protocol": 1, "role": "script"}))
+        await ws.write_message(json.dumps({"type": "change_config", "id": 5, "channels": channels}))
+        while True:
+            raw = await asyncio.wait_for(ws.read_message(), 10)
+            assert raw is not None, "the device closed the connection"
+            msg: dict[str, Any] = json.loads(raw)
+            if msg.get("id") == 5:
+                return msg
+    finally:
+        ws.close()

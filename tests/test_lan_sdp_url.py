@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import select
 import shutil
 import signal
@@ -18,12 +17,10 @@ from typing import IO
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from rtai.rtcp import Bye
 from rtai.sdp import parse_sdp
-from tests.rtai_support import free_port_pair, in_loop, wav_device, wav_server
+from tests.rtai_support import change_channels, free_port_pair, in_loop, wav_device, wav_server
 from tests.server import BIN, ApplianceProcess
 
 RTAI = str(BIN / "rtai")
@@ -135,7 +132,7 @@ def test_a_configuration_change_ends_the_stream_with_bye_and_rtai_sdp_prints_the
             first_text = _sdp_from(sdp.stdout)
             first = parse_sdp(first_text)
             rtp.recv(65536)  # the stream has sent audio: it has an SSRC to say BYE for
-            reply = asyncio.run(_change_channels(server, token, 4))
+            reply = asyncio.run(change_channels(server, token, 4))
             assert reply["type"] == "ack", reply
             second_text = _sdp_from(sdp.stdout)
             second = parse_sdp(second_text)
@@ -169,24 +166,3 @@ def _next_bye(rtcp: socket.socket) -> Bye:
         bye = Bye.find(rtcp.recv(65536))
         if bye is not None:
             return bye
-
-
-async def _change_channels(server: ApplianceProcess, token: str, channels: int) -> dict[str, object]:
-    request = HTTPRequest(f"ws://{server.device}/api/v1/ws", headers={"Authorization": f"Bearer {token}"})
-    ws = await websocket_connect(request)
-    try:
-        await ws.write_message(json.dumps({"type": "hello", "protocol": 1, "role": "script"}))
-        await ws.write_message(json.dumps({"type": "change_config", "id": 9, "channels": channels}))
-        while True:
-            raw = await asyncio.wait_for(_read(ws), 10)
-            msg = json.loads(raw)
-            if msg.get("id") == 9:
-                return dict(msg)
-    finally:
-        ws.close()
-
-
-async def _read(ws: WebSocketClientConnection) -> str | bytes:
-    raw = await ws.read_message()
-    assert raw is not None, "the device closed the connection"
-    return raw
