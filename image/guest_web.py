@@ -143,6 +143,14 @@ def web_login(port: int, password: str) -> dict[str, str]:
     return jar
 
 
+def says_simulated(port: int, jar: dict[str, str]) -> str:
+    """The page tells that the sound is the simulator's (no array is plugged into the guest)."""
+    status, _, html, _ = https(port, "GET", "/", headers={"Cookie": _cookie_header(jar)})
+    if status != 200 or b"simulated-banner" not in html:
+        raise SystemExit(f"GET / ({status}) does not say the data is simulated")
+    return "the page says the data is simulated"
+
+
 def _cookie_header(jar: dict[str, str]) -> str:
     return "; ".join(f"{k}={v}" for k, v in jar.items())
 

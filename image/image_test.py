@@ -336,11 +336,18 @@ def main() -> int:
             raise SystemExit("no _http._tcp answer naming the device over mDNS")
         version, outcome = guest_checks.check_update(guest, guest.copy_in, work)
         say("updates: " + outcome)
-        t_second = guest_checks.reboot(guest, lambda: guest_web.login_page(https_port))
+
+        def web_answers() -> int | None:
+            return guest_web.login_page(https_port)
+
+        t_second = guest_checks.reboot(guest, web_answers)
         guest_checks.check_update_kept(guest, version)
         say(f"second boot: web app answered {t_second:.1f} s after `systemctl reboot`; {version} runs")
         second = guest.run("systemd-analyze 2>&1 | head -1", check=False)
         say(f"second boot (systemd-analyze): {second}")
+        hat = guest_checks.check_hat(guest, lambda: guest_checks.reboot(guest, web_answers))
+        say(f"I2S HAT from micarray.txt: {hat}")
+        say(guest_web.says_simulated(https_port, guest_web.web_login(https_port, password)))
         say(f"boot (systemd-analyze in the guest): {analyze}")
         say(f"time from QEMU start to a working web app: {t_web:.1f} s (first boot)")
         say(f"load on this machine: {os.getloadavg()}")
