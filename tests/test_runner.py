@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import stat
 import sys
-import tempfile
-import textwrap
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -29,95 +26,37 @@ from appliance.runs.systemd_launcher import (
 )
 from appliance.runs.tracebacks import UserFileLines
 from tests.fake_systemctl import dynamic_uid
+from tests.run_support import Body, Events, code, make_root, with_manager
 
 T = TypeVar("T")
 AS_ROOT = os.geteuid() == 0
 MEMORY = 256 * MIB
-WAIT_S = 20.0
-SCENARIO_S = 60.0
-
-
-class Events:
-    """Every event the manager sent, with a way to wait for one."""
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.items.append(event)
-        self._changed.set()
-
-    def of(self, run_id: str, kind: str = "run_output") -> list[dict[str, Any]]:
-        def run_of(event: dict[str, Any]) -> str:
-            run = event["run"]
-            return str(run["id"] if isinstance(run, dict) else run)
-
-        return [e for e in self.items if e["type"] == kind and run_of(e) == run_id]
-
-    def texts(self, run_id: str, stream: str) -> list[str]:
-        return [e["text"] for e in self.of(run_id) if e["stream"] == stream]
-
-    async def until(self, done: Callable[[], bool], timeout: float = WAIT_S) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not done():
-            self._changed.clear()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError("the expected events did not arrive in time")
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                continue
 
 
 @pytest.fixture
 def run_root() -> Iterator[Path]:
     # Not pytest's tmp_path: its parent is 0700 and the run user must reach the script.
-    top = Path(tempfile.mkdtemp(prefix="runner-test-"))
-    top.chmod(0o711)
+    top = make_root("runner-test-")
     yield top / "runs"
     shutil.rmtree(top)
 
 
-Scenario = Callable[[RunManager, Events], Awaitable[T]]
-
-
 def scenario(
     run_root: Path,
-    body: Scenario[T],
+    body: Body[T],
     memory: int = MEMORY,
     launcher: Launcher | None = None,
     projects_root: Path | None = None,
 ) -> T:
     """Run ``body`` with a fresh manager on a fresh loop; always stop every run."""
-
-    async def main() -> T:
-        events = Events()
-        manager = RunManager(
-            run_root,
-            # Unsandboxed: these tests follow pids the script prints, which a
-            # sandbox's own pid namespace renumbers (tests/test_isolation.py
-            # runs the sandbox).
-            launcher or RlimitLauncher(RunLimits(memory_bytes=memory), sandbox=False),
-            lambda run_id, name: {"BI_RUN_ID": run_id},
-            events,
-            projects_root=projects_root,
-        )
-        try:
-            # A hung run fails the test here, and the finally still stops it.
-            return await asyncio.wait_for(body(manager, events), SCENARIO_S)
-        finally:
-            await manager.stop_all()
-            for info in manager.list():
-                assert not group_alive(info.pid), f"run {info.name} left processes behind"
-
-    return asyncio.run(main())
+    # Unsandboxed by default: these tests follow pids the script prints, which a
+    # sandbox's own pid namespace renumbers (tests/test_isolation.py runs the sandbox).
+    launcher = launcher or RlimitLauncher(RunLimits(memory_bytes=memory), sandbox=False)
+    return with_manager(run_root, launcher, run_env, body, projects_root)
 
 
-def code(text: str) -> str:
-    return textwrap.dedent(text).lstrip("\n")
+def run_env(run_id: str, name: str) -> dict[str, str]:
+    return {"BI_RUN_ID": run_id}
 
 
 def pid_alive(pid: int) -> bool:
