@@ -72,7 +72,11 @@ Body = Callable[[RunManager, Events], Awaitable[T]]
 
 
 def with_manager(
-    root: Path, launcher: Launcher, env: Callable[[str, str], dict[str, str]], body: Body[T]
+    root: Path,
+    launcher: Launcher,
+    env: Callable[[str, str], dict[str, str]],
+    body: Body[T],
+    projects_root: Path | None = None,
 ) -> T:
     """Run ``body`` with a fresh manager on a fresh loop; always stop every run.
 
@@ -82,7 +86,7 @@ def with_manager(
 
     async def main() -> T:
         events = Events()
-        manager = RunManager(root, launcher, env, events)
+        manager = RunManager(root, launcher, env, events, projects_root=projects_root)
         try:
             return await asyncio.wait_for(body(manager, events), SCENARIO_S)
         finally:
