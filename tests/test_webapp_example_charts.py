@@ -43,7 +43,7 @@ def run_example(pg: Any, example: str, tab_prefix: str) -> Any:
 
 
 def in_view(pg: Any, prefix: str, expression: str) -> Any:
-    """Evaluate ``expression`` on ``view`` (the HandlerView) of the newest tab whose name starts with ``prefix``."""
+    """Evaluate ``expression`` on ``view``, the HandlerView of the newest tab named ``prefix``..."""
     return pg.evaluate(
         f"""(prefix) => {{
           const all = [...window.micarray.tabs.handlers.values()];
@@ -67,7 +67,8 @@ BARS_JS = """(() => {
   for (let i = 0; i < data.count(); i++) {
     const { y, height } = data.getItemLayout(i);
     const value = data.get("y", i);
-    bars.push({ value, base: y, top: y + height, valuePixel: chart.convertToPixel({ yAxisIndex: 0 }, value) });
+    const valuePixel = chart.convertToPixel({ yAxisIndex: 0 }, value);
+    bars.push({ value, base: y, top: y + height, valuePixel });
   }
   return { floor, bars };
 })()"""
@@ -139,7 +140,8 @@ def test_the_heatmap_is_in_hz_with_a_numbered_colour_scale(page: Any) -> None:
     probes = [[1000, "x"], [2000, "x"], [0.45 * rate, "x"]]
     state = in_view(page, "Channel x band energy", f"{RASTER_JS}({probes})")
     assert state["text"] == ["-20 dBFS", "-110 dBFS"], state
-    assert (state["xType"], state["xMin"], state["xMax"], state["xName"]) == ("log", 100, rate / 2, "Hz"), state
+    axis = (state["xType"], state["xMin"], state["xMax"], state["xName"])
+    assert axis == ("log", 100, rate / 2, "Hz"), state
     assert state["yName"] == "channel", state
     # Inside the source's band (200 Hz to 4 kHz) the picture is bright; near half the
     # rate only sensor noise is left, so it is dark there.
