@@ -237,7 +237,7 @@ for path in ("/var/lib/micarray/tokens.json", "/var/lib/micarray/password.json",
         print("hidden", path, type(exc).__name__)
 for path in ("/tmp", "/dev/shm", "/var/tmp"):
     print("private", path, os.listdir(path))
-address = [a for a in os.popen("hostname -I").read().split() if not a.startswith("127.")][0]
+address = "GUEST_ADDRESS"  # the guest's own LAN address (sshd listens there)
 try:
     socket.create_connection((address, 22), timeout=5).close()
     print("reached", address)
@@ -262,9 +262,9 @@ def hostile_project_run(
     status, body = api(port, token, "PUT", f"/api/v1/projects/{PROJECT}/files/data.txt", b"42\n")
     if status not in (200, 201, 204):
         raise SystemExit(f"uploading a project file answered {status}: {body[:200]!r}")
-    ended = run(
-        port, jar, {"name": "hostile.py", "code": HOSTILE_SCRIPT, "project": PROJECT}, stop_on="child "
-    )
+    address = guest.run("ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -1")
+    code = HOSTILE_SCRIPT.replace("GUEST_ADDRESS", address)
+    ended = run(port, jar, {"name": "hostile.py", "code": code, "project": PROJECT}, stop_on="child ")
     lines = ended["lines"]
     said = {line.split()[0]: line for line in lines}
     problems = []
