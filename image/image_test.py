@@ -323,7 +323,7 @@ def main() -> int:
         try:
             ran, first_uid = guest_web.editor_run(https_port, jar)
             say(f"editor run (Execute, the run template): {ran}")
-            lines = guest_web.hostile_project_run(https_port, jar, token, guest, first_uid)
+            lines = guest_web.hostile_project_run(https_port, jar, guest, first_uid)
             say(f"hostile project run (own user, own project, nothing else; stopped): {lines}")
         except SystemExit:
             say("guest state:\n" + guest.run(RUN_DIAGNOSIS, check=False))
