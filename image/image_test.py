@@ -269,7 +269,14 @@ def check_guest(guest: Guest, password: str) -> str:
         time.sleep(POLL_S)
     blame = guest.run("systemd-analyze blame --no-pager 2>&1 | head -5", check=False)
     say("slowest units: " + "; ".join(" ".join(line.split()) for line in blame.splitlines()))
+    say("what the web app waited for:\n" + critical_chain(guest))
     return analyze
+
+
+def critical_chain(guest: Guest) -> str:
+    """systemd's critical chain up to micarray.service: where boot time goes before the web app."""
+    command = "systemd-analyze critical-chain --no-pager micarray.service 2>&1 | tail -n +3"
+    return guest.run(command, check=False)
 
 
 def main() -> int:
@@ -345,6 +352,7 @@ def main() -> int:
         say(f"second boot: web app answered {t_second:.1f} s after `systemctl reboot`; {version} runs")
         second = guest.run("systemd-analyze 2>&1 | head -1", check=False)
         say(f"second boot (systemd-analyze): {second}")
+        say("second boot, what the web app waited for:\n" + critical_chain(guest))
         hat = guest_checks.check_hat(guest, lambda: guest_checks.reboot(guest, web_answers))
         say(f"I2S HAT from micarray.txt: {hat}")
         say(guest_web.says_simulated(https_port, guest_web.web_login(https_port, password)))
