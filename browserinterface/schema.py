@@ -54,6 +54,8 @@ class Hello(ClientMessage, tag="hello", forbid_unknown_fields=False):
     name: ShortText = ""
     host: ShortText = ""
     inform_browser: bool = False
+    batch: bool = False
+    """The client takes a JSON array of messages in one text frame (the web page does)."""
 
 
 class Audio(ClientMessage, tag="audio"):
