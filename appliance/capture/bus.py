@@ -111,11 +111,15 @@ class Bus:
         """``time`` of the newest block published."""
         self.lost = 0
         """Blocks lost before the bus (source and hand-off overruns), told to every consumer."""
+        self.on_change: Callable[[], None] | None = None
+        """Called after a consumer subscribed or left (the service batches capture while there is none)."""
 
     def subscribe(self, name: str, maxlen: int = DEFAULT_QUEUE_BLOCKS) -> Subscription:
         """A new consumer queue that receives every block published from now on."""
         sub = Subscription(self, name, maxlen)
         self._subs.append(sub)
+        if self.on_change is not None:
+            self.on_change()
         return sub
 
     def add_listener(self, fn: Callable[[Block], None]) -> None:
@@ -126,6 +130,8 @@ class Bus:
     def _remove(self, sub: Subscription) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
+            if self.on_change is not None:
+                self.on_change()
 
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:

@@ -23,6 +23,7 @@ capture goes on.  An unplugged device, or one that delivers nothing for
 from __future__ import annotations
 
 import logging
+import math
 import select
 import threading
 import time
@@ -50,7 +51,11 @@ FORMATS: dict[str, tuple[int, int]] = {
 MAX_PROBE_CHANNELS = 64
 #: Longest period asked of the device, in frames; larger buffers take several periods.
 MAX_PERIOD_FRAMES = 1024
+#: Fewest periods in the device's ring buffer.
 PERIODS = 4
+#: Ring buffer asked for, in seconds: room for the capture thread to read several
+#: buffers per wake-up when nobody needs them at once (a device may give less).
+RING_S = 0.25
 #: Longest single wait in ``poll`` (seconds): bounds how late ``close`` is noticed.
 POLL_TIMEOUT_S = 0.1
 #: Silence beyond a buffer's duration after which the device counts as gone (seconds).
@@ -93,6 +98,7 @@ class AlsaSource:
         self._reading = False
         self._closing = False
         self._overruns = 0
+        self._ring_frames = 0
 
     @property
     def info(self) -> SourceInfo:
@@ -109,6 +115,12 @@ class AlsaSource:
     @property
     def overruns(self) -> int:
         return self._overruns
+
+    @property
+    def holds_s(self) -> float:
+        """The open device's ring buffer, in seconds (0 while closed)."""
+        config = self._config
+        return self._ring_frames / config.rate if config is not None else 0.0
 
     @property
     def sample_format(self) -> str:
@@ -202,7 +214,7 @@ class AlsaSource:
         """Open the device with ``config`` in the native format; volume through the mixer."""
         mixers = self._find_mixers()
         period = min(config.buffer_frames, MAX_PERIOD_FRAMES)
-        pcm = self._open_pcm(config.rate, config.channels, self._format, period)
+        pcm = self._open_ring(config.rate, config.channels, period)
         got = pcm.info()
         wanted = (config.rate, config.channels, self._format)
         actual = (got["rate"], got["channels"], got["format_name"])
@@ -222,6 +234,7 @@ class AlsaSource:
             self._pcm, self._mixers, self._poll, self._config = pcm, mixers, poll, config
             self._pending = bytearray()
             self._closing = False
+            self._ring_frames = int(got["buffer_size"])
         self.set_volume(config.volume)
         log.debug("opened %s: %s, period %d frames", self.device, config, got["period_size"])
 
@@ -299,7 +312,17 @@ class AlsaSource:
         self._mixers = []
         self._poll = None
 
-    def _open_pcm(self, rate: int, channels: int, fmt: str, period: int) -> Any:
+    def _open_ring(self, rate: int, channels: int, period: int) -> Any:
+        """The PCM for capture, with a ring of about RING_S; of PERIODS periods if the device refuses it."""
+        periods = max(PERIODS, math.ceil(RING_S * rate / period))
+        try:
+            return self._open_pcm(rate, channels, self._format, period, periods)
+        except SourceUnavailable:
+            if periods == PERIODS:
+                raise
+            return self._open_pcm(rate, channels, self._format, period)
+
+    def _open_pcm(self, rate: int, channels: int, fmt: str, period: int, periods: int = PERIODS) -> Any:
         try:
             return alsaaudio.PCM(
                 alsaaudio.PCM_CAPTURE,
@@ -309,7 +332,7 @@ class AlsaSource:
                 channels=channels,
                 format=_alsa_format(fmt),
                 periodsize=period,
-                periods=PERIODS,
+                periods=periods,
             )
         except alsaaudio.ALSAAudioError as exc:
             raise SourceUnavailable(f"ALSA device {self.device} is not available: {exc}") from exc

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from appliance.capture.config import AudioConfig, Capabilities
 from appliance.capture.sources.base import SourceInfo, apply_gain, software_gain
-from appliance.capture.sources.pacing import Pacer
+from appliance.capture.sources.pacing import MAX_LAG_S, Pacer
 from appliance.errors import ConfigError, SourceUnavailable
 
 #: The format tag of WAVE_FORMAT_EXTENSIBLE, and of integer PCM.
@@ -71,6 +71,11 @@ class WavSource:
     def overruns(self) -> int:
         with self._cond:
             return self._lost + (self._pacer.overruns if self._pacer else 0)
+
+    @property
+    def holds_s(self) -> float:
+        """What the pacer lets the reader fall behind before it counts an overrun."""
+        return MAX_LAG_S
 
     def probe(self) -> Capabilities:
         """The file's rate and 1 to its channel count (natively all of them);
