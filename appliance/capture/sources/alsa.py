@@ -15,8 +15,15 @@ Volume drives every capture-volume control of the card when it has one;
 otherwise it is the documented software gain of
 :func:`appliance.capture.sources.base.software_gain` (80 is unity).
 
+Block times (:meth:`AlsaSource.capture_time`) come from the frame count,
+disciplined by :class:`appliance.capture.sampleclock.SampleClock` against
+the device's status timestamp (``htimestamp``: when the hardware pointer last
+moved, with the frames waiting then) less the frames still unread; a device
+whose ring is always full (a plugin with no clock, such as ``file`` over
+``null``) gives no such time and the read's return is used instead.
+
 Overruns (the reader fell behind and ALSA dropped audio) are counted and
-capture goes on.  An unplugged device, or one that delivers nothing for
+capture goes on; the block after one is re-anchored.  An unplugged device, or one that delivers nothing for
 :data:`STALL_TIMEOUT_S` beyond a buffer's duration, raises SourceUnavailable.
 """
 
@@ -34,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from appliance.capture.config import STANDARD_RATES, AudioConfig, Capabilities
+from appliance.capture.sampleclock import SampleClock
 from appliance.capture.sources.arrays import ArrayPreset
 from appliance.capture.sources.base import SourceInfo, apply_gain, software_gain
 from appliance.errors import ConfigError, SourceUnavailable
@@ -99,6 +107,9 @@ class AlsaSource:
         self._closing = False
         self._overruns = 0
         self._ring_frames = 0
+        self._clock: SampleClock | None = None
+        self._stamp: float | None = None
+        self._stamped_overruns = 0
 
     @property
     def info(self) -> SourceInfo:
@@ -235,6 +246,10 @@ class AlsaSource:
             self._pending = bytearray()
             self._closing = False
             self._ring_frames = int(got["buffer_size"])
+            self._clock = SampleClock(config.rate)
+            self._stamp = None
+            self._stamped_overruns = self._overruns
+        _enable_timestamps(pcm)
         self.set_volume(config.volume)
         log.debug("opened %s: %s, period %d frames", self.device, config, got["period_size"])
 
@@ -251,13 +266,34 @@ class AlsaSource:
             self._fill(pcm, need, config)
             raw = bytes(self._pending[:need])
             del self._pending[:need]
+            observed = self._observed(pcm, config, len(self._pending) // (config.channels * width))
         finally:
             with self._lock:
                 self._reading = False
                 if self._closing:
                     self._release()
+        clock = self._clock
+        if clock is not None:
+            lost = self._overruns != self._stamped_overruns
+            self._stamped_overruns = self._overruns
+            self._stamp = clock.stamp(config.buffer_frames, observed, lost)
         samples = _to_int16(raw, width, offset).reshape(config.buffer_frames, config.channels)
         return apply_gain(samples, self._gain)
+
+    def _observed(self, pcm: Any, config: AudioConfig, unread: int) -> float:
+        """When the last frame just read was captured, by the device's status timestamp
+        (the return time when the device gives none); ``unread`` frames were read past it."""
+        now = time.time()
+        try:
+            sec, nsec, avail = pcm.htimestamp()
+        except alsaaudio.ALSAAudioError:
+            return now
+        tstamp = sec + nsec * 1e-9
+        # A full ring is an overrun or a device with no clock (its ring is always
+        # full); a timestamp far from now is not of the wall clock: neither tells.
+        if avail >= self._ring_frames or abs(tstamp - now) > 1.0:
+            return now
+        return float(tstamp - (avail + unread) / config.rate)
 
     def _fill(self, pcm: Any, need: int, config: AudioConfig) -> None:
         limit = config.buffer_frames / config.rate + STALL_TIMEOUT_S
@@ -282,8 +318,14 @@ class AlsaSource:
                 self._poll.poll(POLL_TIMEOUT_S * 1000)
 
     def capture_time(self) -> float | None:
-        """None: the block is stamped when the read returns."""
-        return None
+        """The capture time of the last frame of the buffer read last, from the frame count
+        (see the module's docstring)."""
+        return self._stamp
+
+    @property
+    def clock_steps(self) -> int:
+        """Times this open's block times were re-anchored (overruns, clock steps)."""
+        return self._clock.steps if self._clock is not None else 0
 
     def set_volume(self, volume: int) -> None:
         """Set every capture-volume control to ``volume`` percent, or the software gain."""
@@ -336,6 +378,16 @@ class AlsaSource:
             )
         except alsaaudio.ALSAAudioError as exc:
             raise SourceUnavailable(f"ALSA device {self.device} is not available: {exc}") from exc
+
+
+def _enable_timestamps(pcm: Any) -> None:
+    """Ask for status timestamps of the wall clock, as block times are; without them
+    (an older alsa-lib) the read's return time is used."""
+    try:
+        pcm.set_tstamp_mode(alsaaudio.PCM_TSTAMP_ENABLE)
+        pcm.set_tstamp_type(alsaaudio.PCM_TSTAMP_TYPE_GETTIMEOFDAY)
+    except (alsaaudio.ALSAAudioError, AttributeError) as exc:
+        log.debug("no status timestamps: %s", exc)
 
 
 def _alsa_format(name: str) -> int:
