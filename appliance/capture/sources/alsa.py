@@ -264,7 +264,7 @@ class AlsaSource:
             width, offset = FORMATS[self._format]
             need = config.buffer_frames * config.channels * width
             self._fill(pcm, need, config)
-            raw = bytes(self._pending[:need])
+            raw = self._pending[:need]  # a copy of its own: the samples are a view of it
             del self._pending[:need]
             observed = self._observed(pcm, config, len(self._pending) // (config.channels * width))
         finally:
@@ -416,10 +416,10 @@ def _card_model(pcm: Any) -> str | None:
         return None
 
 
-def _to_int16(raw: bytes, width: int, offset: int) -> NDArray[np.int16]:
-    """The top 16 bits of each little-endian sample of ``width`` bytes."""
+def _to_int16(raw: bytes | bytearray, width: int, offset: int) -> NDArray[np.int16]:
+    """The top 16 bits of each little-endian sample of ``width`` bytes (S16: a view of ``raw``)."""
     if width == 2:
-        return np.frombuffer(raw, dtype="<i2").copy()
+        return np.frombuffer(raw, dtype="<i2")
     if width == 4 and offset == 2:
         return (np.frombuffer(raw, dtype="<i4") >> 16).astype(np.int16)
     as_bytes = np.frombuffer(raw, dtype=np.uint8).reshape(-1, width)

@@ -307,9 +307,9 @@ class _ExtensibleWav:
 
 
 def _to_int16(raw: bytes, width: int) -> NDArray[np.int16]:
-    """Little-endian PCM bytes of ``width`` bytes a sample as int16 (top 16 bits)."""
+    """Little-endian PCM bytes of ``width`` bytes a sample as int16 (top 16 bits; 16-bit: a view)."""
     if width == 2:
-        return np.frombuffer(raw, dtype="<i2").copy()
+        return np.frombuffer(raw, dtype="<i2")
     if width == 1:  # 8-bit WAV is unsigned
         return ((np.frombuffer(raw, dtype=np.uint8).astype(np.int16) - 128) << 8).astype(np.int16)
     as_bytes = np.frombuffer(raw, dtype=np.uint8).reshape(-1, width)
