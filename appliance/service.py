@@ -261,7 +261,7 @@ class Service:
     def _update_batching(self) -> None:
         """Hand over every period at once while a client is attached; batch them while none is
         (no one is there to need the latency, and the daemon wakes a tenth as often)."""
-        low_latency = self._browsers > 0 or bool(self.bus.subscriptions)
+        low_latency = self._browsers > 0 or self.bus.needs_latency
         blocks = 1 if low_latency else batch_for(self._config.rate, self._config.buffer_frames)
         if self._handoff is not None:
             self._handoff.set_batch(blocks)

@@ -8,6 +8,7 @@ gets every period as it is captured.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from appliance.capture.sources.base import SourceInfo
 from appliance.capture.sources.simulator import SimulatedArray
 from appliance.errors import SourceUnavailable
 from appliance.service import Service
+from appliance.sessions.streaming import StreamManager
 from tests.capture_support import Recorder, running
 
 RATE, FRAMES, CHANNELS = 48000, 256, 2
@@ -173,6 +175,16 @@ def test_the_service_batches_only_while_no_client_is_attached(tmp_path: Path) ->
             assert second.seq == first.seq + 1
             sub.close()
             assert (service.capture.batch, service.handoff_batch) == (idle, idle)
+            # The RTP sender stays on the bus once started, but needs latency only
+            # while a stream is open.
+            streams = StreamManager(service.bus, lambda: service.config, renew_timeout_s=60)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+                rx.bind(("127.0.0.1", 0))
+                desc = streams.subscribe("me", "127.0.0.1", rx.getsockname()[1])
+                assert (service.capture.batch, service.handoff_batch) == (1, 1)
+                streams.cancel("me", desc["id"])
+                assert (service.capture.batch, service.handoff_batch) == (idle, idle)
+            await streams.close()
         finally:
             await service.stop()
 

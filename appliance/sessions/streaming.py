@@ -124,6 +124,7 @@ class StreamManager:
             return
         self._fanout.open()
         self._sub = self._bus.subscribe("rtp-sender", BUS_QUEUE_BLOCKS)
+        self._sub.set_idle(True)  # until a stream is open: capture may batch meanwhile
         self._task = asyncio.get_running_loop().create_task(self._run(self._sub), name="rtp-sender")
         self._task.add_done_callback(log_failure)
 
@@ -285,6 +286,8 @@ class StreamManager:
         """Streams came, went or were renewed: the live list and the soonest expiry are made again."""
         self._live = None
         self._soonest = min((s.expires for s in self._subs.values()), default=float("inf"))
+        if self._sub is not None:
+            self._sub.set_idle(not self._live_targets())
 
     def _live_targets(self) -> list[Target]:
         standing = list(self._standing.values())
