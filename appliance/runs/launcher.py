@@ -165,7 +165,7 @@ class RlimitLauncher:
                 chown_tree(folder, user.uid, user.gid)
 
     async def _command(self, spec: LaunchSpec, user: RunUser | None) -> list[str]:
-        command = [self.interpreter, "-u", spec.script]
+        command = [self.interpreter, "-u", str(spec.script_path)]
         if not self.sandboxed:
             return command
         argv = sandbox_mod.bwrap_argv(
@@ -254,7 +254,7 @@ def default_launcher(
     """
     if Path("/run/systemd/system").is_dir():
         if template_installed():
-            return SystemdUnitLauncher(limits)
+            return SystemdUnitLauncher(limits, interpreter=interpreter)
         if os.geteuid() == 0 and shutil.which("systemd-run") is not None:
             return SystemdRunLauncher(limits, interpreter, hidden=hidden)
     if os.geteuid() != 0:
