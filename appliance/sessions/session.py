@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import ipaddress
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -118,6 +119,8 @@ class ClientSession:
         self.name = ""
         self.host = peer
         self.inform_browser = False
+        self.wants_ring = False
+        """A script on this machine that can map the audio ring (``hello`` said ``ring``)."""
         self.audio_channels: list[int] | None = None
         self._audio: Subscription | None = None
         self._audio_task: asyncio.Task[None] | None = None
@@ -242,6 +245,7 @@ class ClientSession:
         self.name = msg.name or self.principal.name
         self.host = "device" if self.principal.kind in ("run", "local") else msg.host or self.peer
         self.inform_browser = msg.inform_browser
+        self.wants_ring = msg.ring and msg.role == "script" and _is_loopback(self.peer)
         self.service.attach(self)
         self.push(self.service.welcome_text(self))
         return None
@@ -415,6 +419,14 @@ class ClientSession:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+def _is_loopback(peer: str) -> bool:
+    """Whether the peer is on this machine (only there can it map the ring)."""
+    try:
+        return ipaddress.ip_address(peer.split("%", maxsplit=1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _run_files(files: dict[str, str] | None) -> dict[str, bytes] | None:
