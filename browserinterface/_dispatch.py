@@ -292,8 +292,10 @@ class Dispatcher:
             elif not took.lost:
                 feed.wait(POLL_S)
             return
-        self.lag_s = max(0.0, took.newest - block.time)
+        # As over the WebSocket: how far behind the oldest block waiting was when it was looked at.
+        self.lag_s = max(0.0, took.newest - (took.oldest or block.time))
         self._report_lag()
+        self.lag_s = max(0.0, took.newest - block.time)
         self._handling = block.time
         try:
             self._on_block(block.data, block.time, block.seq)

@@ -26,6 +26,8 @@ class Take:
     lost: int = 0
     """Overwritten before they were read, or lost before the ring."""
     newest: float = 0.0
+    oldest: float | None = None
+    """Time of the oldest block that was waiting, before any was dropped (the lag to tell)."""
 
 
 class RingFeed:
@@ -53,14 +55,17 @@ class RingFeed:
             when = reader.slot_time(index)
             if when is None:
                 found.lost += 1
-            elif found.newest - when > max_backlog_s or written - index > max_waiting:
-                found.dropped += 1
             else:
-                break
+                found.oldest = when if found.oldest is None else found.oldest
+                if found.newest - when <= max_backlog_s and written - index <= max_waiting:
+                    break
+                found.dropped += 1
             index += 1
         found.block = reader.read(index)
         if found.block is None:
             found.lost += 1
+        elif found.oldest is None:
+            found.oldest = found.block.time
         reader.next = index + 1
         return found
 
