@@ -50,7 +50,7 @@ SLOT = struct.Struct("<QQQd")
 SLOT_HEADER_BYTES = 32
 STATE_OPEN, STATE_CLOSED = 0, 1
 #: Audio a ring holds, in seconds (at least MIN_SLOTS blocks).
-RING_SECONDS = 1.0
+RING_SECONDS = 0.75
 MIN_SLOTS = 8
 MAX_RING_BYTES = 64 << 20
 
