@@ -170,10 +170,8 @@ def test_a_reader_cannot_write_into_the_ring_by_any_way(server: ApplianceProcess
 
 
 def test_a_wrong_key_gets_no_ring(server: ApplianceProcess) -> None:
-    done = _run(
-        server,
-        "import browserinterface as bi\nbi.start()\nprint(bi._device.connection._ring_offer['socket'])\nbi.stop()",
-    )
+    where = "print(bi._device.connection._ring_offer['socket'])"
+    done = _run(server, f"import browserinterface as bi\nbi.start()\n{where}\nbi.stop()")
     sock = Path(done.stdout.strip())
     answer, fd = _fetch_once({"socket": str(sock), "key": "x" * 32})
     assert fd is None
