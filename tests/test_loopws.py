@@ -134,7 +134,7 @@ def test_text_binary_ping_and_close_reason_come_through() -> None:
 
     async def main() -> list[object]:
         ws = await _connect_to(talk)
-        got = [await ws.receive() for _ in range(3)]
+        got: list[object] = [await ws.receive() for _ in range(3)]
         got.append(ws.close_reason)
         await _done(ws)
         return got
