@@ -23,7 +23,8 @@ base=$1
 # polkitd: the service starts script runs (micarray-run@.service) through
 # systemd's D-Bus API, allowed by systemd/polkit/50-micarray.rules.
 # make: `sudo make install` from a newer checkout updates a device (docs/image.md).
-EXTRA_PACKAGES=${EXTRA_PACKAGES:-polkitd make}
+# libnss-systemd: names for the run units' dynamic users (micarray-run-<id>).
+EXTRA_PACKAGES=${EXTRA_PACKAGES:-polkitd make libnss-systemd}
 # Wi-Fi firmware from bookworm-backports: bookworm's firmware-brcm80211 has no
 # board file for the Zero 2 W (image/boards.py, tests/test_imager_firmware.py).
 BACKPORTS_PACKAGES=${BACKPORTS_PACKAGES:-firmware-brcm80211/bookworm-backports}

@@ -210,3 +210,28 @@ def check_update_kept(guest: Guest, version: str) -> None:
     now = installed_version(guest)
     if now != version or guest.run("systemctl is-active micarray.service", check=False) != "active":
         raise SystemExit(f"after a reboot {now} is installed (expected {version})")
+
+
+def check_hat(guest: Guest, reboot_once: Callable[[], float]) -> str:
+    """``I2S_HAT=`` from micarray.txt at a later boot: the overlay line lands where kernel
+    updates keep it and in today's config.txt, and the device restarts once by itself."""
+    overlay = "micarray-respeaker-2mic"
+    guest.run(f"test -s /boot/firmware/overlays/{overlay}.dtbo")
+    guest.run("printf '\\nI2S_HAT=respeaker-2mic\\n' >> /boot/firmware/micarray.txt")
+    # The boot that applies the line restarts before the service starts, so the web
+    # app answers only in the boot after it.
+    seconds = reboot_once()
+    for path in ("/etc/default/raspi-firmware-custom", "/boot/firmware/config.txt"):
+        if f"dtoverlay={overlay}" not in guest.run(f"cat {path}", check=False):
+            raise SystemExit(f"I2S_HAT=respeaker-2mic left no dtoverlay={overlay} line in {path}")
+    if "#I2S_HAT=respeaker-2mic" not in guest.run("cat /boot/firmware/micarray.txt"):
+        raise SystemExit("the applied I2S_HAT line was not turned into a comment")
+    now = guest.run("journalctl -b -u micarray-firstboot --no-pager -o cat", check=False)
+    if "restarting once" in now:
+        raise SystemExit("the device restarts for the HAT again and again")
+    before = guest.run("journalctl -b -1 -u micarray-firstboot --no-pager -o cat 2>&1", check=False)
+    restarted = "restarting once" in before
+    if not restarted and "No journal files" not in before and "unavailable" not in before:
+        raise SystemExit(f"the boot that applied I2S_HAT did not restart: {before[-300:]}")
+    said = "restarted once" if restarted else "restarted (the journal keeps one boot)"
+    return f"overlay {overlay} in raspi-firmware-custom and config.txt; {said}; {seconds:.0f} s"

@@ -19,8 +19,6 @@ but the forwarded ports.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import http.client
 import json
 import os
 import secrets
@@ -31,22 +29,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import guest_checks
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
-
-from browserinterface.protocol import WS_PATH
+import guest_web
 
 REPO = Path(__file__).resolve().parent.parent
 BOOT_OFFSET = "4M"  # where mkdisk.sh puts the FAT partition
 HOSTNAME = "micarray-test"
 WIFI_SSID = "micarray test net"
 GUEST_HTTP_PORT = 80
+GUEST_HTTPS_PORT = 443
 BOOT_DEADLINE_S = 1200.0
 POLL_S = 1.0
 EXAMPLE_DEADLINE_S = 120.0
@@ -103,12 +98,12 @@ def prepare(image: Path, work: Path, password: str, pubkey: str, imager_key: str
 
 
 def start_qemu(
-    disk: Path, kernel: Path, initrd: Path, *, http: int, ssh: int, log: Path
+    disk: Path, kernel: Path, initrd: Path, *, http: int, https: int, ssh: int, log: Path
 ) -> subprocess.Popen[bytes]:
     """The guest on QEMU's virt machine; its console goes to ``log``."""
     net = (
         f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{http}-:{GUEST_HTTP_PORT},"
-        f"hostfwd=tcp:127.0.0.1:{ssh}-:22"
+        f"hostfwd=tcp:127.0.0.1:{https}-:{GUEST_HTTPS_PORT},hostfwd=tcp:127.0.0.1:{ssh}-:22"
     )
     cmd = [
         "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
@@ -133,59 +128,6 @@ def poll(what: str, check: Callable[[], T | None], qemu: subprocess.Popen[bytes]
             return value
         time.sleep(POLL_S)
     raise SystemExit(f"gave up waiting for {what} after {BOOT_DEADLINE_S:.0f} s")
-
-
-def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", path, headers=headers or {})
-    return conn.getresponse()
-
-
-def login_page(port: int) -> int | None:
-    try:
-        response = http_get(port, "/login")
-        response.read()
-    except (OSError, http.client.HTTPException):
-        # QEMU accepts on the forwarded port before anything listens in the guest.
-        return None
-    return response.status
-
-
-def cookies(response: http.client.HTTPResponse) -> dict[str, str]:
-    jar = {}
-    for header in response.headers.get_all("Set-Cookie") or []:
-        name, _, rest = header.partition("=")
-        jar[name.strip()] = rest.split(";", 1)[0]
-    return jar
-
-
-def web_login(port: int, password: str) -> dict[str, str]:
-    """Sign in the way a browser does: _xsrf cookie from the form, POST it back."""
-    page = http_get(port, "/login")
-    page.read()
-    jar = cookies(page)
-    if "_xsrf" not in jar:
-        raise SystemExit(f"GET /login set no _xsrf cookie (status {page.status})")
-    body = urllib.parse.urlencode({"password": password, "_xsrf": jar["_xsrf"]})
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    header = "; ".join(f"{k}={v}" for k, v in jar.items())
-    conn.request(
-        "POST",
-        "/login",
-        body=body,
-        headers={"Cookie": header, "Content-Type": "application/x-www-form-urlencoded"},
-    )
-    answer = conn.getresponse()
-    answer.read()
-    if answer.status != 302:
-        raise SystemExit(f"POST /login answered {answer.status}, expected a redirect")
-    jar.update(cookies(answer))
-    main = http_get(port, "/", {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())})
-    html = main.read().decode("utf-8", "replace")
-    if main.status != 200:
-        raise SystemExit(f"GET / after login answered {main.status}")
-    say(f"signed in: GET / is {main.status}, {len(html)} bytes of the app")
-    return jar
 
 
 class Guest:
@@ -279,64 +221,11 @@ def run_example(http_port: int, token: str) -> str:
     return "\n".join(lines)
 
 
-EDITOR_SCRIPT = """
-import os, pwd
-import browserinterface
-browserinterface.start()
-print("ran as", pwd.getpwuid(os.getuid()).pw_name, "at", browserinterface.rate, "Hz")
-browserinterface.stop()
-"""
-
-
-async def _editor_run(http_port: int, jar: dict[str, str]) -> dict[str, Any]:
-    request = HTTPRequest(
-        f"ws://127.0.0.1:{http_port}{WS_PATH}",
-        headers={
-            "Cookie": "; ".join(f"{k}={v}" for k, v in jar.items()),
-            "Origin": f"http://127.0.0.1:{http_port}",
-        },
-    )
-    ws = await websocket_connect(request)
-    try:
-        await ws.write_message(json.dumps({"type": "hello", "protocol": 1, "role": "browser"}))
-        start = {"type": "run_start", "id": 1, "name": "image_check.py", "code": EDITOR_SCRIPT}
-        await ws.write_message(json.dumps(start))
-        run_id, output = None, []
-        while True:
-            raw = await asyncio.wait_for(ws.read_message(), EXAMPLE_DEADLINE_S)
-            if raw is None:
-                raise SystemExit("the device closed the browser's WebSocket during the editor run")
-            if isinstance(raw, bytes):
-                continue
-            msg = json.loads(raw)
-            if msg["type"] == "error" and msg.get("id") == 1:
-                raise SystemExit(f"Execute was refused: {msg['message']}")
-            if msg["type"] == "ack" and msg.get("id") == 1:
-                run_id = msg["run"]["id"]
-            elif msg["type"] == "run_output" and msg["run"] == run_id:
-                output.append(msg["text"])
-            elif msg["type"] == "run_ended" and msg["run"]["id"] == run_id:
-                return {**msg["run"], "lines": output}
-    finally:
-        ws.close()
-
-
 RUN_DIAGNOSIS = (
     "ls -la /var/lib/micarray /var/lib/micarray/runs /run/micarray; id micarray; "
     "grep -E '^(Groups|CapEff)' /proc/$(systemctl show -p MainPID --value micarray)/status; "
     "journalctl -b -u micarray -u 'micarray-run@*' --no-pager | tail -n 30"
 )
-
-
-def editor_run(http_port: int, jar: dict[str, str]) -> str:
-    """Execute a script as the web editor does: it must run in the run template, as its user."""
-    run = asyncio.run(_editor_run(http_port, jar))
-    text = " | ".join(run["lines"])
-    if run["state"] != "finished" or not any(
-        line.startswith("ran as micarray-run ") for line in run["lines"]
-    ):
-        raise SystemExit(f"the editor run ended {run['state']} ({run.get('reason')}): {text}")
-    return text
 
 
 def check_guest(guest: Guest, password: str) -> str:
@@ -402,12 +291,12 @@ def main() -> int:
         imager_key.with_suffix(".pub").read_text().strip(),
     )  # fmt: skip
     say(f"image copy {disk} ready with micarray.txt settings; kernel {kernel.name}")
-    http_port, ssh_port = free_port(), free_port()
+    http_port, https_port, ssh_port = free_port(), free_port(), free_port()
     console = work / "console.log"
     boot0 = time.monotonic()
-    qemu = start_qemu(disk, kernel, initrd, http=http_port, ssh=ssh_port, log=console)
+    qemu = start_qemu(disk, kernel, initrd, http=http_port, https=https_port, ssh=ssh_port, log=console)
     try:
-        status = poll("the web app", lambda: login_page(http_port), qemu)
+        status = poll("the web app over HTTPS", lambda: guest_web.login_page(https_port), qemu)
         t_web = time.monotonic() - boot0
         say(f"web app answered GET /login with {status} after {t_web:.1f} s")
         if status != 200:
@@ -422,16 +311,23 @@ def main() -> int:
         say("Imager's user-data: its key logs in as root, micarray.txt's host name won, firstrun.sh not run")
         for row in guest_checks.check_firmware(guest):
             say(f"Wi-Fi firmware in the image: {row}")
-        jar = web_login(http_port, password)
-        try:
-            say(f"editor run (Execute, the run template, its own user): {editor_run(http_port, jar)}")
-        except SystemExit:
-            say("guest state:\n" + guest.run(RUN_DIAGNOSIS, check=False))
-            raise
+        fingerprint = guest_web.pin_certificate(https_port, guest)
+        say(f"HTTPS serves the device's own certificate, sha256 {fingerprint}")
+        say(f"plain HTTP from the LAN: {guest_web.plain_http_redirects(http_port)}")
+        jar = guest_web.web_login(https_port, password)
+        say("signed in over HTTPS (XSRF cookie flow; the session cookie is Secure)")
         token = guest.run(
             "runuser -u micarray -- appliance token new image-test --data-dir /var/lib/micarray"
         )
         say("token made in the guest with `appliance token new`")
+        try:
+            ran, first_uid = guest_web.editor_run(https_port, jar)
+            say(f"editor run (Execute, the run template): {ran}")
+            lines = guest_web.hostile_project_run(https_port, jar, token, guest, first_uid)
+            say(f"hostile project run (own user, own project, nothing else; stopped): {lines}")
+        except SystemExit:
+            say("guest state:\n" + guest.run(RUN_DIAGNOSIS, check=False))
+            raise
         out = run_example(http_port, token)
         say(f"example record_wav.py against the simulator: {out.splitlines()}")
         answer = guest.run("/opt/micarray/.venv/bin/python -", stdin=MDNS_QUERY)
@@ -440,11 +336,18 @@ def main() -> int:
             raise SystemExit("no _http._tcp answer naming the device over mDNS")
         version, outcome = guest_checks.check_update(guest, guest.copy_in, work)
         say("updates: " + outcome)
-        t_second = guest_checks.reboot(guest, lambda: login_page(http_port))
+
+        def web_answers() -> int | None:
+            return guest_web.login_page(https_port)
+
+        t_second = guest_checks.reboot(guest, web_answers)
         guest_checks.check_update_kept(guest, version)
         say(f"second boot: web app answered {t_second:.1f} s after `systemctl reboot`; {version} runs")
         second = guest.run("systemd-analyze 2>&1 | head -1", check=False)
         say(f"second boot (systemd-analyze): {second}")
+        hat = guest_checks.check_hat(guest, lambda: guest_checks.reboot(guest, web_answers))
+        say(f"I2S HAT from micarray.txt: {hat}")
+        say(guest_web.says_simulated(https_port, guest_web.web_login(https_port, password)))
         say(f"boot (systemd-analyze in the guest): {analyze}")
         say(f"time from QEMU start to a working web app: {t_web:.1f} s (first boot)")
         say(f"load on this machine: {os.getloadavg()}")

@@ -12,13 +12,39 @@ the subscription alive.  The wire format is RTP (RFC 3550) with L16 payload
 (RFC 3551), described by SDP, so ffmpeg and GStreamer receive it too.
 """
 
-from rtai.jitterbuffer import ReceivedBlock
-from rtai.receiver import Receiver
-from rtai.rtcp import SenderReport
-from rtai.rtp import RtpPacket
-from rtai.sdp import StreamDescription, parse_sdp
-from rtai.sender import RtpSender
-from rtai.stats import ReceiverStats
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Loaded on first use: the device's boot reads rtai.sap and rtai.sdp, which
+# need none of numpy, the receiver or the sender.
+_WHERE = {
+    "ReceivedBlock": "rtai.jitterbuffer",
+    "Receiver": "rtai.receiver",
+    "SenderReport": "rtai.rtcp",
+    "RtpPacket": "rtai.rtp",
+    "StreamDescription": "rtai.sdp",
+    "parse_sdp": "rtai.sdp",
+    "RtpSender": "rtai.sender",
+    "ReceiverStats": "rtai.stats",
+}
+
+if TYPE_CHECKING:
+    from rtai.jitterbuffer import ReceivedBlock
+    from rtai.receiver import Receiver
+    from rtai.rtcp import SenderReport
+    from rtai.rtp import RtpPacket
+    from rtai.sdp import StreamDescription, parse_sdp
+    from rtai.sender import RtpSender
+    from rtai.stats import ReceiverStats
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'rtai' has no attribute {name!r}")
+
 
 __all__ = [
     "ReceivedBlock",

@@ -16,14 +16,17 @@ from typing import Any
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from appliance.capture.block import Block
 from appliance.capture.bus import Bus
 from appliance.capture.config import AudioConfig
 from appliance.sessions.streaming import StreamManager
+from browserinterface import protocol as P
 from rtai.jitterbuffer import ReceivedBlock
 from rtai.receiver import Receiver
-from tests.server import ApplianceProcess
+from tests.server import ApplianceProcess, serving
 
 
 def distinct_audio(frames: int, channels: int, seed: int = 1) -> NDArray[np.int16]:
@@ -146,6 +149,31 @@ def wav_server(root: Path, audio: NDArray[np.int16]) -> ApplianceProcess:
     return ApplianceProcess(data_dir, f"wav:{wav}")
 
 
+def wav_device(name: str, seed: int, channels: int = 8, seconds: int = 3) -> tuple[Any, Any, Any]:
+    """Module fixtures ``source_audio, server, token``: one started device playing distinct audio.
+
+    A test module that only reads the device (streams, SDP, pipes) shares one
+    start-up this way: ``source_audio, server, token = wav_device("pipes", seed=23)``.
+    """
+
+    @pytest.fixture(scope="module")
+    def source_audio() -> NDArray[np.int16]:
+        return distinct_audio(RATE * seconds, channels, seed=seed)
+
+    @pytest.fixture(scope="module")
+    def server(
+        tmp_path_factory: pytest.TempPathFactory, source_audio: NDArray[np.int16]
+    ) -> Iterator[ApplianceProcess]:
+        with serving(wav_server(tmp_path_factory.mktemp(name), source_audio)) as proc:
+            yield proc
+
+    @pytest.fixture(scope="module")
+    def token(server: ApplianceProcess) -> str:
+        return server.token(name)
+
+    return source_audio, server, token
+
+
 def in_loop(source: NDArray[np.int16], got: NDArray[np.int16]) -> bool:
     """True when ``got`` is a contiguous stretch of the looping ``source``."""
     starts = np.flatnonzero(np.all(source == got[0], axis=1))
@@ -177,3 +205,20 @@ def find_start(source: NDArray[np.int16], got: NDArray[np.int16], window: int = 
         if np.array_equal(source[k : k + window], head):
             return int(k)
     raise AssertionError("the received audio does not start anywhere in the source")
+
+
+async def change_channels(server: ApplianceProcess, token: str, channels: int) -> dict[str, Any]:
+    """A script changes the device's channel count; the device's answer (an ack or an error)."""
+    request = HTTPRequest(f"ws://{server.device}{P.WS_PATH}", headers={"Authorization": f"Bearer {token}"})
+    ws = await websocket_connect(request)
+    try:
+        await ws.write_message(json.dumps({"type": "hello", "protocol": 1, "role": "script"}))
+        await ws.write_message(json.dumps({"type": "change_config", "id": 5, "channels": channels}))
+        while True:
+            raw = await asyncio.wait_for(ws.read_message(), 10)
+            assert raw is not None, "the device closed the connection"
+            msg: dict[str, Any] = json.loads(raw)
+            if msg.get("id") == 5:
+                return msg
+    finally:
+        ws.close()

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,3 +123,14 @@ class ApplianceProcess:
         """Stop, then start again on the same port and data directory."""
         self.stop()
         self.start()
+
+
+@contextmanager
+def serving(server: ApplianceProcess) -> Iterator[ApplianceProcess]:
+    """``server`` started for the block and stopped after; an alarm in its log fails the test."""
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+    server.assert_clean_log()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import socket
 
 import pytest
@@ -16,7 +14,7 @@ from appliance.auth import PasswordStore
 from browserinterface import protocol as P
 from tests.browser_login import login
 from tests.server import ApplianceProcess
-from tests.wsclient import browser, connect, hello, receive, shut
+from tests.wsclient import browser, connect, hello, receive, shut, stuck_socket
 
 
 async def test_without_a_valid_token_there_is_no_socket(appliance: ApplianceProcess) -> None:
@@ -99,27 +97,12 @@ async def test_config_change_reaches_every_client_and_survives_restart(appliance
 
 
 def _raw_ws(server: ApplianceProcess, token: str) -> socket.socket:
-    """A WebSocket client with a tiny receive window that can simply stop reading."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET {P.WS_PATH} HTTP/1.1\r\nHost: {server.device}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Authorization: Bearer {token}\r\n\r\n"
-        ).encode()
+    """A script's WebSocket with a tiny receive window that asks for audio, then never reads."""
+    return stuck_socket(
+        server,
+        {"Authorization": f"Bearer {token}"},
+        ['{"type":"hello","protocol":1,"role":"script"}', '{"type":"audio","on":true}'],
     )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    for text in ('{"type":"hello","protocol":1,"role":"script"}', '{"type":"audio","on":true}'):
-        payload, mask = text.encode(), os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
-    return sock
 
 
 async def test_a_client_that_never_reads_loses_blocks_and_others_do_not(appliance: ApplianceProcess) -> None:

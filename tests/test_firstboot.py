@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -347,3 +348,12 @@ def test_files_others_read_stay_readable_under_the_units_umask(root: Path) -> No
         os.umask(old)
     for name in ("etc/hostname", "etc/hosts", "etc/timezone", "etc/default/micarray"):
         assert (root / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_the_boot_file_reader_loads_no_audio_or_web_stack() -> None:
+    """It runs before everything else at every boot: on a Pi each heavy import is seconds."""
+    heavy = ("numpy", "tornado", "zeroconf", "cryptography", "msgspec", "appliance.sessions.streaming")
+    probe = f"import sys, appliance.boot.firstboot; print([m for m in {heavy!r} if m in sys.modules])"
+    argv = [sys.executable, "-c", probe]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from rtai.wavstream import HEADER_BYTES, AudioSink
-from tests.rtai_support import distinct_audio, in_loop, read_wav, wav_server
+from tests.rtai_support import change_channels, distinct_audio, in_loop, read_wav, wav_device, wav_server
 from tests.server import BIN, ApplianceProcess
 
 RATE, CHANNELS = 48000, 8
@@ -40,27 +36,7 @@ print(*head)
 """
 
 
-@pytest.fixture(scope="module")
-def source_audio() -> NDArray[np.int16]:
-    return distinct_audio(RATE * 3, CHANNELS, seed=23)
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, source_audio: NDArray[np.int16]
-) -> Iterator[ApplianceProcess]:
-    proc = wav_server(tmp_path_factory.mktemp("pipes"), source_audio)
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.stop()
-    assert "Traceback" not in proc.log()
-
-
-@pytest.fixture(scope="module")
-def token(server: ApplianceProcess) -> str:
-    return server.token("pipes")
+source_audio, server, token = wav_device("pipes", seed=23)
 
 
 def piped(listen: list[str], reader: list[str]) -> tuple[str, str, int, int]:
@@ -201,8 +177,8 @@ def test_a_format_change_ends_a_pipe_in_words(source_audio: NDArray[np.int16], t
             while not (seen.exists() and seen.stat().st_size > 200_000):
                 assert time.monotonic() < deadline and first.poll() is None, "nothing came through the pipe"
                 time.sleep(0.05)
-            reply = asyncio.run(_change(server, token))
-            assert reply == "ack"
+            reply = asyncio.run(change_channels(server, token, 4))
+            assert reply["type"] == "ack", reply
             _, err = first.communicate(timeout=60)
             reader.communicate(timeout=60)
         finally:
@@ -219,24 +195,3 @@ def test_a_format_change_ends_a_pipe_in_words(source_audio: NDArray[np.int16], t
     )
     got = np.load(saved)
     assert got.shape[1] == CHANNELS and got.shape[0] > 0 and in_loop(source_audio, got)
-
-
-async def _change(server: ApplianceProcess, token: str) -> str:
-    request = HTTPRequest(f"ws://{server.device}/api/v1/ws", headers={"Authorization": f"Bearer {token}"})
-    ws = await websocket_connect(request)
-    try:
-        await ws.write_message(json.dumps({"type": "hello", "protocol": 1, "role": "script"}))
-        await ws.write_message(json.dumps({"type": "change_config", "id": 5, "channels": 4}))
-        while True:
-            raw = await asyncio.wait_for(_read(ws), 10)
-            msg = json.loads(raw)
-            if msg.get("id") == 5:
-                return str(msg["type"])
-    finally:
-        ws.close()
-
-
-async def _read(ws: WebSocketClientConnection) -> str | bytes:
-    raw = await ws.read_message()
-    assert raw is not None, "the device closed the connection"
-    return raw

@@ -20,18 +20,13 @@ from appliance.sessions import standing
 from rtai.rtcp import Bye
 from tests.browser_login import login
 from tests.rtai_support import free_port_pair
-from tests.server import ApplianceProcess
+from tests.server import ApplianceProcess, serving
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ApplianceProcess]:
-    proc = ApplianceProcess(tmp_path / "data", "sim")
-    try:
-        proc.start()
+    with serving(ApplianceProcess(tmp_path / "data", "sim")) as proc:
         yield proc
-    finally:
-        proc.stop()
-    assert "Traceback" not in proc.log()
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from browserinterface.credentials import CredentialsError, device_key, find_token, save_token
-from tests.server import BIN, ApplianceProcess
+from tests.server import BIN, ApplianceProcess, serving
 
 RTAI = str(BIN / "rtai")
 
@@ -31,13 +31,8 @@ browserinterface.loop_callbacks()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApplianceProcess]:
-    proc = ApplianceProcess(tmp_path_factory.mktemp("tokens") / "data", "sim")
-    try:
-        proc.start()
+    with serving(ApplianceProcess(tmp_path_factory.mktemp("tokens") / "data", "sim")) as proc:
         yield proc
-    finally:
-        proc.stop()
-    assert "Traceback" not in proc.log()
 
 
 @pytest.fixture

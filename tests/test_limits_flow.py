@@ -5,9 +5,7 @@ another script keeps every block."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import socket
 import sys
 from pathlib import Path
@@ -20,7 +18,7 @@ from appliance.sessions.flow import TextBudget
 from browserinterface import protocol as P
 from tests.browser_login import login
 from tests.server import ApplianceProcess
-from tests.wsclient import connect, hello, receive, shut
+from tests.wsclient import connect, hello, receive, shut, stuck_socket
 
 FLOOD_MESSAGES = 100
 #: Just under the largest chart message, so each one is accepted on its own.
@@ -37,26 +35,11 @@ def peak_rss_kib(pid: int) -> int:
 def stuck_browser(server: ApplianceProcess) -> socket.socket:
     """A signed-in browser's WebSocket that says hello and then never reads again."""
     cookie = login(server.port, server.data_dir)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET {P.WS_PATH} HTTP/1.1\r\nHost: {server.device}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Cookie: {cookie}\r\nOrigin: http://{server.device}\r\n\r\n"
-        ).encode()
+    return stuck_socket(
+        server,
+        {"Cookie": cookie, "Origin": f"http://{server.device}"},
+        ['{"type":"hello","protocol":1,"role":"browser"}'],
     )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    payload, mask = b'{"type":"hello","protocol":1,"role":"browser"}', os.urandom(4)
-    sock.sendall(
-        bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    )
-    return sock
 
 
 FLOODER = """

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,34 +24,14 @@ from rtai.client import DeviceStream
 from rtai.receiver import Receiver
 from rtai.resolve import resolve_host
 from rtai.sdp import StreamDescription
-from tests.rtai_support import distinct_audio, in_loop, read_wav, wav_server
+from tests.rtai_support import in_loop, read_wav, wav_device, wav_server
 from tests.server import BIN, ApplianceProcess, free_port
 
 RATE, CHANNELS = 48000, 8
 RTAI = str(BIN / "rtai")
 
 
-@pytest.fixture(scope="module")
-def source_audio() -> NDArray[np.int16]:
-    return distinct_audio(RATE * 3, CHANNELS, seed=11)
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, source_audio: NDArray[np.int16]
-) -> Iterator[ApplianceProcess]:
-    proc = wav_server(tmp_path_factory.mktemp("rtai-cli"), source_audio)
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.stop()
-    proc.assert_clean_log()
-
-
-@pytest.fixture(scope="module")
-def token(server: ApplianceProcess) -> str:
-    return server.token("rtai-cli")
+source_audio, server, token = wav_device("rtai-cli", seed=11)
 
 
 def _rtai(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

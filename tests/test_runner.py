@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import stat
 import sys
-import tempfile
-import textwrap
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -28,88 +25,38 @@ from appliance.runs.systemd_launcher import (
     unit_end,
 )
 from appliance.runs.tracebacks import UserFileLines
+from tests.fake_systemctl import dynamic_uid
+from tests.run_support import Body, Events, code, make_root, with_manager
 
 T = TypeVar("T")
 AS_ROOT = os.geteuid() == 0
 MEMORY = 256 * MIB
-WAIT_S = 20.0
-SCENARIO_S = 60.0
-
-
-class Events:
-    """Every event the manager sent, with a way to wait for one."""
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.items.append(event)
-        self._changed.set()
-
-    def of(self, run_id: str, kind: str = "run_output") -> list[dict[str, Any]]:
-        def run_of(event: dict[str, Any]) -> str:
-            run = event["run"]
-            return str(run["id"] if isinstance(run, dict) else run)
-
-        return [e for e in self.items if e["type"] == kind and run_of(e) == run_id]
-
-    def texts(self, run_id: str, stream: str) -> list[str]:
-        return [e["text"] for e in self.of(run_id) if e["stream"] == stream]
-
-    async def until(self, done: Callable[[], bool], timeout: float = WAIT_S) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not done():
-            self._changed.clear()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError("the expected events did not arrive in time")
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                continue
 
 
 @pytest.fixture
 def run_root() -> Iterator[Path]:
     # Not pytest's tmp_path: its parent is 0700 and the run user must reach the script.
-    top = Path(tempfile.mkdtemp(prefix="runner-test-"))
-    top.chmod(0o711)
+    top = make_root("runner-test-")
     yield top / "runs"
     shutil.rmtree(top)
 
 
-Scenario = Callable[[RunManager, Events], Awaitable[T]]
-
-
-def scenario(run_root: Path, body: Scenario[T], memory: int = MEMORY, launcher: Launcher | None = None) -> T:
+def scenario(
+    run_root: Path,
+    body: Body[T],
+    memory: int = MEMORY,
+    launcher: Launcher | None = None,
+    projects_root: Path | None = None,
+) -> T:
     """Run ``body`` with a fresh manager on a fresh loop; always stop every run."""
-
-    async def main() -> T:
-        events = Events()
-        manager = RunManager(
-            run_root,
-            # Unsandboxed: these tests follow pids the script prints, which a
-            # sandbox's own pid namespace renumbers (tests/test_isolation.py
-            # runs the sandbox).
-            launcher or RlimitLauncher(RunLimits(memory_bytes=memory), sandbox=False),
-            lambda run_id, name: {"BI_RUN_ID": run_id},
-            events,
-        )
-        try:
-            # A hung run fails the test here, and the finally still stops it.
-            return await asyncio.wait_for(body(manager, events), SCENARIO_S)
-        finally:
-            await manager.stop_all()
-            for info in manager.list():
-                assert not group_alive(info.pid), f"run {info.name} left processes behind"
-
-    return asyncio.run(main())
+    # Unsandboxed by default: these tests follow pids the script prints, which a
+    # sandbox's own pid namespace renumbers (tests/test_isolation.py runs the sandbox).
+    launcher = launcher or RlimitLauncher(RunLimits(memory_bytes=memory), sandbox=False)
+    return with_manager(run_root, launcher, run_env, body, projects_root)
 
 
-def code(text: str) -> str:
-    return textwrap.dedent(text).lstrip("\n")
+def run_env(run_id: str, name: str) -> dict[str, str]:
+    return {"BI_RUN_ID": run_id}
 
 
 def pid_alive(pid: int) -> bool:
@@ -546,16 +493,17 @@ def unit_launcher(run_root: Path, monkeypatch: pytest.MonkeyPatch) -> SystemdUni
     state = run_root.parent / "state"
     state.mkdir()
     runtime = run_root.parent / "runtime"
-    for name, value in (("RUNS", run_root), ("RUNTIME", runtime), ("STATE", state)):
+    places = (("RUNS", run_root), ("RUNTIME", runtime), ("STATE", state), ("DATA", run_root.parent))
+    for name, value in places:
         monkeypatch.setenv(f"FAKE_SYSTEMD_{name}", str(value))
-    monkeypatch.setenv("FAKE_SYSTEMD_USER", "nobody")
+    monkeypatch.setenv("FAKE_SYSTEMD_GROUP", "nogroup")
     return SystemdUnitLauncher(
         RunLimits(),
         runtime_dir=runtime,
         run_root=run_root,
         command=(sys.executable, str(FAKE_SYSTEMCTL)),
-        run_user="nobody",
         run_group="nogroup",
+        interpreter=sys.executable,
     )
 
 
@@ -572,14 +520,80 @@ def test_template_unit_run_streams_output_through_sockets(
 
     async def body(manager: RunManager, events: Events) -> None:
         info = await manager.wait((await manager.start("unit", code(src))).id)
-        assert events.texts(info.id, "stdout") == ["hello from 65534"]
+        uid = dynamic_uid(f"micarray-run-{info.id}")
+        assert events.texts(info.id, "stdout") == [f"hello from {uid}"]
         assert events.texts(info.id, "stderr")[0] == "to stderr"
         assert [e["line"] for e in events.of(info.id) if "line" in e] == [5]
-        assert (info.user, info.state, info.exit_code) == ("nobody", "failed", 1)
+        assert (info.user, info.state, info.exit_code) == (f"micarray-run-{info.id}", "failed", 1)
         assert info.reason == "exited with status 1"
-        assert (run_root / info.id / "written.txt").stat().st_uid == 65534
+        assert (run_root / info.id / "written.txt").stat().st_uid == uid
         assert stat.S_IMODE((run_root / info.id).stat().st_mode) == 0o770
         assert list(unit_launcher.runtime_dir.iterdir()) == []  # env file and sockets gone
+
+    scenario(run_root, body, launcher=unit_launcher)
+
+
+PROJECT_RUN = """
+import os, pathlib, sys
+import helper
+print("cwd", os.getcwd())
+print("data", open("data.txt").read().strip(), helper.ANSWER)
+open("result.txt", "w").write("written by the run")
+data_dir = pathlib.Path(os.environ["BI_OUTPUT_DIR"]).parents[2]
+print("data dir", sorted(p.name for p in data_dir.iterdir()))
+print("runs", sorted(p.name for p in (data_dir / "runs").iterdir()))
+try:
+    open(data_dir / "runs" / "intruder.txt", "w")
+except OSError as exc:
+    print("sibling", type(exc).__name__)
+"""
+
+
+def test_template_unit_run_works_in_its_project_and_sees_nothing_else(
+    run_root: Path, unit_launcher: SystemdUnitLauncher
+) -> None:
+    """A project run starts in its project (relative paths, imports), writes there, sees no other run."""
+    top = run_root.parent
+    projects = top / "projects"
+    project = projects / "demo"
+    project.mkdir(parents=True)
+    (project / "data.txt").write_text("42\n")
+    (project / "helper.py").write_text("ANSWER = 'from helper'\n")
+    (top / "tokens.json").write_text("secret")
+    run_root.mkdir(mode=0o711)
+    (run_root / "0000other000").mkdir()
+
+    async def body(manager: RunManager, events: Events) -> None:
+        info = await manager.wait((await manager.start("p", PROJECT_RUN, project="demo")).id)
+        inside = run_root / info.id / "project"
+        assert events.texts(info.id, "stderr") == []
+        assert events.texts(info.id, "stdout") == [
+            f"cwd {inside}",
+            "data 42 from helper",
+            "data dir ['runs']",
+            f"runs ['{info.id}']",
+            "sibling OSError",
+        ]
+        assert info.state == "finished"
+        result = project / "result.txt"
+        assert result.read_text() == "written by the run"
+        assert result.stat().st_uid == dynamic_uid(f"micarray-run-{info.id}")
+        assert stat.S_IMODE(result.stat().st_mode) & 0o060 == 0o060  # the service may read and remove it
+        assert not inside.exists() and list(unit_launcher.runtime_dir.iterdir()) == []
+
+    scenario(run_root, body, launcher=unit_launcher, projects_root=projects)
+
+
+def test_template_units_give_every_run_a_user_of_its_own(
+    run_root: Path, unit_launcher: SystemdUnitLauncher
+) -> None:
+    async def body(manager: RunManager, events: Events) -> None:
+        first = await manager.start("a", "import os; print(os.getuid())")
+        second = await manager.start("b", "import os; print(os.getuid())")
+        ended = [await manager.wait(first.id), await manager.wait(second.id)]
+        uids = {events.texts(info.id, "stdout")[0] for info in ended}
+        assert len(uids) == 2
+        assert [info.user for info in ended] == [f"micarray-run-{first.id}", f"micarray-run-{second.id}"]
 
     scenario(run_root, body, launcher=unit_launcher)
 

@@ -61,9 +61,13 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for exe in ("appliance", "python"):
         (venv_bin / exe).write_text("#!/bin/sh\n")
         (venv_bin / exe).chmod(0o755)
-    # Tools of the base system the units call (coreutils' install for the run root).
+    # Tools of the base system the units call (coreutils and find for the data
+    # directory's folders, the shell that starts a run in its project).
     (root / "usr/bin").mkdir(parents=True, exist_ok=True)
-    shutil.copy("/usr/bin/install", root / "usr/bin/install")
+    for tool in ("install", "chgrp", "find"):
+        shutil.copy(f"/usr/bin/{tool}", root / "usr/bin" / tool)
+    (root / "bin").mkdir(exist_ok=True)
+    shutil.copy("/bin/sh", root / "bin/sh")
     # The image's own units are verified too, and the host's system units
     # (targets, sysinit) make the dependencies resolvable.
     for name in UNITS:
@@ -185,7 +189,16 @@ def test_root_services_keep_only_the_capabilities_they_use() -> None:
 
 def test_run_unit_is_a_fixed_sandbox() -> None:
     s = unit_settings("micarray-run@.service")
-    assert s["User"] == ["micarray-run"]
+    # A user of its own for every run, in the run group; nothing of the data
+    # directory but its own run directory (its project bound there).
+    assert s["DynamicUser"] == ["yes"] and s["User"] == ["micarray-run-%i"]
+    assert s["SupplementaryGroups"] == ["micarray-run"]
+    assert s["TemporaryFileSystem"] == ["/var/lib/micarray:ro /dev/shm"]
+    assert s["BindPaths"] == [
+        "/var/lib/micarray/runs/%i",
+        "-/run/micarray/runs/%i.project:/var/lib/micarray/runs/%i/project",
+    ]
+    assert s["InaccessiblePaths"] == ["-/run/micarray"]
     assert s["CapabilityBoundingSet"] == [""]
     assert s["NoNewPrivileges"] == ["yes"]
     assert s["IPAddressDeny"] == ["any"] and s["IPAddressAllow"] == ["localhost"]

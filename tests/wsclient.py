@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
 from typing import Any
 
 from tornado.httpclient import HTTPRequest
@@ -69,3 +72,33 @@ async def shut(*sockets: WebSocketClientConnection) -> None:
         ws.close()
         while await asyncio.wait_for(ws.read_message(), 5) is not None:
             pass
+
+
+def stuck_socket(server: ApplianceProcess, headers: dict[str, str], messages: list[str]) -> socket.socket:
+    """A WebSocket with a tiny receive window that sends ``messages`` and then simply stops reading.
+
+    Raw bytes on a socket, since a client library keeps reading: only this way
+    does the device meet a peer that is connected but never takes its data.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    sock.sendall(
+        (
+            f"GET {P.WS_PATH} HTTP/1.1\r\nHost: {server.device}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"{extra}\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    for text in messages:
+        payload, mask = text.encode(), os.urandom(4)
+        assert len(payload) < 126, "one short masked text frame each"
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+    return sock

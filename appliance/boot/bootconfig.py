@@ -29,7 +29,7 @@ from pathlib import Path
 
 from appliance.boot import hats
 from appliance.capture.sources.arrays import preset_names
-from appliance.sessions.standing import StandingError, parse_standing
+from appliance.sessions.standing_config import StandingError, parse_standing
 
 FILE_NAME = "micarray.txt"
 #: Far more than the documented file needs; checked before the file is read.

@@ -36,7 +36,7 @@ from appliance.boot import bootconfig, hats, rootgrow
 from appliance.boot.bootconfig import BootConfig, BootConfigError, BootFileRefused, Problem, Setting
 from appliance.boot.bootreport import REPORT_FILE
 from appliance.errors import AuthError
-from appliance.sessions import standing
+from appliance.sessions import standing_config as standing
 
 log = logging.getLogger(__name__)
 

@@ -258,7 +258,7 @@ def default_launcher(
     """
     if Path("/run/systemd/system").is_dir():
         if template_installed():
-            return SystemdUnitLauncher(limits)
+            return SystemdUnitLauncher(limits, interpreter=interpreter)
         if os.geteuid() == 0 and shutil.which("systemd-run") is not None:
             return SystemdRunLauncher(limits, interpreter, hidden=hidden)
     if os.geteuid() != 0:

@@ -21,9 +21,10 @@ import logging
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from appliance.runs.launchbase import (
@@ -56,8 +57,10 @@ UNIT_DIRS = (
 RUNTIME_DIR = Path("/run/micarray/runs")
 #: The template's ``WorkingDirectory=`` is ``<RUN_ROOT>/<id>``.
 RUN_ROOT = Path("/var/lib/micarray/runs")
-#: The template's ``User=``; its group may be handed run directories.
+#: The run group (each run's own user is ``micarray-run-<id>``, in this group).
 RUN_USER = "micarray-run"
+#: Where the template binds a run's project inside its run directory.
+PROJECT_MOUNT = "project"
 #: Seconds systemctl may take for show, kill, reset-failed before it is given up on.
 SYSTEMCTL_TIMEOUT_S = 10.0
 STREAMS = ("stdout", "stderr")
@@ -210,6 +213,11 @@ def _socket_output(sock: socket.socket, path: Path, proc: asyncio.subprocess.Pro
 class SystemdUnitLauncher:
     """Each run is an instance of the installed ``micarray-run@.service`` template.
 
+    The template gives every run a user of its own (``DynamicUser=``, named
+    ``micarray-run-<id>``, in the run group), shows it nothing of the data
+    directory but its own run directory, and binds its project there as
+    ``project`` (the symbolic link ``<runtime>/<id>.project`` says which; PID
+    1 follows it).  The script starts in ``BI_WORKDIR`` with ``BI_PYTHON``.
     ``limits`` only words messages here: the template (and its drop-ins)
     holds the real ones, so keep the two in step.
     """
@@ -221,27 +229,27 @@ class SystemdUnitLauncher:
         runtime_dir: Path = RUNTIME_DIR,
         run_root: Path = RUN_ROOT,
         command: Sequence[str] = ("systemctl",),
-        run_user: str = RUN_USER,
-        run_group: str | None = None,
+        run_group: str = RUN_USER,
+        interpreter: str | None = None,
     ) -> None:
         self.limits = limits or RunLimits()
         self.runtime_dir = runtime_dir
         self.fixed_run_root: Path | None = run_root
         """Run directories must be here: the template's WorkingDirectory says so."""
         self.command = tuple(command)
-        self._run_user = run_user
-        group = run_group or run_user
+        self.interpreter = interpreter
+        self._last_user = f"{RUN_USER}-<id>"
         try:
-            self._gid = grp.getgrnam(group).gr_gid
+            self._gid = grp.getgrnam(run_group).gr_gid
         except KeyError:
             raise LaunchError(
-                f"group {group!r} does not exist; install systemd/sysusers.d/micarray.conf"
+                f"group {run_group!r} does not exist; install systemd/sysusers.d/micarray.conf"
             ) from None
 
     @property
     def user_name(self) -> str:
-        """The template's user."""
-        return self._run_user
+        """The newest run's own user (the template's ``User=micarray-run-%i``)."""
+        return self._last_user
 
     def unit(self, spec: LaunchSpec) -> str:
         """The unit name of a run."""
@@ -251,7 +259,7 @@ class SystemdUnitLauncher:
         return self.runtime_dir / f"{spec.run_id}.{suffix}"
 
     def prepare(self, spec: LaunchSpec) -> None:
-        """Hand the directory to the run group (0770); write the env file."""
+        """Open the run's folders to the run group; point at its project; write the env file."""
         if spec.run_dir.parent != self.fixed_run_root:
             raise LaunchError(
                 f"run directory {spec.run_dir} is not where the run unit template looks; "
@@ -261,15 +269,45 @@ class SystemdUnitLauncher:
         # The unit makes the run root setgid to the run group, so the group is
         # inherited: the service may neither chown (system-call filter) nor set a
         # setgid bit itself (RestrictSUIDSGID), hence 0770, not 2770, here.
-        places = [(spec.run_dir, 0o770), (script, 0o640)]
+        for path, mode in [(spec.run_dir, 0o770), (script, 0o640)]:
+            self._give_group(path, mode)
+            os.chmod(path, mode)  # exactly: nothing for others
         if spec.output_dir is not None and spec.output_dir.is_dir():
-            places.append((spec.output_dir, 0o770))
-        for path, mode in places:
-            if path.stat().st_gid != self._gid:
-                os.chown(path, -1, self._gid)
-            os.chmod(path, mode)
+            _open_tree_to_group(spec.output_dir, self._give_group)
         self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_env_file(self._path(spec, "env"), {**spec.env, "BI_SCRIPT_NAME": spec.script})
+        env = {**spec.env, "BI_SCRIPT_NAME": spec.script, "BI_SCRIPT_PATH": str(script)}
+        env["BI_WORKDIR"] = str(spec.workdir)
+        if self.interpreter is not None:
+            env["BI_PYTHON"] = self.interpreter
+        if spec.project_dir is not None and not spec.project_dir.is_relative_to(spec.run_dir):
+            env = self._bind_project(spec, env)
+        write_env_file(self._path(spec, "env"), env)
+        self._last_user = f"{RUN_USER}-{spec.run_id}"
+
+    def _bind_project(self, spec: LaunchSpec, env: dict[str, str]) -> dict[str, str]:
+        """Point ``<runtime>/<id>.project`` at the project, which the run sees as ``<run dir>/project``."""
+        assert spec.project_dir is not None
+        _open_tree_to_group(spec.project_dir, self._give_group)
+        inside = spec.run_dir / PROJECT_MOUNT
+        inside.mkdir(mode=0o770)  # the mount point
+        link = self._path(spec, "project")
+        link.unlink(missing_ok=True)
+        link.symlink_to(spec.project_dir)
+        real = str(spec.project_dir)
+        return {key: str(inside) if value == real else value for key, value in env.items()}
+
+    def _give_group(self, path: Path, mode: int) -> None:
+        st = path.lstat()
+        if st.st_gid != self._gid:
+            try:
+                os.chown(path, -1, self._gid, follow_symlinks=False)
+            except PermissionError:
+                raise LaunchError(
+                    f"{path} does not belong to the run group and this service may not change "
+                    "that; restart the service (its start hands the projects to the run group)"
+                ) from None
+        if stat.S_IMODE(st.st_mode) & mode != mode:
+            os.chmod(path, stat.S_IMODE(st.st_mode) | mode)
 
     async def spawn(self, spec: LaunchSpec) -> Launched:
         """Listen for the output, then ``systemctl start --wait`` the run's unit."""
@@ -305,7 +343,7 @@ class SystemdUnitLauncher:
         return proc.returncode is None
 
     async def finish(self, spec: LaunchSpec, proc: asyncio.subprocess.Process) -> tuple[int, str | None]:
-        """Read how the unit ended, let systemd forget it, remove the env file."""
+        """Read how the unit ended, let systemd forget it, remove the env file and project link."""
         complaint = b""
         if proc.stderr is not None:
             complaint = await proc.stderr.read()
@@ -313,8 +351,26 @@ class SystemdUnitLauncher:
         ended = await finish_unit(
             self.command, self.unit(spec), returncode, self.limits, complaint.decode(errors="replace")
         )
-        self._path(spec, "env").unlink(missing_ok=True)
+        for suffix in ("env", "project"):
+            self._path(spec, suffix).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            (spec.run_dir / PROJECT_MOUNT).rmdir()  # the empty mount point, when there was one
         return ended
+
+
+def _open_tree_to_group(folder: Path, give: Callable[[Path, int], None]) -> None:
+    """Let the run group read and write ``folder`` and what is in it (links are left alone).
+
+    What earlier runs made there belongs to their own users, already with
+    group write (the template's ``UMask=0007``), and is skipped.
+    """
+    give(folder, 0o770)
+    for parent, dirs, files in os.walk(folder):
+        for name, mode in [(d, 0o770) for d in dirs] + [(f, 0o660) for f in files]:
+            path = Path(parent, name)
+            if path.is_symlink() or path.lstat().st_uid != os.geteuid():
+                continue
+            give(path, mode)
 
 
 def systemd_run_argv(
