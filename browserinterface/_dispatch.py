@@ -180,6 +180,8 @@ class Dispatcher:
         old, self._ring = self._ring, feed
         if old is not None:
             old.kick()  # its reader lets go of it at its next look
+        if feed is not None:
+            self._queue.put(("wake", None))  # a reader waiting on the queue turns to the ring
 
     def ring_tick(self) -> None:
         """Measure the lag from the ring now (the connection thread, every LAG_REPORT_S),
