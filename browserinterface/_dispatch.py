@@ -24,7 +24,6 @@ dropped, however long its own callback takes.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import queue
 import sys
@@ -39,7 +38,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from browserinterface._ending import CallbackFailed, end_main_thread, say
 from browserinterface._ringfeed import RingFeed
+
+__all__ = ["BlockInfo", "CallbackFailed", "Dispatcher", "say"]
 
 #: Audio the script may fall behind by, in seconds, before the oldest blocks are dropped.
 BACKLOG_S = 0.5
@@ -323,7 +325,7 @@ class Dispatcher:
             os._exit(code)
         if threading.current_thread() is threading.main_thread():
             raise SystemExit(code) from None
-        _end_main_thread(code)
+        end_main_thread(code)
 
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "block":
@@ -417,38 +419,6 @@ class Dispatcher:
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         self._queue.put(("call", fn))
-
-
-class CallbackFailed(BaseException):
-    """Raised in the main thread when a callback on the background thread ended the script.
-
-    ``code`` is the exit status the callback chose (1 for an exception).  Not a
-    SystemExit: CPython reads no status from an exception raised this way, but
-    an uncaught exception ends with status 1, and the script's exception hook
-    (``browserinterface._say_setup_errors_in_words``) ends it with any other.
-    """
-
-    code = 1
-
-
-def _end_main_thread(code: int) -> None:
-    """End the script from a background thread as ``sys.exit(code)`` in the main thread would.
-
-    CPython's documented hook for raising an exception in another thread;
-    the main thread sees it at its next bytecode (a long sleep ends first).
-    """
-    exc: type[BaseException] = SystemExit
-    if code != 0:
-        exc = type("CallbackFailed", (CallbackFailed,), {"code": code})
-    main = threading.main_thread().ident
-    if main is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(exc))
-
-
-def say(line: str) -> None:
-    """One line to stderr in one write, so a line printed by another thread cannot land inside it."""
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
 
 
 def _frames_for(duration_ms: float, rate: int) -> int:
