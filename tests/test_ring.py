@@ -43,16 +43,21 @@ import hashlib, json, sys, threading
 import browserinterface as bi
 
 got = {}
+told = 0
 until = []
+bi.set_max_backlog(60_000)  # nothing dropped for being late: every gap is a loss, told
 threading.Thread(target=lambda: until.append(int(sys.stdin.readline())), daemon=True).start()
 
 def handle(buffer, info):
+    global told
+    told += info.lost if got else 0
     if not got:
         print("first", info.seq, flush=True)
     got[info.seq] = hashlib.sha1(buffer.tobytes()).hexdigest()
     if until and info.seq >= until[0]:
         path = "ring" if bi._device._dispatcher._ring is not None else "websocket"
-        print(json.dumps({"path": path, "blocks": got, "shape": list(buffer.shape)}), flush=True)
+        result = {"path": path, "blocks": got, "shape": list(buffer.shape), "told": told}
+        print(json.dumps(result), flush=True)
         bi.stop()
 
 bi.register_handle_data(handle, info=True)
@@ -118,14 +123,19 @@ def test_a_ring_reader_gets_the_same_samples_as_a_websocket_reader(server: Appli
     assert by_ring["shape"] == by_ws["shape"] == [FRAMES, 8]
     ring_blocks, ws_blocks = by_ring["blocks"], by_ws["blocks"]
     assert isinstance(ring_blocks, dict) and isinstance(ws_blocks, dict)
-    both = [str(seq) for seq in range(later, later + BOTH_GET + 1)]
+    # On a loaded machine either reader may lose blocks; the ones both got must be the same.
+    both = [
+        seq for seq in map(str, range(later, later + BOTH_GET + 1)) if seq in ring_blocks and seq in ws_blocks
+    ]
+    assert len(both) > BOTH_GET // 2, (len(ring_blocks), len(ws_blocks))
     assert all(ring_blocks[seq] == ws_blocks[seq] for seq in both)
     seqs = sorted(int(s) for s in ring_blocks)
-    assert seqs == list(range(seqs[0], seqs[-1] + 1)), "the ring reader missed blocks"
+    missing = seqs[-1] - seqs[0] + 1 - len(seqs)
+    assert missing == by_ring["told"], "the ring reader lost blocks it was not told of"
 
 
 HOSTILE = """
-import mmap, os, json
+import ctypes, errno, mmap, os, json
 import browserinterface as bi
 from browserinterface.ringfetch import _fetch_once
 
@@ -141,11 +151,23 @@ def handle(buffer):
             fn()
             tried[name] = "allowed"
         except OSError as exc:
-            tried[name] = type(exc).__name__
+            tried[name] = errno.errorcode.get(exc.errno, str(exc.errno))
     attempt("map_writable", lambda: mmap.mmap(fd, 64, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE))
     attempt("write", lambda: os.pwrite(fd, b"x", 100))
     attempt("reopen_rw", lambda: os.pwrite(os.open(f"/proc/self/fd/{fd}", os.O_RDWR), b"x", 100))
     attempt("truncate", lambda: os.ftruncate(fd, 0))
+    # Punching a hole would zero the pages: silence in every script's audio.
+    libc = ctypes.CDLL(None, use_errno=True)
+    def punch(fd=fd):
+        args = (ctypes.c_int(fd), ctypes.c_int(3), ctypes.c_long(0), ctypes.c_long(65536))
+        if libc.fallocate(*args) != 0:  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    attempt("punch_hole", punch)
+    # The same through a descriptor reopened for writing (the seals, not the mode, refuse).
+    rw = os.open(f"/proc/self/fd/{fd}", os.O_RDWR)
+    attempt("reopened_map_writable", lambda: mmap.mmap(rw, 64, mmap.MAP_SHARED, mmap.PROT_WRITE))
+    attempt("reopened_truncate", lambda: os.ftruncate(rw, 0))
+    attempt("reopened_punch_hole", lambda: punch(rw))
     tried["path"] = "ring" if bi._device._dispatcher._ring is not None else "websocket"
     tried["loud"] = int(abs(buffer).max()) > 0
     print("tried " + json.dumps(tried), flush=True)
@@ -155,12 +177,15 @@ bi.register_handle_data(handle)
 bi.start()
 bi.loop_callbacks()
 """
-REFUSED = {"map_writable", "write", "reopen_rw", "truncate"}
+REFUSED = {"map_writable", "write", "reopen_rw", "truncate", "punch_hole"}
+REFUSED_BY_SEALS = {"reopen_rw", "reopened_map_writable", "reopened_truncate", "reopened_punch_hole"}
 
 
 def _check_hostile(tried: dict[str, object]) -> None:
     assert tried["path"] == "ring" and tried["fetched"] and tried["reads"] and tried["loud"], tried
-    assert {name: tried[name] for name in REFUSED} == dict.fromkeys(REFUSED, "PermissionError"), tried
+    # EBADF, EACCES, EINVAL: the descriptor is read-only; EPERM: the seals refuse even a writable one.
+    assert all(tried[name] in ("EPERM", "EACCES", "EBADF", "EINVAL") for name in REFUSED), json.dumps(tried)
+    assert all(tried[name] == "EPERM" for name in REFUSED_BY_SEALS), json.dumps(tried)
 
 
 def test_a_reader_cannot_write_into_the_ring_by_any_way(server: ApplianceProcess) -> None:

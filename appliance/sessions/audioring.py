@@ -55,6 +55,8 @@ class RingWriter:
                 self.fd, shape.total_bytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
             )
             fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, SEALS)
+            # What readers get: a read-only description of the same memory (the seals are the wall).
+            self.read_fd = os.open(f"/proc/self/fd/{self.fd}", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             os.close(self.fd)
             raise
@@ -96,6 +98,7 @@ class RingWriter:
         self._slots.clear()
         with contextlib.suppress(BufferError):
             self._map.close()
+        os.close(self.read_fd)
         os.close(self.fd)
 
 
@@ -206,7 +209,7 @@ class RingHub:
         if ring is None:
             _send(sock, {"error": "no block was captured yet; fetch again", "retry": True}, None)
             return
-        _send(sock, {"ok": True}, ring.fd)
+        _send(sock, {"ok": True}, ring.read_fd)
 
 
 def _send(sock: socket.socket, answer: dict[str, object], fd: int | None) -> None:
