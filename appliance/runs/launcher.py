@@ -165,7 +165,7 @@ class RlimitLauncher:
                 chown_tree(folder, user.uid, user.gid)
 
     async def _command(self, spec: LaunchSpec, user: RunUser | None) -> list[str]:
-        command = [self.interpreter, "-u", spec.script]
+        command = [self.interpreter, "-u", str(spec.script_path)]
         if not self.sandboxed:
             return command
         argv = sandbox_mod.bwrap_argv(
@@ -177,6 +177,10 @@ class RlimitLauncher:
             workdir=spec.workdir,
         )
         port = _api_port(spec.env)
+        ring = spec.env.get("BI_RING_SOCKET")
+        if ring and os.path.exists(ring):
+            # At its own path, so the welcome's ring offer names it inside too (docs/protocol.md).
+            argv += ["--bind", ring, ring]
         if self.limits.network == "all" or port is None:
             return [*argv, "--", *sandbox_mod.relay_argv(None, command)]
         relay = sandbox_mod.ApiRelay(spec.run_dir.parent / f"{spec.run_id}.sock", port)
