@@ -258,7 +258,8 @@ def http_status(url: str, cookie: str | None = None) -> int:
         with urllib.request.urlopen(request, timeout=10) as reply:
             return int(reply.status)
     except urllib.error.HTTPError as err:
-        return err.code
+        with err:
+            return err.code
 
 
 def test_original_custom_handler_file_on_the_device_loads_with_the_page(

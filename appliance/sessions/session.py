@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import ipaddress
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -121,6 +122,8 @@ class ClientSession:
         self.batch = False
         """The client takes several messages in one text frame (``appliance.sessions.batching``)."""
         self._last_text = 0.0
+        self.wants_ring = False
+        """A script on this machine that can map the audio ring (``hello`` said ``ring``)."""
         self.audio_channels: list[int] | None = None
         self._audio: Subscription | None = None
         self._audio_task: asyncio.Task[None] | None = None
@@ -259,6 +262,7 @@ class ClientSession:
         self.host = "device" if self.principal.kind in ("run", "local") else msg.host or self.peer
         self.inform_browser = msg.inform_browser
         self.batch = msg.batch
+        self.wants_ring = msg.ring and msg.role == "script" and _is_loopback(self.peer)
         self.service.attach(self)
         self.push(self.service.welcome_text(self))
         return None
@@ -432,6 +436,14 @@ class ClientSession:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+def _is_loopback(peer: str) -> bool:
+    """Whether the peer is on this machine (only there can it map the ring)."""
+    try:
+        return ipaddress.ip_address(peer.split("%", maxsplit=1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _run_files(files: dict[str, str] | None) -> dict[str, bytes] | None:
