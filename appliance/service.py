@@ -26,7 +26,7 @@ from appliance.boot.bootreport import boot_file_problems, update_notices
 from appliance.capture.block import Block
 from appliance.capture.bus import QUEUE_SECONDS, Bus, blocks_for
 from appliance.capture.config import AudioConfig, Capabilities, apply_change, load_config, save_config
-from appliance.capture.handoff import Handoff, capacity_for
+from appliance.capture.handoff import Handoff, batch_for, capacity_for
 from appliance.capture.sources.base import CaptureSource
 from appliance.capture.stats import CpuMeter, Levels, disk_free_bytes, temperature_c
 from appliance.capture.thread import Capture, CaptureStatus
@@ -106,9 +106,11 @@ class Service:
         self._browsers = 0
         """Open browser sessions: levels and latency are only measured for them to see."""
         self.bus.add_listener(self._meter)
+        self.bus.on_change = self._update_batching
         self.ring = RingHub(lambda: self._config.rate)
         """Audio for scripts on this machine through shared memory (``appliance.sessions.audioring``)."""
         self.bus.add_listener(self.ring.on_block)
+        self.ring.on_change = self._update_batching
 
     # -- life cycle -----------------------------------------------------------
     async def start(self) -> None:
@@ -122,6 +124,7 @@ class Service:
             loop.call_soon_threadsafe(self._on_status, status)
 
         self.capture = Capture(self.source, deliver=handoff.put, on_status=on_status, desired=self._saved)
+        self._update_batching()
         self.capture.start()
         self.supervisor.spawn("stats", lambda: self._every(STATS_INTERVAL_S, self._send_stats), "restart")
         self.supervisor.spawn("levels", lambda: self._every(LEVELS_INTERVAL_S, self._send_levels), "restart")
@@ -257,10 +260,27 @@ class Service:
         """How many blocks a client's audio queue holds: about a second of audio."""
         return blocks_for(QUEUE_SECONDS, self._config.rate, self._config.buffer_frames)
 
+    @property
+    def handoff_batch(self) -> int:
+        """Blocks the hand-off gathers before it wakes the loop (1 while a client is attached)."""
+        return self._handoff.batch if self._handoff is not None else 1
+
+    def _update_batching(self) -> None:
+        """Hand over every period at once while a client is attached (a browser, a bus consumer,
+        a script reading the ring); batch them while none is (no one is there to need the
+        latency, and the daemon wakes a tenth as often)."""
+        low_latency = self._browsers > 0 or self.bus.needs_latency or self.ring.has_readers
+        blocks = 1 if low_latency else batch_for(self._config.rate, self._config.buffer_frames)
+        if self._handoff is not None:
+            self._handoff.set_batch(blocks)
+        if self.capture is not None:
+            self.capture.set_batch(blocks)
+
     def _config_changed(self) -> None:
         self._encoded.clear()
         if self._handoff is not None:
             self._handoff.resize(capacity_for(self._config.rate, self._config.buffer_frames))
+        self._update_batching()
         for sub in self.bus.subscriptions:
             if sub.name.startswith("session "):
                 sub.resize(self.queue_blocks())
@@ -298,6 +318,7 @@ class Service:
         self._sessions[session.id] = session
         if session.role == "browser":
             self._browsers += 1
+            self._update_batching()
         if session.role == "script" and session.inform_browser and session.principal.kind != "run":
             info = {
                 "id": f"remote-{session.id}",
@@ -316,6 +337,7 @@ class Service:
     def detach(self, session: ClientSession) -> None:
         if self._sessions.pop(session.id, None) is not None and session.role == "browser":
             self._browsers -= 1
+            self._update_batching()
         self.ring.forget(session.id)
         self.handlers.end_owner(session.id)
         if self.streams is not None:

@@ -6,6 +6,10 @@ capture hand-off, the bus, four script sessions behind the real Tornado
 WebSocket to four real ``browserinterface`` script processes, and one RTP
 stream to a real UDP socket drained by another process.  Only this process
 is measured; the scripts and the UDP reader are separate processes.
+
+With no script and no listener (the idle row) the hand-off batches blocks as
+the service's own rule says (``Service._update_batching``), and the loop is
+given a turn only when the hand-off woke it, as in the daemon.
 """
 
 from __future__ import annotations
@@ -92,6 +96,8 @@ class HotPath:
         self.service._config = config
         self.source.open(config)
         self.handoff = Handoff(asyncio.get_running_loop(), self.service._on_blocks, 64)
+        self.service._handoff = self.handoff
+        self.service._update_batching()
         token = self.service.tokens.create("bench")
         env = {**os.environ, "BI_DEVICE": f"127.0.0.1:{self.service.http_port}", "BI_TOKEN": token}
         for _ in range(self.scripts):
@@ -122,6 +128,8 @@ class HotPath:
             stamp = self.source.capture_time() or time.time()
             self.handoff.put(Block.frozen(self.seq, stamp, data))
             self.seq += 1
+            if self.seq % self.handoff.batch:
+                continue  # the hand-off did not wake the loop
             await asyncio.sleep(0)
             while any(s.pending() for s in subs):
                 await asyncio.sleep(0)

@@ -2,10 +2,14 @@
 
     .venv/bin/python -m bench callgrind_hotpath      (needs valgrind: apt-get install valgrind)
 
-48 channels x 48 kHz, 256-frame buffers (187.5 blocks per audio-second): the
-simulator renders each block, the capture hand-off, the bus, four script
-sessions over the real Tornado WebSocket to four real script processes, one
-RTP listener (``bench/_hotpath.py``).  Only the daemon's process runs under
+48 channels x 48 kHz, 256-frame buffers (187.5 blocks per audio-second), two
+rows (``bench/_hotpath.py``): *idle*, the simulator rendering each block, the
+capture hand-off and the bus with no consumer (the hand-off batching as the
+service does then); and *4 scripts + 1 listener*, the same plus four script
+sessions over the real Tornado WebSocket to four real script processes and
+one RTP listener.  Callgrind counts user-space instructions only: the
+kernel's share of a wake-up (futex, epoll, the self-pipe), which batching
+saves, is not in it; ``bench/idle_daemon.py`` measures that.  Only the daemon's process runs under
 ``valgrind --tool=callgrind``; instrumentation is switched on after start-up
 and the counters are dumped around two runs of different length, so
 start-up, connection set-up and the dump requests themselves cancel out:
@@ -66,6 +70,10 @@ def numpy_reference() -> float:
     return float(np.square(_BLOCK.astype(np.float32)).mean(axis=0).sum())
 
 
+ROWS = ((0, 0), (4, 1))
+"""(scripts, RTP listeners) of each row."""
+
+
 async def _measured(hot: HotPath) -> None:
     await hot.run(WARMUP)
     _control("-i", "on")
@@ -90,8 +98,9 @@ async def _native(hot: HotPath) -> None:
     print(f"NATIVE {per_block}", flush=True)
 
 
-def _child(mode: str) -> None:
-    asyncio.run(with_hot_path(_measured if mode == "callgrind" else _native))
+def _child(mode: str, scripts: int, listeners: int) -> None:
+    work = _measured if mode == "callgrind" else _native
+    asyncio.run(with_hot_path(work, scripts=scripts, listeners=listeners))
 
 
 def _totals(out: Path) -> list[int]:
@@ -103,15 +112,12 @@ def _totals(out: Path) -> list[int]:
     return counts
 
 
-def main() -> None:
-    if shutil.which("valgrind") is None:
-        print("valgrind is not installed (apt-get install valgrind); skipped")
-        return
+def _row(scripts: int, listeners: int) -> tuple[float, float, float, float, float]:
+    """(instructions per block, pure-Python ref, numpy ref, native s per block, s under valgrind)."""
+    args = ["-m", "bench.callgrind_hotpath", "--child"]
+    rest = [str(scripts), str(listeners)]
     native = subprocess.run(
-        [sys.executable, "-m", "bench.callgrind_hotpath", "--child", "native"],
-        check=True,
-        capture_output=True,
-        text=True,
+        [sys.executable, *args, "native", *rest], check=True, capture_output=True, text=True
     )
     per_block_s = float(
         next(line for line in native.stdout.splitlines() if line.startswith("NATIVE")).split()[1]
@@ -121,7 +127,7 @@ def main() -> None:
         started = time.monotonic()
         subprocess.run(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-             sys.executable, "-m", "bench.callgrind_hotpath", "--child", "callgrind"],
+             sys.executable, *args, "callgrind", *rest],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         wall = time.monotonic() - started
@@ -131,18 +137,35 @@ def main() -> None:
     per_block = (long_ - short) / (LONG - SHORT)
     py = (py_l - py_s) / (REF_LONG - REF_SHORT)
     npy = (np_l - np_s) / (REF_LONG - REF_SHORT)
-    print(f"hot path: {CHANNELS} ch x {RATE} Hz, {FRAMES}-frame buffers, 4 scripts, 1 RTP listener")
-    print(f"callgrind ({LONG - SHORT} blocks counted, {wall:.0f} s under valgrind):")
-    print(f"  instructions per block:        {per_block / 1e6:10.3f} M")
-    print(f"  instructions per audio-second: {per_block * BLOCKS_PER_S / 1e6:10.1f} M")
-    print(f"  pure-Python (1000 additions): {py / 1e3:8.1f} k; a block is {per_block / py:.1f} of them")
-    print(f"  numpy (mean square of 256x48): {npy / 1e3:8.1f} k; a block is {per_block / npy:.1f} of them")
-    core = 100 * per_block_s * BLOCKS_PER_S
-    print(f"native: {per_block_s * 1e3:.3f} ms CPU per block = {core:.1f} % of one core")
+    return per_block, py, npy, per_block_s, wall
+
+
+def main() -> None:
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install valgrind); skipped")
+        return
+    print(
+        f"hot path: {CHANNELS} ch x {RATE} Hz, {FRAMES}-frame buffers; callgrind counts {LONG - SHORT} blocks"
+    )
+    for scripts, listeners in ROWS:
+        per_block, py, npy, per_block_s, wall = _row(scripts, listeners)
+        name = (
+            "idle (no consumer)" if scripts == listeners == 0 else f"{scripts} scripts + {listeners} listener"
+        )
+        print(f"{name} ({wall:.0f} s under valgrind):")
+        print(f"  instructions per block:        {per_block / 1e6:10.3f} M")
+        print(f"  instructions per audio-second: {per_block * BLOCKS_PER_S / 1e6:10.1f} M")
+        print(f"  pure-Python (1000 additions): {py / 1e3:8.1f} k; a block is {per_block / py:.2f} of them")
+        print(
+            f"  numpy (mean square of 256x48): {npy / 1e3:8.1f} k; a block is {per_block / npy:.2f} of them"
+        )
+        core = 100 * per_block_s * BLOCKS_PER_S
+        print(f"  native: {per_block_s * 1e3:.3f} ms CPU per block = {core:.1f} % of one core")
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        _child(sys.argv[2])
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        _child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
         main()

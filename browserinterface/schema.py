@@ -54,6 +54,8 @@ class Hello(ClientMessage, tag="hello", forbid_unknown_fields=False):
     name: ShortText = ""
     host: ShortText = ""
     inform_browser: bool = False
+    batch: bool = False
+    """The client takes a JSON array of messages in one text frame (the web page does)."""
     ring: bool = False
     """This script runs on the device and can map its shared-memory audio ring."""
 

@@ -196,9 +196,12 @@ def run(port: int, jar: dict[str, str], start: dict[str, Any], stop_on: str | No
     return asyncio.run(_run(port, jar, start, stop_on))
 
 
-def api(port: int, token: str, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-    """A laptop's API request with a token, over HTTPS."""
-    status, _, data, _ = https(port, method, path, body, {"Authorization": f"Bearer {token}"})
+def api(
+    port: int, jar: dict[str, str], method: str, path: str, body: bytes | None = None
+) -> tuple[int, bytes]:
+    """The page's own API request: the session cookie and the XSRF header, over HTTPS."""
+    headers = {"Cookie": _cookie_header(jar), "X-XSRFToken": jar["_xsrf"]}
+    status, _, data, _ = https(port, method, path, body, headers)
     return status, data
 
 
@@ -206,7 +209,7 @@ EDITOR_SCRIPT = """
 import os
 import browserinterface
 browserinterface.start()
-print("ran as", os.environ["USER"], "uid", os.getuid(), "at", browserinterface.rate, "Hz")
+print("ran as", os.environ.get("USER", "?"), "uid", os.getuid(), "at", browserinterface.rate, "Hz")
 browserinterface.stop()
 """
 
@@ -224,7 +227,7 @@ def editor_run(port: int, jar: dict[str, str]) -> tuple[str, int]:
 #: setsid child behind and waits to be stopped.
 HOSTILE_SCRIPT = r"""
 import os, socket, subprocess
-print("user", os.environ["USER"], os.getuid())
+print("user", os.environ.get("USER", "?"), os.getuid())
 print("cwd", os.getcwd())
 print("data", open("data.txt").read().strip())
 open("written.txt", "w").write("by the run")
@@ -251,15 +254,13 @@ while True:
 """
 
 
-def hostile_project_run(
-    port: int, jar: dict[str, str], token: str, guest: Guest, first_uid: int
-) -> list[str]:
+def hostile_project_run(port: int, jar: dict[str, str], guest: Guest, first_uid: int) -> list[str]:
     """A project's run starts in its project, writes there as its own user, reaches nothing else,
     and leaves nothing running after Stop."""
-    status, body = api(port, token, "POST", "/api/v1/projects", json.dumps({"name": PROJECT}).encode())
+    status, body = api(port, jar, "POST", "/api/v1/projects", json.dumps({"name": PROJECT}).encode())
     if status not in (200, 201):
         raise SystemExit(f"making a project answered {status}: {body[:200]!r}")
-    status, body = api(port, token, "PUT", f"/api/v1/projects/{PROJECT}/files/data.txt", b"42\n")
+    status, body = api(port, jar, "PUT", f"/api/v1/projects/{PROJECT}/files/data.txt", b"42\n")
     if status not in (200, 201, 204):
         raise SystemExit(f"uploading a project file answered {status}: {body[:200]!r}")
     address = guest.run("ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -1")

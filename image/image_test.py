@@ -269,7 +269,14 @@ def check_guest(guest: Guest, password: str) -> str:
         time.sleep(POLL_S)
     blame = guest.run("systemd-analyze blame --no-pager 2>&1 | head -5", check=False)
     say("slowest units: " + "; ".join(" ".join(line.split()) for line in blame.splitlines()))
+    say("what the web app waited for:\n" + critical_chain(guest))
     return analyze
+
+
+def critical_chain(guest: Guest) -> str:
+    """systemd's critical chain up to micarray.service: where boot time goes before the web app."""
+    command = "systemd-analyze critical-chain --no-pager micarray.service 2>&1 | tail -n +3"
+    return guest.run(command, check=False)
 
 
 def main() -> int:
@@ -323,7 +330,7 @@ def main() -> int:
         try:
             ran, first_uid = guest_web.editor_run(https_port, jar)
             say(f"editor run (Execute, the run template): {ran}")
-            lines = guest_web.hostile_project_run(https_port, jar, token, guest, first_uid)
+            lines = guest_web.hostile_project_run(https_port, jar, guest, first_uid)
             say(f"hostile project run (own user, own project, nothing else; stopped): {lines}")
         except SystemExit:
             say("guest state:\n" + guest.run(RUN_DIAGNOSIS, check=False))
@@ -345,6 +352,7 @@ def main() -> int:
         say(f"second boot: web app answered {t_second:.1f} s after `systemctl reboot`; {version} runs")
         second = guest.run("systemd-analyze 2>&1 | head -1", check=False)
         say(f"second boot (systemd-analyze): {second}")
+        say("second boot, what the web app waited for:\n" + critical_chain(guest))
         hat = guest_checks.check_hat(guest, lambda: guest_checks.reboot(guest, web_answers))
         say(f"I2S HAT from micarray.txt: {hat}")
         say(guest_web.says_simulated(https_port, guest_web.web_login(https_port, password)))

@@ -704,7 +704,7 @@ def test_systemd_run_command_line() -> None:
         "--working-directory=/data/runs/0123456789ab",
         "--nice=5",
     ]
-    assert argv[-4:] == ["--", "/usr/bin/python3", "-u", "doa.py"]
+    assert argv[-4:] == ["--", "/usr/bin/python3", "-u", f"{SPEC.run_dir}/doa.py"]
     for expected in (
         "--uid=65534",
         "--gid=65534",

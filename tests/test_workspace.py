@@ -132,6 +132,17 @@ def test_uploaded_project_runs_from_the_editor_and_its_output_is_kept(
     assert len(api.json("GET", "/api/v1/runs")) == 11
 
 
+def test_a_project_run_runs_the_editors_text_not_the_projects_file_of_that_name(
+    device: ApplianceProcess, tmp_path: Path
+) -> None:
+    """Unsaved edits run: the project's saved main.py is not taken instead of the editor's."""
+    Api(device).upload_folder("lab", make_project(tmp_path / "lab"))
+    edited = "import json\nprint('edited, gain', json.load(open('calibration.json'))['gain'])\n"
+    run = asyncio.run(run_in_editor(device, edited, "lab"))
+    assert run["state"] == "finished", run
+    assert run["lines"] == ["edited, gain 1.25"]
+
+
 def test_the_same_folder_runs_with_appliance_run_and_from_a_laptop(
     device: ApplianceProcess, tmp_path: Path
 ) -> None:

@@ -47,6 +47,15 @@ class Subscription:
         self.closed = False
         self.lag_s = 0.0
         """How far the block taken last was behind the newest one published, in seconds."""
+        self.idle = False
+        """True while the consumer takes blocks but needs none of them at once (an RTP
+        sender with no stream open): the service may batch capture periods then."""
+
+    def set_idle(self, idle: bool) -> None:
+        """Say whether this consumer needs each block as soon as it is captured (False) or not."""
+        if idle != self.idle:
+            self.idle = idle
+            self._bus._changed()
 
     def _put(self, block: Block) -> None:
         if len(self._queue) == self._queue.maxlen:
@@ -111,11 +120,15 @@ class Bus:
         """``time`` of the newest block published."""
         self.lost = 0
         """Blocks lost before the bus (source and hand-off overruns), told to every consumer."""
+        self.on_change: Callable[[], None] | None = None
+        """Called after a consumer subscribed, left or changed ``idle`` (the service batches
+        capture while no consumer needs latency)."""
 
     def subscribe(self, name: str, maxlen: int = DEFAULT_QUEUE_BLOCKS) -> Subscription:
         """A new consumer queue that receives every block published from now on."""
         sub = Subscription(self, name, maxlen)
         self._subs.append(sub)
+        self._changed()
         return sub
 
     def add_listener(self, fn: Callable[[Block], None]) -> None:
@@ -126,6 +139,16 @@ class Bus:
     def _remove(self, sub: Subscription) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    @property
+    def needs_latency(self) -> bool:
+        """True while some consumer needs each block as soon as it is captured."""
+        return any(not sub.idle for sub in self._subs)
 
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:

@@ -8,6 +8,12 @@ SIGTERM.  Here the capture thread appends to a deque of at most
 the deque is full the oldest block is dropped and counted as an overrun, as
 a hardware buffer would.  The loop drains every waiting block in one
 callback, so its own queue holds at most one of ours.
+
+Batching: while no consumer needs each period as soon as it is captured (no
+client is attached), the drain is scheduled only once ``batch`` blocks are
+waiting, so the loop wakes once per batch instead of once per period (at
+256-frame buffers and 48 kHz, 187 wake-ups a second become about 10).
+``set_batch(1)`` hands over every block at once again and drains what waits.
 """
 
 from __future__ import annotations
@@ -28,11 +34,20 @@ MIN_BLOCKS = 4
 #: blocks, so a loop that is busy for a few ms (a chart, a login) loses none.
 SECONDS = 0.2
 MAX_BLOCKS = 64
+#: Audio gathered before the loop is woken while nobody needs low latency, in seconds.
+BATCH_SECONDS = 0.1
 
 
 def capacity_for(rate: int, buffer_frames: int) -> int:
     """Blocks in flight for a configuration: about :data:`SECONDS` of audio, at least a few."""
     return max(MIN_BLOCKS, min(MAX_BLOCKS, round(SECONDS * rate / buffer_frames)))
+
+
+def batch_for(rate: int, buffer_frames: int) -> int:
+    """Blocks handed over per wake-up when no consumer needs low latency: about
+    :data:`BATCH_SECONDS` of audio, and at most half of what :func:`capacity_for` holds."""
+    wanted = round(BATCH_SECONDS * rate / buffer_frames)
+    return max(1, min(wanted, capacity_for(rate, buffer_frames) // 2))
 
 
 class Handoff:
@@ -56,6 +71,7 @@ class Handoff:
         self._capacity = capacity
         self._lost = 0
         self._scheduled = False
+        self._batch = 1
         self.overruns = 0
         """Blocks dropped here because the loop did not take them in time."""
 
@@ -63,6 +79,24 @@ class Handoff:
         """Hold up to ``capacity`` blocks from now on; any thread."""
         with self._lock:
             self._capacity = max(1, capacity)
+            self._batch = min(self._batch, self._capacity)
+
+    @property
+    def batch(self) -> int:
+        """Blocks that wait before the loop is woken (1: every block at once)."""
+        return self._batch
+
+    def set_batch(self, blocks: int) -> None:
+        """Wake the loop once ``blocks`` blocks wait (1: at every block); any thread.
+
+        Going down to fewer blocks than are waiting hands them over at once.
+        """
+        with self._lock:
+            self._batch = max(1, min(blocks, self._capacity))
+            if self._scheduled or len(self._blocks) < self._batch:
+                return
+            self._scheduled = True
+        self._schedule()
 
     def put(self, block: Block, lost: int = 0) -> None:
         """Hand ``block`` over (capture thread); ``lost`` blocks were lost just before it."""
@@ -73,9 +107,12 @@ class Handoff:
                 self.overruns += 1
                 self._lost += 1
             self._blocks.append(block)
-            if self._scheduled:
+            if self._scheduled or len(self._blocks) < self._batch:
                 return
             self._scheduled = True
+        self._schedule()
+
+    def _schedule(self) -> None:
         try:
             self._loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # the loop is closed: the service is ending

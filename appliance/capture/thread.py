@@ -27,6 +27,14 @@ A source that delivers faster than real time is paced to its nominal rate
 (:class:`appliance.capture.clockguard.ClockGuard`) and says so in its status;
 a source that fails right after it opened (a file cut short) is retried every
 :data:`PROBE_RETRY_S`, never in a tight loop.
+
+Batching (:meth:`Capture.set_batch`): while no consumer needs each period at
+once, the thread reads ``n`` buffers in a row and then rests for ``n``
+periods, so it wakes once per ``n`` buffers instead of once per buffer.  The
+rest is bounded by half of what the source holds unread
+(:attr:`~appliance.capture.sources.base.CaptureSource.holds_s`: the
+simulator's and a WAV file's lag allowance, an ALSA device's ring buffer), so
+batching never overruns a source; ``set_batch(1)`` ends a rest at once.
 """
 
 from __future__ import annotations
@@ -98,6 +106,9 @@ class Capture:
         self._thread: threading.Thread | None = None
         self._guard: ClockGuard | None = None
         self._status_text = ""
+        self._batch = 1
+        self._rouse = threading.Event()
+        """Ends a batching rest early: a consumer needs audio now, or capture must stop or reopen."""
 
     # -- control (any thread) ------------------------------------------------------
     def start(self) -> None:
@@ -111,6 +122,7 @@ class Capture:
         """Stop capturing and join the thread; a blocked read is ended by closing the source."""
         self._stopping.set()
         self._wake.set()
+        self._rouse.set()
         self._interrupt_read()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -125,7 +137,19 @@ class Capture:
             self._volume = None
             self._reopen = True
         self._wake.set()
+        self._rouse.set()
         self._interrupt_read()
+
+    @property
+    def batch(self) -> int:
+        """Buffers read per wake-up (1: each as soon as it is captured)."""
+        return self._batch
+
+    def set_batch(self, blocks: int) -> None:
+        """Read ``blocks`` buffers per wake-up (1: each as soon as it is captured); any thread."""
+        self._batch = max(1, blocks)
+        if self._batch == 1:
+            self._rouse.set()
 
     def set_volume(self, volume: int) -> None:
         """Apply a 0-100 volume at the next buffer, and keep it for later opens."""
@@ -250,7 +274,15 @@ class Capture:
             overruns = now_overruns
             seq += 1
             self._pace(guard, int(data.shape[0]))
+            if self._batch > 1 and seq % self._batch == 0:
+                self._rest(int(data.shape[0]), guard.rate)
         return False
+
+    def _rest(self, frames: int, rate: int) -> None:
+        """After a batch: sleep until the next one is captured, within what the source holds."""
+        rest = min(self._batch * frames / rate, self.source.holds_s / 2)
+        if rest > frames / rate and self._rouse.wait(rest):
+            self._rouse.clear()
 
     def _pace(self, guard: ClockGuard, frames: int) -> None:
         was_paced = guard.paced

@@ -114,6 +114,12 @@ class LaunchSpec:
     while the run goes, moved to the run history when it ends."""
 
     @property
+    def script_path(self) -> Path:
+        """The script the editor sent, in the run directory (the working directory may be a
+        project that has a file of the same name: that one is not what was asked for)."""
+        return self.run_dir / self.script
+
+    @property
     def workdir(self) -> Path:
         """The working directory of the script: its project, else the run directory."""
         return self.project_dir or self.run_dir

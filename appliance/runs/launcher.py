@@ -165,7 +165,7 @@ class RlimitLauncher:
                 chown_tree(folder, user.uid, user.gid)
 
     async def _command(self, spec: LaunchSpec, user: RunUser | None) -> list[str]:
-        command = [self.interpreter, "-u", spec.script]
+        command = [self.interpreter, "-u", str(spec.script_path)]
         if not self.sandboxed:
             return command
         argv = sandbox_mod.bwrap_argv(

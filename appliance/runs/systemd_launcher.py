@@ -265,7 +265,7 @@ class SystemdUnitLauncher:
                 f"run directory {spec.run_dir} is not where the run unit template looks; "
                 f"it runs scripts in {self.fixed_run_root}/<id>, so use that as the run root"
             )
-        script = spec.run_dir / spec.script
+        script = spec.script_path
         # The unit makes the run root setgid to the run group, so the group is
         # inherited: the service may neither chown (system-call filter) nor set a
         # setgid bit itself (RestrictSUIDSGID), hence 0770, not 2770, here.
@@ -401,7 +401,7 @@ def systemd_run_argv(
         argv += [f"--uid={user.uid}", f"--gid={user.gid}"]
     props = transient_properties(spec, limits, env_file, hidden)
     argv += [f"--property={key}={value}" for key, value in props]
-    return [*argv, "--", interpreter, "-u", spec.script]
+    return [*argv, "--", interpreter, "-u", str(spec.script_path)]
 
 
 def transient_unit(spec: LaunchSpec) -> str:

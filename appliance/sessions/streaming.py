@@ -5,6 +5,12 @@ passes it; a client chooses its port, never the address) or to a multicast
 group the admin configured.  A subscription that is not renewed within
 ``renew_timeout_s`` stops, and their number is bounded, so the device cannot
 be turned into a flood against a third party.
+
+The requests are checked in ``appliance.sessions.streamrequest``; the
+per-block sending is ``appliance.sessions.rtpfanout``.  Per block, this
+module only hands the live targets (a list kept up to date when streams
+come and go, not rebuilt each block) to the fan-out, and looks for expired
+leases only once the soonest one is due.
 """
 
 from __future__ import annotations
@@ -22,49 +28,30 @@ from typing import Any
 from appliance.capture.block import Block
 from appliance.capture.bus import Bus, Subscription
 from appliance.capture.config import AudioConfig
-from appliance.errors import ApplianceError
+from appliance.sessions.rtpfanout import RtpFanout, Target
+from appliance.sessions.streamrequest import (
+    StreamError,
+    StreamNotOpen,
+    check_channels,
+    check_payload,
+    check_port,
+    unicast_address,
+)
 from appliance.system.supervisor import log_failure
-from rtai.rtp import MIN_MAX_PAYLOAD, RTP_HEADER_SIZE, SAMPLE_BYTES
-from rtai.sdp import MULTICAST_TTL, StreamDescription
+from rtai.sdp import StreamDescription
 from rtai.sender import RtpSender
-from rtai.udpsend import DatagramSender
+
+__all__ = ["MAX_STREAMS", "StreamError", "StreamManager", "StreamNotOpen"]
 
 log = logging.getLogger(__name__)
 
-SEND_BUFFER_BYTES = 4 << 20
-"""Kernel send buffer: a whole large block for every listener leaves in one go."""
 MAX_STREAMS = 16
 """Default limit on open streams (``appliance serve --rtp-max-streams``)."""
 BUS_QUEUE_BLOCKS = 16
 """Blocks the sender may fall behind before the bus drops its oldest ones."""
-MAX_CHANNEL_MAP = 256
 MULTICAST_KEY = "multicast"
 BYE_DELAY_S = 0.25
 """On stopping, seconds between a stream's last packets and its RTCP BYE."""
-
-
-class StreamError(ApplianceError):
-    """A stream request the device refuses; the message says why and what is allowed."""
-
-    code = "stream_refused"
-
-
-class StreamNotOpen(StreamError):
-    """A renew or stop names a stream that expired or never existed; subscribe again."""
-
-    code = "stream_not_open"
-
-
-@dataclass(slots=True)
-class _Target:
-    """Where one RTP stream goes and the state of its packets."""
-
-    address: str
-    port: int
-    sender: RtpSender
-    version: int = 1
-    lost_packets: int = 0
-    """Datagrams the kernel had no room for (the rest of a block is dropped, not queued)."""
 
 
 @dataclass(slots=True)
@@ -73,7 +60,7 @@ class _Sub:
 
     id: str
     owner: str
-    target: _Target
+    target: Target
     expires: float
     started: float = field(default_factory=time.time)
 
@@ -102,21 +89,30 @@ class StreamManager:
         self._multicast = multicast
         self._on_change = on_change
         self._subs: dict[str, _Sub] = {}
-        self._targets: dict[str, _Target] = {}
-        self._standing: dict[str, _Target] = {}
+        self._targets: dict[str, Target] = {}
+        self._standing: dict[str, Target] = {}
         """The admin's standing streams, by name: never expire (``appliance.sessions.standing``)."""
         self.device_name: Callable[[], str] = socket.gethostname
         """The device's name in stream descriptions (the daemon gives the mDNS name it settled on)."""
         self.on_standing_change: Callable[[str, dict[str, Any]], None] | None = None
         """Told a standing stream's new description after a configuration change (SAP follows)."""
-        self._sockets: dict[int, socket.socket] = {}
-        self._senders: dict[int, DatagramSender] = {}
+        self._fanout = RtpFanout()
+        self._live: list[Target] | None = None
+        """The targets each block goes to; None when streams changed and it must be made again."""
+        self._soonest = float("inf")
+        """The earliest lease expiry (monotonic s): no subscription expires before it."""
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
-        self.skipped_blocks = 0
+
+    @property
+    def skipped_blocks(self) -> int:
         """Blocks whose shape did not match the configuration (during a change)."""
-        self.send_drops = 0
+        return self._fanout.skipped_blocks
+
+    @property
+    def send_drops(self) -> int:
         """Datagrams the kernel had no room for (a listener's link is too slow)."""
+        return self._fanout.send_drops
 
     async def start(self) -> None:
         """Open the sending sockets and start taking blocks from the bus."""
@@ -126,20 +122,9 @@ class StreamManager:
         # Also called by the first subscribe when the owner never called start().
         if self._task is not None:
             return
-        for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-            try:
-                sock = socket.socket(family, socket.SOCK_DGRAM)
-            except OSError as exc:
-                log.info("no %s socket for RTP: %s", family.name, exc)
-                continue
-            sock.setblocking(False)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-            if family == socket.AF_INET:
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, MULTICAST_TTL)
-            sock.bind((host, 0))
-            self._sockets[family] = sock
-            self._senders[family] = DatagramSender(sock)
+        self._fanout.open()
         self._sub = self._bus.subscribe("rtp-sender", BUS_QUEUE_BLOCKS)
+        self._sub.set_idle(True)  # until a stream is open: capture may batch meanwhile
         self._task = asyncio.get_running_loop().create_task(self._run(self._sub), name="rtp-sender")
         self._task.add_done_callback(log_failure)
 
@@ -157,14 +142,12 @@ class StreamManager:
             # A receiver may end at the BYE (ffmpeg does): let the last packets be read first.
             await asyncio.sleep(BYE_DELAY_S)
         for target in ending:
-            self._send_bye(target, "the device is stopping")
+            self._fanout.send_bye(target, "the device is stopping")
         self._subs.clear()
         self._standing.clear()
         self._targets.clear()
-        for sock in self._sockets.values():
-            sock.close()
-        self._sockets.clear()
-        self._senders.clear()
+        self._changed()
+        self._fanout.close()
 
     # -- subscriptions --------------------------------------------------
 
@@ -196,18 +179,19 @@ class StreamManager:
         self._subs[sub.id] = sub
         if self._multicast is None:
             self._targets[sub.id] = target
+        self._changed()
         log.info("stream %s to %s:%d for %s (%d channels at %d Hz)", sub.id, target.address,
                  target.port, owner, target.sender.channels, config.rate)  # fmt: skip
         return self._describe(sub)
 
     def _target_for(
         self, peer_ip: str, port: int, config: AudioConfig, channels: Any, max_payload: Any
-    ) -> _Target:
-        channel_map = _check_channels(channels, config.channels)
-        payload = self._check_payload(max_payload, len(channel_map) or config.channels)
+    ) -> Target:
+        channel_map = check_channels(channels, config.channels)
+        payload = check_payload(max_payload, len(channel_map) or config.channels, self.max_payload)
         if self._multicast is None:
-            address = _unicast_address(peer_ip)
-            return self._new_target(address, _check_port(port), config, channel_map, payload)
+            address = unicast_address(peer_ip)
+            return self._new_target(address, check_port(port), config, channel_map, payload)
         if channel_map:
             raise StreamError("this device streams all channels to its multicast group; leave out channels")
         return self._multicast_target(config)
@@ -218,6 +202,7 @@ class StreamManager:
         self._expire(now)
         sub = self._find(owner, stream_id)
         sub.expires = now + (lease_s or self.renew_timeout_s)
+        self._changed()
         return self._describe(sub)
 
     def cancel(self, owner: str, stream_id: str | None = None) -> None:
@@ -232,7 +217,9 @@ class StreamManager:
         """Give every stream a new SSRC and description for the new rate and channels."""
         self._expire(time.monotonic())
         for key, target in [*self._targets.items(), *self._standing.items()]:
-            self._send_bye(target, f"configuration changed to {config.rate} Hz, {config.channels} channels")
+            self._fanout.send_bye(
+                target, f"configuration changed to {config.rate} Hz, {config.channels} channels"
+            )
             old = target.sender
             kept = tuple(c for c in old.channel_map if c < config.channels)
             target.sender = RtpSender(
@@ -288,56 +275,26 @@ class StreamManager:
             self._send(block)
 
     def _send(self, block: Block) -> None:
-        now = time.monotonic()
-        self._expire(now)
-        # One encoding per distinct channel selection, shared by every stream that has it.
-        payloads: dict[tuple[int, tuple[int, ...], int], memoryview] = {}
-        for target in self._live_targets():
-            sender = target.sender
-            if block.channels != sender.device_channels:
-                self.skipped_blocks += 1
-                continue
-            out = self._senders.get(_family(target.address))
-            if out is None:
-                continue
-            key = sender.encoding_key
-            payload = payloads.get(key)
-            if payload is None:
-                payload = payloads[key] = sender.encode_payload(block.data)
-            parts = sender.packetize_parts(payload)
-            # Non-blocking sockets, equal datagrams batched by the kernel:
-            # a full buffer drops the block's rest rather than queueing.
-            try:
-                sent = out.send_parts(parts, (target.address, target.port))
-                sender.mark_captured(block.time)
-                if sender.report_due(now):
-                    out.send([sender.sender_report(now)], (target.address, target.port + 1))
-            except BlockingIOError:
-                sent = len(parts)
-                self.send_drops += 1
-            except OSError as exc:  # e.g. ECONNREFUSED from an ICMP port-unreachable
-                log.debug("stream to %s:%d: %s", target.address, target.port, exc)
-                continue
-            if sent < len(parts):
-                target.lost_packets += len(parts) - sent
-                self.send_drops += len(parts) - sent
+        if time.monotonic() >= self._soonest:
+            self._expire(time.monotonic())
+        live = self._live
+        if live is None:
+            live = self._live = self._live_targets()
+        self._fanout.send(block, live)
 
-    def _live_targets(self) -> list[_Target]:
+    def _changed(self) -> None:
+        """Streams came, went or were renewed: the live list and the soonest expiry are made again."""
+        self._live = None
+        self._soonest = min((s.expires for s in self._subs.values()), default=float("inf"))
+        if self._sub is not None:
+            self._sub.set_idle(not self._live_targets())
+
+    def _live_targets(self) -> list[Target]:
         standing = list(self._standing.values())
         if self._multicast is None:
             return list(self._targets.values()) + standing
         target = self._targets.get(MULTICAST_KEY)
         return ([target] if target is not None and self._subs else []) + standing
-
-    def _send_bye(self, target: _Target, reason: str) -> None:
-        """Tell the receivers of ``target``'s SSRC that it ends, in words (RTCP BYE)."""
-        out = self._senders.get(_family(target.address))
-        if out is None or target.sender.packets == 0:
-            return
-        try:
-            out.send([target.sender.bye(time.monotonic(), reason)], (target.address, target.port + 1))
-        except OSError as exc:  # BlockingIOError included: a lost BYE only costs the receiver a wait
-            log.debug("RTCP BYE to %s:%d: %s", target.address, target.port + 1, exc)
 
     # -- standing streams ---------------------------------------------
 
@@ -350,9 +307,10 @@ class StreamManager:
         self._open()
         self.remove_standing(name)
         config = self._config()
-        channel_map = _check_channels(channels, config.channels)
-        target = self._new_target(address, _check_port(port), config, channel_map, self.max_payload)
+        channel_map = check_channels(channels, config.channels)
+        target = self._new_target(address, check_port(port), config, channel_map, self.max_payload)
         self._standing[name] = target
+        self._changed()
         log.info("standing stream %s to %s:%d (%d channels at %d Hz)", name, address, port,
                  target.sender.channels, config.rate)  # fmt: skip
         return self._description(name, target)
@@ -361,7 +319,8 @@ class StreamManager:
         """Stop the standing stream ``name`` (RTCP BYE first); nothing when there is none."""
         target = self._standing.pop(name, None)
         if target is not None:
-            self._send_bye(target, "the stream was stopped")
+            self._changed()
+            self._fanout.send_bye(target, "the stream was stopped")
             log.info("standing stream %s stopped", name)
 
     def standing_description(self, name: str) -> dict[str, Any] | None:
@@ -378,7 +337,7 @@ class StreamManager:
         config: AudioConfig,
         channel_map: tuple[int, ...],
         payload: int,
-    ) -> _Target:
+    ) -> Target:
         sender = RtpSender(
             config.rate,
             config.channels,
@@ -386,9 +345,9 @@ class StreamManager:
             max_payload=payload,
             cname=f"appliance@{socket.gethostname()}",
         )
-        return _Target(address, port, sender)
+        return Target(address, port, sender)
 
-    def _multicast_target(self, config: AudioConfig) -> _Target:
+    def _multicast_target(self, config: AudioConfig) -> Target:
         assert self._multicast is not None
         target = self._targets.get(MULTICAST_KEY)
         if target is None:
@@ -396,21 +355,6 @@ class StreamManager:
             target = self._new_target(group, port, config, (), self.max_payload)
             self._targets[MULTICAST_KEY] = target
         return target
-
-    def _check_payload(self, max_payload: int | None, channels: int) -> int:
-        if max_payload is None:
-            max_payload = self.max_payload
-        low = max(MIN_MAX_PAYLOAD, RTP_HEADER_SIZE + SAMPLE_BYTES * channels)
-        if (
-            isinstance(max_payload, bool)
-            or not isinstance(max_payload, int)
-            or not low <= max_payload <= self.max_payload
-        ):
-            raise StreamError(
-                f"max_payload {max_payload!r} is not allowed; use {low} to {self.max_payload} "
-                f"bytes for {channels} channels"
-            )
-        return max_payload
 
     def _find(self, owner: str, stream_id: str) -> _Sub:
         sub = self._subs.get(stream_id)
@@ -421,9 +365,10 @@ class StreamManager:
     def _drop(self, sub: _Sub) -> None:
         self._subs.pop(sub.id, None)
         if self._targets.pop(sub.id, None) is not None:
-            self._send_bye(sub.target, "the stream was stopped")
+            self._fanout.send_bye(sub.target, "the stream was stopped")
         if self._multicast is not None and not self._subs:
             self._targets.pop(MULTICAST_KEY, None)
+        self._changed()
         log.info("stream %s to %s:%d stopped", sub.id, sub.target.address, sub.target.port)
 
     def _expire(self, now: float) -> None:
@@ -434,7 +379,7 @@ class StreamManager:
     def _describe(self, sub: _Sub) -> dict[str, Any]:
         return self._description(sub.id, sub.target)
 
-    def _description(self, key: str, target: _Target) -> dict[str, Any]:
+    def _description(self, key: str, target: Target) -> dict[str, Any]:
         sender = target.sender
         desc = StreamDescription(
             id=key,
@@ -450,38 +395,3 @@ class StreamManager:
             version=target.version,
         )
         return desc.to_json()
-
-
-def _unicast_address(peer_ip: str) -> str:
-    try:
-        address = ipaddress.ip_address(peer_ip)
-    except ValueError:
-        raise StreamError(f"peer address {peer_ip!r} is not an IP address") from None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_multicast or address.is_unspecified or str(address) == "255.255.255.255":
-        raise StreamError(f"peer address {address} cannot receive a unicast stream")
-    return str(address)
-
-
-def _check_port(port: Any) -> int:
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65534:
-        raise StreamError(f"port {port!r} is not allowed; use 1 to 65534 (RTCP goes to port + 1)")
-    return port
-
-
-def _check_channels(channels: Any, available: int) -> tuple[int, ...]:
-    if channels is None:
-        return ()
-    if not isinstance(channels, list) or not 1 <= len(channels) <= MAX_CHANNEL_MAP:
-        raise StreamError(f"channels {channels!r} must be a list of 1 to {MAX_CHANNEL_MAP} channel numbers")
-    for c in channels:
-        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < available:
-            raise StreamError(f"channel {c!r} does not exist; this device has channels 0 to {available - 1}")
-    if len(set(channels)) != len(channels):
-        raise StreamError(f"channels {channels} names a channel twice")
-    return tuple(channels)
-
-
-def _family(address: str) -> int:
-    return socket.AF_INET6 if ":" in address else socket.AF_INET

@@ -15,14 +15,22 @@ Volume drives every capture-volume control of the card when it has one;
 otherwise it is the documented software gain of
 :func:`appliance.capture.sources.base.software_gain` (80 is unity).
 
+Block times (:meth:`AlsaSource.capture_time`) come from the frame count,
+disciplined by :class:`appliance.capture.sampleclock.SampleClock` against
+the device's status timestamp (``htimestamp``: when the hardware pointer last
+moved, with the frames waiting then) less the frames still unread; a device
+whose ring is always full (a plugin with no clock, such as ``file`` over
+``null``) gives no such time and the read's return is used instead.
+
 Overruns (the reader fell behind and ALSA dropped audio) are counted and
-capture goes on.  An unplugged device, or one that delivers nothing for
+capture goes on; the block after one is re-anchored.  An unplugged device, or one that delivers nothing for
 :data:`STALL_TIMEOUT_S` beyond a buffer's duration, raises SourceUnavailable.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import select
 import threading
 import time
@@ -33,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from appliance.capture.config import STANDARD_RATES, AudioConfig, Capabilities
+from appliance.capture.sampleclock import SampleClock
 from appliance.capture.sources.arrays import ArrayPreset
 from appliance.capture.sources.base import SourceInfo, apply_gain, software_gain
 from appliance.errors import ConfigError, SourceUnavailable
@@ -50,7 +59,11 @@ FORMATS: dict[str, tuple[int, int]] = {
 MAX_PROBE_CHANNELS = 64
 #: Longest period asked of the device, in frames; larger buffers take several periods.
 MAX_PERIOD_FRAMES = 1024
+#: Fewest periods in the device's ring buffer.
 PERIODS = 4
+#: Ring buffer asked for, in seconds: room for the capture thread to read several
+#: buffers per wake-up when nobody needs them at once (a device may give less).
+RING_S = 0.25
 #: Longest single wait in ``poll`` (seconds): bounds how late ``close`` is noticed.
 POLL_TIMEOUT_S = 0.1
 #: Silence beyond a buffer's duration after which the device counts as gone (seconds).
@@ -93,6 +106,10 @@ class AlsaSource:
         self._reading = False
         self._closing = False
         self._overruns = 0
+        self._ring_frames = 0
+        self._clock: SampleClock | None = None
+        self._stamp: float | None = None
+        self._stamped_overruns = 0
 
     @property
     def info(self) -> SourceInfo:
@@ -109,6 +126,12 @@ class AlsaSource:
     @property
     def overruns(self) -> int:
         return self._overruns
+
+    @property
+    def holds_s(self) -> float:
+        """The open device's ring buffer, in seconds (0 while closed)."""
+        config = self._config
+        return self._ring_frames / config.rate if config is not None else 0.0
 
     @property
     def sample_format(self) -> str:
@@ -202,7 +225,7 @@ class AlsaSource:
         """Open the device with ``config`` in the native format; volume through the mixer."""
         mixers = self._find_mixers()
         period = min(config.buffer_frames, MAX_PERIOD_FRAMES)
-        pcm = self._open_pcm(config.rate, config.channels, self._format, period)
+        pcm = self._open_ring(config.rate, config.channels, period)
         got = pcm.info()
         wanted = (config.rate, config.channels, self._format)
         actual = (got["rate"], got["channels"], got["format_name"])
@@ -222,6 +245,11 @@ class AlsaSource:
             self._pcm, self._mixers, self._poll, self._config = pcm, mixers, poll, config
             self._pending = bytearray()
             self._closing = False
+            self._ring_frames = int(got["buffer_size"])
+            self._clock = SampleClock(config.rate)
+            self._stamp = None
+            self._stamped_overruns = self._overruns
+        _enable_timestamps(pcm)
         self.set_volume(config.volume)
         log.debug("opened %s: %s, period %d frames", self.device, config, got["period_size"])
 
@@ -236,15 +264,36 @@ class AlsaSource:
             width, offset = FORMATS[self._format]
             need = config.buffer_frames * config.channels * width
             self._fill(pcm, need, config)
-            raw = bytes(self._pending[:need])
+            raw = self._pending[:need]  # a copy of its own: the samples are a view of it
             del self._pending[:need]
+            observed = self._observed(pcm, config, len(self._pending) // (config.channels * width))
         finally:
             with self._lock:
                 self._reading = False
                 if self._closing:
                     self._release()
+        clock = self._clock
+        if clock is not None:
+            lost = self._overruns != self._stamped_overruns
+            self._stamped_overruns = self._overruns
+            self._stamp = clock.stamp(config.buffer_frames, observed, lost)
         samples = _to_int16(raw, width, offset).reshape(config.buffer_frames, config.channels)
         return apply_gain(samples, self._gain)
+
+    def _observed(self, pcm: Any, config: AudioConfig, unread: int) -> float:
+        """When the last frame just read was captured, by the device's status timestamp
+        (the return time when the device gives none); ``unread`` frames were read past it."""
+        now = time.time()
+        try:
+            sec, nsec, avail = pcm.htimestamp()
+        except alsaaudio.ALSAAudioError:
+            return now
+        tstamp = sec + nsec * 1e-9
+        # A full ring is an overrun or a device with no clock (its ring is always
+        # full); a timestamp far from now is not of the wall clock: neither tells.
+        if avail >= self._ring_frames or abs(tstamp - now) > 1.0:
+            return now
+        return float(tstamp - (avail + unread) / config.rate)
 
     def _fill(self, pcm: Any, need: int, config: AudioConfig) -> None:
         limit = config.buffer_frames / config.rate + STALL_TIMEOUT_S
@@ -269,8 +318,14 @@ class AlsaSource:
                 self._poll.poll(POLL_TIMEOUT_S * 1000)
 
     def capture_time(self) -> float | None:
-        """None: the block is stamped when the read returns."""
-        return None
+        """The capture time of the last frame of the buffer read last, from the frame count
+        (see the module's docstring)."""
+        return self._stamp
+
+    @property
+    def clock_steps(self) -> int:
+        """Times this open's block times were re-anchored (overruns, clock steps)."""
+        return self._clock.steps if self._clock is not None else 0
 
     def set_volume(self, volume: int) -> None:
         """Set every capture-volume control to ``volume`` percent, or the software gain."""
@@ -299,7 +354,17 @@ class AlsaSource:
         self._mixers = []
         self._poll = None
 
-    def _open_pcm(self, rate: int, channels: int, fmt: str, period: int) -> Any:
+    def _open_ring(self, rate: int, channels: int, period: int) -> Any:
+        """The PCM for capture, with a ring of about RING_S; of PERIODS periods if the device refuses it."""
+        periods = max(PERIODS, math.ceil(RING_S * rate / period))
+        try:
+            return self._open_pcm(rate, channels, self._format, period, periods)
+        except SourceUnavailable:
+            if periods == PERIODS:
+                raise
+            return self._open_pcm(rate, channels, self._format, period)
+
+    def _open_pcm(self, rate: int, channels: int, fmt: str, period: int, periods: int = PERIODS) -> Any:
         try:
             return alsaaudio.PCM(
                 alsaaudio.PCM_CAPTURE,
@@ -309,10 +374,20 @@ class AlsaSource:
                 channels=channels,
                 format=_alsa_format(fmt),
                 periodsize=period,
-                periods=PERIODS,
+                periods=periods,
             )
         except alsaaudio.ALSAAudioError as exc:
             raise SourceUnavailable(f"ALSA device {self.device} is not available: {exc}") from exc
+
+
+def _enable_timestamps(pcm: Any) -> None:
+    """Ask for status timestamps of the wall clock, as block times are; without them
+    (an older alsa-lib) the read's return time is used."""
+    try:
+        pcm.set_tstamp_mode(alsaaudio.PCM_TSTAMP_ENABLE)
+        pcm.set_tstamp_type(alsaaudio.PCM_TSTAMP_TYPE_GETTIMEOFDAY)
+    except (alsaaudio.ALSAAudioError, AttributeError) as exc:
+        log.debug("no status timestamps: %s", exc)
 
 
 def _alsa_format(name: str) -> int:
@@ -341,10 +416,10 @@ def _card_model(pcm: Any) -> str | None:
         return None
 
 
-def _to_int16(raw: bytes, width: int, offset: int) -> NDArray[np.int16]:
-    """The top 16 bits of each little-endian sample of ``width`` bytes."""
+def _to_int16(raw: bytes | bytearray, width: int, offset: int) -> NDArray[np.int16]:
+    """The top 16 bits of each little-endian sample of ``width`` bytes (S16: a view of ``raw``)."""
     if width == 2:
-        return np.frombuffer(raw, dtype="<i2").copy()
+        return np.frombuffer(raw, dtype="<i2")
     if width == 4 and offset == 2:
         return (np.frombuffer(raw, dtype="<i4") >> 16).astype(np.int16)
     as_bytes = np.frombuffer(raw, dtype=np.uint8).reshape(-1, width)

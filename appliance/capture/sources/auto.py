@@ -69,6 +69,10 @@ class AutoSource:
         alsa = self._alsa.overruns if self._alsa is not None else 0
         return self._lost + self._sim.overruns + alsa
 
+    @property
+    def holds_s(self) -> float:
+        return self._current.holds_s
+
     def probe(self) -> Capabilities:
         """The array's capabilities when one is there, else the simulator's (see the module)."""
         if self._alsa is not None:

@@ -55,6 +55,12 @@ class CaptureSource(Protocol):
         """Buffers lost because the reader fell behind, since the source was made."""
         ...
 
+    @property
+    def holds_s(self) -> float:
+        """Seconds of audio the open source keeps while it is not read, before it
+        overruns (a device's ring buffer); the capture thread's batching stays within half."""
+        ...
+
     def probe(self) -> Capabilities:
         """What the device accepts; raises SourceUnavailable when it is not there."""
         ...

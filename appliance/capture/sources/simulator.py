@@ -20,8 +20,10 @@ buffers of RENDER_FRAMES or more, and within 360 degrees x chunk length /
 :data:`ROTATION_PERIOD_S` for smaller ones (0.8 degrees at 48 kHz).
 
 Cost: the source signal is rendered once per ``open`` as one periodic
-buffer; a block is two gathers and a blend per channel plus a slice of a
-precomputed noise table, with no per-block FFT.
+buffer, at :data:`FRACTIONS` fractional delays (linear interpolation between
+samples); a chunk is one gather per microphone from that bank plus a slice
+of a precomputed noise table, with no per-block FFT and no arithmetic on the
+source per block.
 
 Fault switches, for tests of the capture thread without hardware (like a
 virtual printer with fault injection): :meth:`stall` makes ``read`` block
@@ -43,7 +45,7 @@ from numpy.typing import NDArray
 from appliance.capture.config import STANDARD_RATES, AudioConfig, Capabilities
 from appliance.capture.sources.arrays import DEFAULT_PRESET, PROCESSED, ArrayPreset, get_preset
 from appliance.capture.sources.base import SourceInfo, apply_gain, software_gain
-from appliance.capture.sources.pacing import Pacer
+from appliance.capture.sources.pacing import MAX_LAG_S, Pacer
 from appliance.errors import ConfigError, SourceUnavailable
 
 #: Seconds for the source to go once around the array.
@@ -63,6 +65,9 @@ BAND_HZ = (200.0, 4000.0)
 #: Frames rendered in one go; small buffers are served as slices of it, which
 #: costs far less than rendering each one (the source moves < 1 degree in it).
 RENDER_FRAMES = 2048
+#: Fractional delays are rendered to 1/FRACTIONS of a sample (at most 1/16 of a
+#: sample off: 1.3 µs at 48 kHz, under half a millimetre of path).
+FRACTIONS = 8
 
 
 class SimulatedArray:
@@ -108,6 +113,11 @@ class SimulatedArray:
     def overruns(self) -> int:
         with self._cond:
             return self._lost + (self._pacer.overruns if self._pacer else 0)
+
+    @property
+    def holds_s(self) -> float:
+        """What the pacer lets the reader fall behind before it counts an overrun."""
+        return MAX_LAG_S
 
     def probe(self) -> Capabilities:
         """Every standard rate and 1 to the preset's channel count; native: the preset's own."""
@@ -239,10 +249,16 @@ class _Renderer:
         # offset is at most the array's span in samples plus one.
         span = max((math.dist(p, (0.0, 0.0, 0.0)) for p in preset.geometry), default=0.0)
         self.offset = math.ceil(span * self.rate / SPEED_OF_SOUND_M_S) + 1
-        pad = self.frames + 2 * self.offset + 2
-        padded = np.tile(self.signal, pad // len(self.signal) + 2)
-        self.windows = sliding_window_view(padded, self.frames)
+        pad = self.frames + 2 * self.offset + 3
+        padded = np.tile(self.signal, pad // len(self.signal) + 2)[: len(self.signal) + pad]
+        # bank[k][j]: the signal k/FRACTIONS of a sample after sample j.
+        step = np.diff(padded)
+        bank = np.stack([padded[:-1] + np.float32(k / FRACTIONS) * step for k in range(FRACTIONS)])
+        self.windows = sliding_window_view(bank, self.frames, axis=1)
         self.mic_rows = [ch for ch in preset.mic_channels if ch < self.channels]
+        # Every channel a microphone, in order (the Pyramic): a plain add, not a
+        # gather and scatter through an index list (a fifth of a chunk's cost).
+        self.mic_rows_all = self.mic_rows == list(range(self.channels))
         self.mic_pos = np.array(
             [pos for ch, pos in preset.mics if ch < self.channels], dtype=np.float64
         ).reshape(-1, 3)
@@ -284,7 +300,10 @@ class _Renderer:
         if self.mic_rows:
             end = self.start_time + (self.position + self.frames) / self.rate
             mics = self._mics(math.radians(SimulatedArray.azimuth_at(end)))
-            out[self.mic_rows] += mics
+            if self.mic_rows_all:
+                out += mics
+            else:
+                out[self.mic_rows] += mics
             for ch in self.processed:
                 out[ch] += mics.mean(axis=0)
         self.position += self.frames
@@ -298,15 +317,10 @@ class _Renderer:
         # Not a matrix product: that would go through BLAS for 3 numbers.
         lead = (self.mic_pos * direction).sum(axis=1) * (self.rate / SPEED_OF_SOUND_M_S)
         lead += self.offset
-        whole = np.floor(lead)
-        frac = (lead - whole).astype(np.float32)
-        starts = self.position % len(self.signal) + whole.astype(np.int64)
-        now: NDArray[np.float32] = self.windows[starts]
-        later = self.windows[starts + 1]
-        later -= now
-        later *= frac[:, None]
-        now += later
-        return now
+        whole, fraction = np.divmod(np.rint(lead * FRACTIONS).astype(np.int64), FRACTIONS)
+        starts = self.position % len(self.signal) + whole
+        mics: NDArray[np.float32] = self.windows[fraction, starts]
+        return mics
 
 
 def _band_noise(rng: np.random.Generator, n: int, rate: int) -> NDArray[np.float32]:

@@ -12,6 +12,11 @@ goes on from its first frame, so a short file makes an endless source.  The
 file's own rate is the only rate offered; 1 to the file's channel count
 may be captured (the first N channels), and all of them by default.
 
+Block times (:meth:`WavSource.capture_time`) are the frame count against
+the wall clock (:class:`appliance.capture.sampleclock.SampleClock`): each
+buffer's real-time deadline is its observation, and a stretch skipped after
+the reader fell behind re-anchors them.
+
 A file cut short while it is open (shorter than its header says) ends the
 read with SourceUnavailable naming the frame it stopped at; ``probe`` then
 refuses it until it is whole again, so the capture thread waits and reports
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
 import wave
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -30,8 +36,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from appliance.capture.config import AudioConfig, Capabilities
+from appliance.capture.sampleclock import SampleClock
 from appliance.capture.sources.base import SourceInfo, apply_gain, software_gain
-from appliance.capture.sources.pacing import Pacer
+from appliance.capture.sources.pacing import MAX_LAG_S, Pacer
 from appliance.errors import ConfigError, SourceUnavailable
 
 #: The format tag of WAVE_FORMAT_EXTENSIBLE, and of integer PCM.
@@ -62,6 +69,8 @@ class WavSource:
         self._gain = 1.0
         self._lost = 0
         self._closed = True
+        self._clock: SampleClock | None = None
+        self._stamp: float | None = None
 
     @property
     def info(self) -> SourceInfo:
@@ -71,6 +80,11 @@ class WavSource:
     def overruns(self) -> int:
         with self._cond:
             return self._lost + (self._pacer.overruns if self._pacer else 0)
+
+    @property
+    def holds_s(self) -> float:
+        """What the pacer lets the reader fall behind before it counts an overrun."""
+        return MAX_LAG_S
 
     def probe(self) -> Capabilities:
         """The file's rate and 1 to its channel count (natively all of them);
@@ -116,6 +130,8 @@ class WavSource:
             self._pacer = Pacer(config.rate, config.buffer_frames)
             self._gain = software_gain(config.volume)
             self._closed = False
+            self._clock = SampleClock(config.rate)
+            self._stamp = None
 
     def read(self) -> NDArray[np.int16]:
         """The next buffer of the file (looping at its end), at its real-time deadline."""
@@ -126,17 +142,23 @@ class WavSource:
                 skipped = self._pacer.wait(self._cond, lambda: self._closed)
                 if skipped is not None:
                     break
-            wav, config, gain = self._wav, self._config, self._gain
-            assert config is not None
+            wav, config, gain, clock = self._wav, self._config, self._gain, self._clock
+            assert config is not None and clock is not None
             if skipped:
                 self._frames(wav, skipped)
             raw = self._frames(wav, config.buffer_frames)
+            self._stamp = clock.stamp(config.buffer_frames, time.time(), lost=skipped > 0)
         samples = _to_int16(raw, self.width).reshape(config.buffer_frames, self.file_channels)
         return apply_gain(np.ascontiguousarray(samples[:, : config.channels]), gain)
 
     def capture_time(self) -> float | None:
-        """None: the block is stamped when the read returns."""
-        return None
+        """The capture time of the last frame of the buffer read last, from the frame count."""
+        return self._stamp
+
+    @property
+    def clock_steps(self) -> int:
+        """Times this open's block times were re-anchored (a stretch skipped after falling behind)."""
+        return self._clock.steps if self._clock is not None else 0
 
     def set_volume(self, volume: int) -> None:
         """Software gain: 80 is unity, 0.5 dB a step (see ``software_gain``)."""
@@ -285,9 +307,9 @@ class _ExtensibleWav:
 
 
 def _to_int16(raw: bytes, width: int) -> NDArray[np.int16]:
-    """Little-endian PCM bytes of ``width`` bytes a sample as int16 (top 16 bits)."""
+    """Little-endian PCM bytes of ``width`` bytes a sample as int16 (top 16 bits; 16-bit: a view)."""
     if width == 2:
-        return np.frombuffer(raw, dtype="<i2").copy()
+        return np.frombuffer(raw, dtype="<i2")
     if width == 1:  # 8-bit WAV is unsigned
         return ((np.frombuffer(raw, dtype=np.uint8).astype(np.int16) - 128) << 8).astype(np.int16)
     as_bytes = np.frombuffer(raw, dtype=np.uint8).reshape(-1, width)
