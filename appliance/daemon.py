@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 CAPTURE_START_TIMEOUT_S = 15.0
 STATUS_INTERVAL_S = 5.0
 DEVICE_ID_FILE = "device-id"
+#: The audio ring's Unix socket, in the run root (which run users may enter).
+RING_SOCKET = "ring.sock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,17 @@ def _scripts_python(scriptenv: ScriptEnv) -> str:
     return str(python)
 
 
+async def _listen_ring(service: Service, runs_root: Path) -> None:
+    """Offer the shared-memory audio ring to scripts on this machine (``docs/protocol.md``, ring)."""
+    if not service.ring.usable():
+        log.info("scripts get their audio over the WebSocket: this machine cannot map the ring")
+        return
+    try:
+        await service.ring.listen(runs_root / RING_SOCKET)
+    except OSError as exc:
+        log.warning("scripts get their audio over the WebSocket: the ring socket failed: %s", exc)
+
+
 def _runtime_local_file() -> tuple[Path, ...]:
     runtime = os.environ.get("RUNTIME_DIRECTORY")
     return (Path(runtime.split(":")[0]) / "local.json",) if runtime else ()
@@ -157,8 +170,9 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     launcher = default_launcher(
         RunLimits(network=opts.run_network), _scripts_python(scriptenv), hidden=(opts.data_dir,)
     )
+    runs_root = launcher.fixed_run_root or run_root(opts.data_dir)
     service.runs = RunManager(
-        launcher.fixed_run_root or run_root(opts.data_dir),
+        runs_root,
         launcher,
         service.env_for_run,
         service.on_run_event,
@@ -170,6 +184,7 @@ async def serve(opts: ServeOptions, log_tail: LogTail) -> None:
     recordings.repair_cut()
     service.recorder = Recorder(service.bus, recordings, service.config)
     await service.start()
+    await _listen_ring(service, runs_root)
     limit_repeats(*NOISY_LOGGERS)  # a flood of bad connections writes a few lines a minute
     standing = StandingStreams(service.streams, opts.data_dir, lambda: service.hostname, SapAnnouncer())
     web = start_web(

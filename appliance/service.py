@@ -31,6 +31,7 @@ from appliance.capture.sources.base import CaptureSource
 from appliance.capture.stats import CpuMeter, Levels, disk_free_bytes, temperature_c
 from appliance.capture.thread import Capture, CaptureStatus
 from appliance.errors import ApplianceError, ConfigError
+from appliance.sessions.audioring import RingHub
 from appliance.sessions.flow import DEVICE_BURST_BYTES, DEVICE_BYTES_PER_S, TextBudget
 from appliance.sessions.handlers import HandlerRegistry
 from appliance.sessions.quotas import check_stream_quota
@@ -106,6 +107,10 @@ class Service:
         """Open browser sessions: levels and latency are only measured for them to see."""
         self.bus.add_listener(self._meter)
         self.bus.on_change = self._update_batching
+        self.ring = RingHub(lambda: self._config.rate)
+        """Audio for scripts on this machine through shared memory (``appliance.sessions.audioring``)."""
+        self.bus.add_listener(self.ring.on_block)
+        self.ring.on_change = self._update_batching
 
     # -- life cycle -----------------------------------------------------------
     async def start(self) -> None:
@@ -142,6 +147,7 @@ class Service:
             session.transport.close(1001, "device shutting down")
             session.close()
         await self.supervisor.stop()
+        await self.ring.close()
         if self.capture is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.capture.stop)
 
@@ -160,6 +166,7 @@ class Service:
         """Blocks from the hand-off; losses before them are told to every consumer."""
         if lost:
             self.bus.lose(lost)
+            self.ring.lose(lost)
         for block in blocks:
             self.bus.publish(block)
 
@@ -259,9 +266,10 @@ class Service:
         return self._handoff.batch if self._handoff is not None else 1
 
     def _update_batching(self) -> None:
-        """Hand over every period at once while a client is attached; batch them while none is
-        (no one is there to need the latency, and the daemon wakes a tenth as often)."""
-        low_latency = self._browsers > 0 or self.bus.needs_latency
+        """Hand over every period at once while a client is attached (a browser, a bus consumer,
+        a script reading the ring); batch them while none is (no one is there to need the
+        latency, and the daemon wakes a tenth as often)."""
+        low_latency = self._browsers > 0 or self.bus.needs_latency or self.ring.has_readers
         blocks = 1 if low_latency else batch_for(self._config.rate, self._config.buffer_frames)
         if self._handoff is not None:
             self._handoff.set_batch(blocks)
@@ -330,6 +338,7 @@ class Service:
         if self._sessions.pop(session.id, None) is not None and session.role == "browser":
             self._browsers -= 1
             self._update_batching()
+        self.ring.forget(session.id)
         self.handlers.end_owner(session.id)
         if self.streams is not None:
             self.streams.cancel(session.id)
@@ -384,6 +393,8 @@ class Service:
                 "geometry": info.channel_geometry(),
             },
         }
+        if session.wants_ring and (offer := self.ring.offer(session.id)) is not None:
+            msg["ring"] = offer
         if session.role == "browser":
             msg["notices"] = self.notices
             msg["handlers"] = self.handlers.visible()  # welcome_text avoids decoding these
@@ -471,6 +482,7 @@ class Service:
             "BI_TOKEN": self.tokens.issue_run_token(run_id),
             "BI_RUN_ID": run_id,
             "BI_SCRIPT_NAME": script_name,
+            **({"BI_RING_SOCKET": str(self.ring.socket_path)} if self.ring.socket_path else {}),
         }
 
     # -- streams (RTP) ----------------------------------------------------------

@@ -6,20 +6,25 @@ from the input event's creation (``event.timeStamp``) to the next frame drawn
 after it was handled, which is what a user feels as lag; the wall time of
 Playwright's click (which also waits for the page to draw the target steadily);
 and the wall time to type a 21-character line. First with nothing running (the peer), then while a
-script prints in a tight loop and feeds a chart. Prints the figures and the
-flood/idle ratios; never passes or fails on a time.
+script prints in a tight loop and feeds a chart. Without input it also counts,
+over a few seconds, the CPU time of the page's renderer (less at the mercy of a
+loaded machine than wall times are) and the text frames the page receives.
+Prints the figures and the flood/idle ratios; never passes or fails on a time.
 `python -m bench web_input_latency`
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-from bench import count
+from bench import count, span
 from tests.chromium import CHROMIUM_ARGS
 from tests.conftest_web import CHROMIUM, login, running_server
 
@@ -48,6 +53,84 @@ PROBE_JS = """() => {
     }, true);
   }
 }"""
+
+
+# Text frames the page receives from now on.
+FRAMES_JS = """() => {
+  window.__frames = 0;
+  const ws = window.micarray.conn.ws;
+  ws.addEventListener("message", (e) => { if (typeof e.data === "string") window.__frames++; });
+}"""
+
+
+def _cpu_s(marker: bytes) -> float:
+    """CPU seconds used so far by the processes this one started whose command line holds ``marker``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    total = 0.0
+    for pid, used in cpu.items():
+        ancestor = pid
+        while ancestor not in (0, 1, os.getpid()):
+            ancestor = parents.get(ancestor, 0)
+        try:
+            matches = marker in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if ancestor == os.getpid() and matches:
+            total += used
+    return total
+
+
+RENDERER = b"--type=renderer"
+SERVICE = b"--http-port"
+
+
+TASK = "ThreadControllerImpl::RunTask"
+
+
+def _main_thread_ms(trace: bytes) -> tuple[float, float]:
+    """Wall and CPU time (ms) the page's main thread spent in tasks, from a trace of "toplevel" events."""
+    events = json.loads(trace)
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    main = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
+    }
+    tasks = [
+        e for e in events if e.get("ph") == "X" and e.get("name") == TASK and (e["pid"], e["tid"]) in main
+    ]
+    return sum(e.get("dur", 0) for e in tasks) / 1000, sum(e.get("tdur", 0) for e in tasks) / 1000
+
+
+def _quiet(browser: Any, page: Any) -> dict[str, float]:
+    """Main thread busy and CPU (% of a core), text frames a second; no input, a few seconds."""
+    seconds = span(4.0)
+    page.evaluate(FRAMES_JS)
+    browser.start_tracing(page=page, categories=["toplevel"])
+    renderer, service, start = _cpu_s(RENDERER), _cpu_s(SERVICE), time.monotonic()
+    page.wait_for_timeout(1000 * seconds)
+    wall = time.monotonic() - start
+    renderer, service = _cpu_s(RENDERER) - renderer, _cpu_s(SERVICE) - service
+    frames = page.evaluate("window.__frames")
+    busy_ms, cpu_ms = _main_thread_ms(browser.stop_tracing())
+    return {
+        "main_busy_pct": busy_ms / wall / 10,
+        "main_cpu_pct": cpu_ms / wall / 10,
+        "renderer_cpu_pct": 100 * renderer / wall,
+        "service_cpu_pct": 100 * service / wall,
+        "text_frames_per_s": frames / wall,
+    }
 
 
 def _measure(page: Any) -> dict[str, float]:
@@ -87,7 +170,7 @@ def main() -> None:
             page.set_default_timeout(120_000)  # a loaded machine must slow the figures, not end the run
             login(page, server.url)
             page.evaluate(PROBE_JS)
-            idle = _measure(page)
+            idle = {**_measure(page), **_quiet(browser, page)}
             page.evaluate("(c) => window.micarray.editor.setCode(c)", FLOOD)
             page.fill("#script-name", "flood.py")
             page.click("#btn-execute")
@@ -96,14 +179,14 @@ def main() -> None:
                 ".some(l => /lines dropped/.test(l.textContent))",
                 timeout=60_000,
             )
-            flood = _measure(page)
+            flood = {**_measure(page), **_quiet(browser, page)}
             page.click("#btn-stop")
         finally:
             browser.close()
     print(f"{'':18}{'idle':>10}{'flood':>10}{'ratio':>8}")
-    for key in idle:
-        ratio = flood[key] / idle[key] if idle[key] else float("nan")
-        print(f"{key:18}{idle[key]:10.1f}{flood[key]:10.1f}{ratio:8.2f}")
+    for key, quiet in idle.items():
+        ratio = flood[key] / quiet if quiet else float("nan")
+        print(f"{key:18}{quiet:10.1f}{flood[key]:10.1f}{ratio:8.2f}")
 
 
 if __name__ == "__main__":

@@ -293,8 +293,10 @@ class Device:
             if self.connection is not None:
                 return
             target = find_target(self.address, self.token)
-            conn = Connection(target, default_hello(self.inform_browser), self._dispatcher.emit)
+            hello = default_hello(self.inform_browser)
+            conn = Connection(target, hello, self._dispatcher.emit, self._dispatcher.ring_tick)
             self._dispatcher.restart()
+            self._dispatcher.on_ring_closed = conn.ring_closed
             self.connection = conn
             # The device shows each run's lag beside its state (docs/protocol.md, "lag").
             self._dispatcher.on_lag = lambda ms: conn.post({"type": "lag", "ms": ms})

@@ -18,11 +18,16 @@ from typing import Any
 
 from browserinterface import protocol as P
 from browserinterface._locate import Target, reread_local_token
+from browserinterface._ringfeed import RingFeed
 from browserinterface.client import DeviceError, ProtocolClient
+from browserinterface.ringfetch import fetch_ring, wants_ring
 
 #: Waits between reconnection attempts, in seconds (doubling up to the last).
 RECONNECT_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0)
 REQUEST_TIMEOUT_S = 10.0
+RING_FETCH_TIMEOUT_S = 3.0
+#: How often the lag is measured from the ring and told to the device, in seconds.
+LAG_TICK_S = 0.5
 #: How long stop() waits for queued messages to be sent.
 CLOSE_FLUSH_S = 2.0
 
@@ -44,14 +49,25 @@ class RemoteHandler:
 class Connection:
     """Owns the WebSocket; every method but the coroutines is safe from any thread."""
 
-    def __init__(self, target: Target, hello: dict[str, Any], emit: Callable[[Event], None]) -> None:
+    def __init__(
+        self,
+        target: Target,
+        hello: dict[str, Any],
+        emit: Callable[[Event], None],
+        tick: Callable[[], None] = lambda: None,
+    ) -> None:
         self._target = target
-        self._hello = hello
+        self._hello = {**hello, "ring": True} if wants_ring(target) else hello
         self._emit = emit
+        self._tick = tick
+        """Called every LAG_TICK_S while audio comes from the ring (the lag is measured there)."""
         self._loop = asyncio.new_event_loop()
         self._client: ProtocolClient | None = None
         self._handlers: list[RemoteHandler] = []
         self._want_audio = False
+        self._ring_offer: dict[str, Any] | None = None
+        self._ring_on = False
+        self._lag_task: asyncio.Task[None] | None = None
         self._closing = False
         self._shutdown_task: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[None]] = set()
@@ -146,6 +162,7 @@ class Connection:
             await client.read(self._on_message, self._on_binary)
         finally:
             self._client = None
+            self._stop_ring()
             await client.close()
             for handler in self._handlers:
                 handler.server_id = None
@@ -172,13 +189,60 @@ class Connection:
     def _on_welcome(self, msg: dict[str, Any]) -> None:
         # Nothing here may await: a tab added meanwhile would be registered twice.
         self._emit(("config", msg))
+        self._ring_offer = msg.get("ring")
         self.connected.set()
         self.settled.set()
         if self._want_audio:
-            self._send_soon({"type": "audio", "on": True})
+            self._start_audio()
         for handler in self._handlers:
             # Not awaited: the reply arrives through the read loop.
             self._track(self._register(handler))
+
+    # -- audio: the ring on the device, else binary frames ----------------------
+    def _start_audio(self) -> None:
+        if self._ring_offer is None:
+            self._send_soon({"type": "audio", "on": True})
+        else:
+            self._track(self._attach_ring(self._ring_offer))
+
+    async def _attach_ring(self, offer: dict[str, Any]) -> None:
+        try:
+            reader = await asyncio.wait_for(fetch_ring(offer), RING_FETCH_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            self._ring_offer = None
+            self._emit(("warning", f"audio comes over the WebSocket: the ring could not be mapped ({exc})"))
+            self._send_soon({"type": "audio", "on": True})
+            return
+        if self._ring_offer is not offer:
+            return  # the connection ended meanwhile
+        self._ring_on = True
+        self._emit(("ring", RingFeed(reader)))
+        if self._lag_task is None:
+            self._lag_task = self._loop.create_task(self._tell_lag())
+
+    def ring_closed(self) -> None:
+        """The device made a new ring (another shape): fetch it (from any thread)."""
+
+        def refetch() -> None:
+            if self._ring_on and self._ring_offer is not None:
+                self._track(self._attach_ring(self._ring_offer))
+
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(refetch)
+
+    async def _tell_lag(self) -> None:
+        while True:
+            await asyncio.sleep(LAG_TICK_S)
+            self._tick()
+
+    def _stop_ring(self) -> None:
+        self._ring_offer = None
+        if self._ring_on:
+            self._ring_on = False
+            self._emit(("ring", None))
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            self._lag_task = None
 
     # -- requests -----------------------------------------------------------------
     def _send_soon(self, msg: dict[str, Any] | bytes) -> None:
@@ -242,7 +306,8 @@ class Connection:
         def turn_on() -> None:
             if not self._want_audio:
                 self._want_audio = True
-                self._send_soon({"type": "audio", "on": True})
+                if self._client is not None and self.connected.is_set():
+                    self._start_audio()
 
         self._loop.call_soon_threadsafe(turn_on)
 

@@ -24,7 +24,6 @@ dropped, however long its own callback takes.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import queue
 import sys
@@ -38,6 +37,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from browserinterface._ending import CallbackFailed, end_main_thread, say
+from browserinterface._ringfeed import RingFeed
+
+__all__ = ["BlockInfo", "CallbackFailed", "Dispatcher", "say"]
 
 #: Audio the script may fall behind by, in seconds, before the oldest blocks are dropped.
 BACKLOG_S = 0.5
@@ -122,6 +126,10 @@ class Dispatcher:
         self.exit_message: str | None = None
         self.at_exit = False
         """Set while serving callbacks after the main module finished."""
+        self._ring: RingFeed | None = None
+        """Blocks come from the device's shared-memory ring, read in the callbacks' thread."""
+        self.on_ring_closed: Callable[[], None] | None = None
+        """Told (on the callbacks' thread) that the device made a new ring: fetch it."""
 
     # -- registration (any thread) ---------------------------------------------------
     def set_data_callbacks(self, callbacks: list[DataCallback]) -> None:
@@ -143,6 +151,7 @@ class Dispatcher:
         self._stopped.clear()
         self.exit_message = None
         self._owner = None
+        self.use_ring(None)
         kept = []
         while not self._queue.empty():
             event = self._queue.get_nowait()
@@ -156,11 +165,33 @@ class Dispatcher:
         if event[0] == "block":
             self._emit_block(event[1])
             return
+        if event[0] == "ring":
+            self.use_ring(event[1])
+            return
         if event[0] == "config":
             # The module's variables change as soon as the device says so, so
             # they are current when change_config() or start() returns.
             self._apply_config(event[1])
         self._queue.put(event)
+        ring = self._ring
+        if ring is not None:
+            ring.kick()  # the callbacks' thread may be waiting on the ring, not the queue
+
+    def use_ring(self, feed: RingFeed | None) -> None:
+        """Take blocks from ``feed`` from now on (None: from the WebSocket again)."""
+        old, self._ring = self._ring, feed
+        if old is not None:
+            old.kick()  # its reader lets go of it at its next look
+        if feed is not None:
+            self._queue.put(("wake", None))  # a reader waiting on the queue turns to the ring
+
+    def ring_tick(self) -> None:
+        """Measure the lag from the ring now (the connection thread, every LAG_REPORT_S),
+        so the device hears it while a callback takes long."""
+        feed = self._ring
+        if feed is not None:
+            self.lag_s = feed.lag_s(self._handling)
+            self._report_lag()
 
     def _emit_block(self, block: Any) -> None:
         entry = _Pending(block)
@@ -215,6 +246,9 @@ class Dispatcher:
     def stop(self, message: str | None = None) -> None:
         self.exit_message = message
         self._stopped.set()
+        ring = self._ring
+        if ring is not None:
+            ring.kick()
 
     @property
     def stopped(self) -> bool:
@@ -223,20 +257,54 @@ class Dispatcher:
     def drain(self) -> None:
         me = threading.current_thread()
         while self._owner is me and not self._stopped.is_set():
-            if self._urgent:
-                kind, payload = self._urgent.popleft()
-            else:
-                try:
-                    kind, payload = self._queue.get(timeout=POLL_S)
-                except queue.Empty:
-                    continue
             try:
-                self._handle(kind, payload)
+                self._step()
             except KeyboardInterrupt:
                 raise  # Ctrl-C or Stop: the caller ends the script quietly
             except BaseException as exc:  # noqa: BLE001 - a user callback failed: as if uncaught
                 self._callback_failed(exc)
                 return
+
+    def _step(self) -> None:
+        """Handle one event: an urgent one, a queued one, else the next block of the ring."""
+        if self._urgent:
+            self._handle(*self._urgent.popleft())
+            return
+        ring = self._ring
+        try:
+            kind, payload = self._queue.get_nowait() if ring is not None else self._queue.get(timeout=POLL_S)
+        except queue.Empty:
+            if ring is not None:
+                self._from_ring(ring)
+            return
+        self._handle(kind, payload)
+
+    def _from_ring(self, feed: RingFeed) -> None:
+        took = feed.take(self.max_backlog_s, QUEUE_EVENTS)
+        if took.lost:
+            self._handle("loss", took.lost)
+        if took.dropped:
+            self._dropped += took.dropped
+            self._behind_dropped += took.dropped
+            self._warn_loss()
+        block = took.block
+        if block is None:
+            if feed.closed and self._ring is feed:
+                self._ring = None
+                if self.on_ring_closed is not None:
+                    self.on_ring_closed()
+            elif not took.lost:
+                feed.wait(POLL_S)
+            return
+        # As over the WebSocket: how far behind the oldest block waiting was when it was looked at.
+        self.lag_s = max(0.0, took.newest - (took.oldest or block.time))
+        self._report_lag()
+        self.lag_s = max(0.0, took.newest - block.time)
+        self._handling = block.time
+        try:
+            self._on_block(block.data, block.time, block.seq)
+        finally:
+            self._handling = None
 
     def _callback_failed(self, exc: BaseException) -> None:
         code = exc.code if isinstance(exc, SystemExit) else 1
@@ -257,7 +325,7 @@ class Dispatcher:
             os._exit(code)
         if threading.current_thread() is threading.main_thread():
             raise SystemExit(code) from None
-        _end_main_thread(code)
+        end_main_thread(code)
 
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "block":
@@ -351,38 +419,6 @@ class Dispatcher:
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         self._queue.put(("call", fn))
-
-
-class CallbackFailed(BaseException):
-    """Raised in the main thread when a callback on the background thread ended the script.
-
-    ``code`` is the exit status the callback chose (1 for an exception).  Not a
-    SystemExit: CPython reads no status from an exception raised this way, but
-    an uncaught exception ends with status 1, and the script's exception hook
-    (``browserinterface._say_setup_errors_in_words``) ends it with any other.
-    """
-
-    code = 1
-
-
-def _end_main_thread(code: int) -> None:
-    """End the script from a background thread as ``sys.exit(code)`` in the main thread would.
-
-    CPython's documented hook for raising an exception in another thread;
-    the main thread sees it at its next bytecode (a long sleep ends first).
-    """
-    exc: type[BaseException] = SystemExit
-    if code != 0:
-        exc = type("CallbackFailed", (CallbackFailed,), {"code": code})
-    main = threading.main_thread().ident
-    if main is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(exc))
-
-
-def say(line: str) -> None:
-    """One line to stderr in one write, so a line printed by another thread cannot land inside it."""
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
 
 
 def _frames_for(duration_ms: float, rate: int) -> int:

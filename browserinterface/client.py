@@ -13,22 +13,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from tornado.httpclient import HTTPClientError
-from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError
 
 from browserinterface import protocol as P
 from browserinterface import schema as S
 from browserinterface._locate import SetupError
-from browserinterface.apisocket import open_api_socket
+from browserinterface.apisocket import ApiSocket, HandshakeError, close_tornado, open_api_socket
+
+if TYPE_CHECKING:
+    from tornado.websocket import WebSocketClientConnection
 from browserinterface.device import DeviceAddress
 
 REPLY_TIMEOUT_S = 10.0
-CLOSE_TIMEOUT_S = 1.0
-"""How long the device may take to answer a closing handshake."""
 TOKEN_HELP = "make a token in the device's web page (Settings), or with `appliance token new NAME` on it"
 
 
@@ -56,7 +54,7 @@ def describe(address: DeviceAddress) -> str:
 def connect_error(address: DeviceAddress, exc: BaseException) -> DeviceError:
     """The words for a failed connection, the same for every client."""
     where = describe(address)
-    if isinstance(exc, HTTPClientError):
+    if isinstance(exc, HandshakeError):
         if exc.code in (401, 403):
             return DeviceError(
                 "refused", f"the device {where} refused the token (HTTP {exc.code}); {TOKEN_HELP}"
@@ -75,19 +73,8 @@ def connect_error(address: DeviceAddress, exc: BaseException) -> DeviceError:
 
 
 async def close_socket(ws: WebSocketClientConnection) -> None:
-    """Close a WebSocket and its socket before the event loop ends.
-
-    Tornado waits for the peer's closing frame with a timer; an event loop
-    that ends first would leave the socket open.
-    """
-    ws.close()
-    stream = ws.stream
-    deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT_S
-    while stream is not None and not stream.closed():
-        if asyncio.get_running_loop().time() > deadline:
-            stream.close()
-            break
-        await asyncio.sleep(0.01)
+    """Close a Tornado WebSocket (a test's or a tool's own) and its socket before the loop ends."""
+    await close_tornado(ws)
 
 
 class ProtocolClient:
@@ -96,7 +83,7 @@ class ProtocolClient:
     def __init__(self, address: DeviceAddress, token: str) -> None:
         self.address = address
         self._token = token
-        self._ws: WebSocketClientConnection | None = None
+        self._ws: ApiSocket | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.welcome: dict[str, Any] = {}
@@ -107,10 +94,9 @@ class ProtocolClient:
         """Open the socket, say ``hello`` and return the ``welcome``; raises DeviceError."""
         try:
             self._ws = await open_api_socket(self.address, self._token)
-        except (HTTPClientError, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             raise connect_error(self.address, exc) from None
-        sock = self._ws.stream.socket if self._ws.stream is not None else None
-        self.peer_ip = sock.getpeername()[0] if sock is not None else self.address.host
+        self.peer_ip = self._ws.peer_ip or self.address.host
         await self.send(hello)
         while True:
             msg = await self._next(REPLY_TIMEOUT_S, "welcome")
@@ -127,11 +113,8 @@ class ProtocolClient:
         if self._ws is None:
             raise DeviceError("unreachable", f"not connected to the device {describe(self.address)}")
         try:
-            if isinstance(msg, bytes):
-                await self._ws.write_message(msg, binary=True)
-            else:
-                await self._ws.write_message(P.encode_message(msg))
-        except (WebSocketClosedError, StreamClosedError):
+            await self._ws.send(msg if isinstance(msg, bytes) else P.encode_message(msg))
+        except ConnectionError:
             raise self._lost() from None
 
     async def request(self, msg: dict[str, Any], timeout: float = REPLY_TIMEOUT_S) -> dict[str, Any]:
@@ -193,7 +176,7 @@ class ProtocolClient:
             if ws is None:  # closed by close() meanwhile
                 raise self._lost()
             try:
-                raw = await asyncio.wait_for(ws.read_message(), timeout)
+                raw = await asyncio.wait_for(ws.receive(), timeout)
             except TimeoutError:
                 raise DeviceError(
                     "unreachable", f"the device sent no {waiting_for} within {timeout:g} s"
@@ -233,7 +216,7 @@ class ProtocolClient:
         """Close the socket, and wait (briefly) until it is closed before the loop ends."""
         ws, self._ws = self._ws, None
         if ws is not None:
-            await close_socket(ws)
+            await ws.close()
 
     @property
     def close_reason(self) -> str | None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from browserinterface.localname import LocalNameNotFound, is_local_name, resolve_local
-
 DEFAULT_PORT = 80
 
 
@@ -30,6 +28,12 @@ class DeviceAddress:
     def netloc(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+
+def is_local_name(host: str) -> bool:
+    """True for ``something.local`` (any case, trailing dot allowed)."""
+    name = host.lower().rstrip(".")
+    return name.endswith(".local") and len(name) > len(".local")
 
 
 def parse_device(spec: str, default_port: int = DEFAULT_PORT) -> DeviceAddress:
@@ -76,6 +80,9 @@ def resolve_device(
     address = parse_device(spec, default_port)
     if not is_local_name(address.host):
         return address
+    # mDNS (zeroconf) is loaded only for a name.local: a script on the device never needs it.
+    from browserinterface.localname import LocalNameNotFound, resolve_local  # noqa: PLC0415
+
     try:
         ip = resolve_local(address.host, timeout_s)
     except LocalNameNotFound as exc:

@@ -13,18 +13,16 @@ from zeroconf import IPVersion, Zeroconf
 from zeroconf._services.info import AddressResolverIPv4  # public as zeroconf.AddressResolverIPv4
 from zeroconf.asyncio import AsyncZeroconf
 
+from browserinterface.device import is_local_name
+
+__all__ = ["LocalNameNotFound", "is_local_name", "resolve_local"]
+
 #: Seconds to wait for a device to answer for its name.
 RESOLVE_TIMEOUT_S = 3.0
 
 
 class LocalNameNotFound(LookupError):
     """No device answered for a ``.local`` name in time."""
-
-
-def is_local_name(host: str) -> bool:
-    """True for ``something.local`` (any case, trailing dot allowed)."""
-    name = host.lower().rstrip(".")
-    return name.endswith(".local") and len(name) > len(".local")
 
 
 def _fqdn(host: str) -> str:

@@ -54,6 +54,10 @@ class Hello(ClientMessage, tag="hello", forbid_unknown_fields=False):
     name: ShortText = ""
     host: ShortText = ""
     inform_browser: bool = False
+    batch: bool = False
+    """The client takes a JSON array of messages in one text frame (the web page does)."""
+    ring: bool = False
+    """This script runs on the device and can map its shared-memory audio ring."""
 
 
 class Audio(ClientMessage, tag="audio"):
@@ -224,6 +228,13 @@ class Error(DeviceMessage, tag="error"):
     field: str | None = None
 
 
+class RingOffer(Struct, forbid_unknown_fields=False):
+    """Where a script on the device fetches the audio ring: a Unix socket and a one-time key."""
+
+    socket: Annotated[str, Meta(min_length=1, max_length=107)]
+    key: Annotated[str, Meta(min_length=16, max_length=64)]
+
+
 class Welcome(DeviceMessage, tag="welcome"):
     """The answer to ``hello``: the device, its configuration and what it accepts."""
 
@@ -237,6 +248,8 @@ class Welcome(DeviceMessage, tag="welcome"):
     runs: list[dict[str, Any]] | None = None
     log: list[dict[str, Any]] | None = None
     notices: list[Any] | None = None
+    ring: RingOffer | None = None
+    """Offered to a script that said ``ring`` in its hello and runs on the device."""
 
 
 class Config(DeviceMessage, tag="config"):

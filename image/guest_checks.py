@@ -21,6 +21,11 @@ from typing import Protocol
 
 import boards
 
+# The tests' wheel builder (tests/wheels.py), shared with tests/test_update.py; this
+# file runs as a script from image/, where the checkout's root is not on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.wheels import appliance_wheel
+
 REPO = Path(__file__).resolve().parent.parent
 #: Imager's host name loses to micarray.txt's; its key must still log in.
 IMAGER_HOSTNAME = "from-imager"
@@ -114,42 +119,18 @@ def check_firmware(guest: Guest) -> list[str]:
 
 def build_wheels(work: Path) -> dict[str, Path]:
     """A good and a broken wheel of this tree, at versions after the image's."""
-    src = work / "wheel-src"
     version = re.search(r'(?m)^version = "(.*)"$', (REPO / "pyproject.toml").read_text())
     assert version is not None
+    src = work / "wheel-src"
     out: dict[str, Path] = {}
     for kind, suffix in (("good", ".post1"), ("broken", ".post2")):
+        # The whole working tree, with the built front end that git does not track.
         shutil.rmtree(src, ignore_errors=True)
         shutil.copytree(
             REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "cache", "out")
         )
-        pyproject = src / "pyproject.toml"
-        new = version.group(1) + suffix
-        pyproject.write_text(
-            pyproject.read_text().replace(f'version = "{version.group(1)}"', f'version = "{new}"', 1)
-        )
-        if kind == "broken":
-            service = src / "appliance/service.py"
-            head = "from __future__ import annotations\n"
-            broken = head + 'raise ImportError("broken on purpose")\n'
-            service.write_text(service.read_text().replace(head, broken, 1))
-        dist = work / f"dist-{kind}"
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "-q",
-                "--no-deps",
-                "--no-build-isolation",
-                "-w",
-                str(dist),
-                str(src),
-            ],
-            check=True,
-        )
-        out[kind] = next(dist.glob("*.whl"))
+        breakage = 'raise ImportError("broken on purpose")\n' if kind == "broken" else ""
+        out[kind] = appliance_wheel(src, work / f"dist-{kind}", version.group(1) + suffix, breakage)
     return out
 
 

@@ -119,7 +119,8 @@ class Http:
             with self.opener.open(req, timeout=20) as r:
                 return r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), err.read()
+            with err:  # its socket, closed now rather than whenever the collector finds it
+                return err.code, dict(err.headers), err.read()
 
     def xsrf(self) -> str:
         """The _xsrf cookie, fetching the login page first if there is none yet."""

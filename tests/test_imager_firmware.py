@@ -13,7 +13,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
@@ -68,8 +68,13 @@ def package_files(root: Path, suite: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def listings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, str]]]:
-    yield {s: package_files(tmp_path_factory.mktemp(s), s) for s in boards.SUITES}
+def listings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    """Every suite's listing, fetched once for the module; the suites at the same time, since
+    each is mostly a wait on the archive."""
+    roots = {s: tmp_path_factory.mktemp(s) for s in boards.SUITES}
+    with ThreadPoolExecutor(len(roots)) as pool:
+        futures = {s: pool.submit(package_files, root, s) for s, root in roots.items()}
+        return {s: f.result() for s, f in futures.items()}
 
 
 def present(files: dict[str, str], name: str) -> bool:

@@ -25,8 +25,10 @@ from tests import wsclient
 from tests.browser_login import login
 from tests.server import ApplianceProcess
 
-# The first run downloads Debian's kernel package (60 MB) once.
-pytestmark = pytest.mark.timeout(600)
+# The first run downloads Debian's kernel package (60 MB) once. The download cache and its
+# apt state are the checkout's, so this module's tests stay on one worker: two apt-gets on
+# one state directory would fight over its lock.
+pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("debian-cache")]
 REPO = Path(__file__).resolve().parent.parent
 OVERLAYS = sorted((REPO / "image/overlays").glob("*.dts"))
 CACHE = REPO / "image/cache/debs"

@@ -31,6 +31,14 @@ def _transient_unit(tmp_path: Path, network: str) -> tuple[Path, dict[str, str]]
     return path, dict(props)
 
 
+def test_the_audio_rings_socket_is_bound_into_the_unit_at_its_own_path() -> None:
+    ring = "/run/micarray/runs/ring.sock"
+    spec = LaunchSpec(SPEC.run_id, SPEC.script, SPEC.run_dir, {**SPEC.env, "BI_RING_SOCKET": ring})
+    props = transient_properties(spec, RunLimits(), Path("/run/micarray/runs/x.env"))
+    assert ("BindPaths", f"-{ring}") in props
+    assert ("BindPaths", str(SPEC.run_dir)) in props
+
+
 def test_the_transient_unit_isolates_a_run_like_the_sandbox(tmp_path: Path) -> None:
     _, props = _transient_unit(tmp_path, "api")
     assert props["TemporaryFileSystem"] == "/run/micarray/runs:ro /dev/shm"

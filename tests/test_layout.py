@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 import tomllib
 import zipfile
 from pathlib import Path
+
+from tests.wheels import pip_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("capture", "sessions", "runs", "boot", "system")
@@ -68,12 +68,8 @@ def test_the_laptop_install_holds_only_the_client_side() -> None:
 
 
 def test_the_client_wheel_is_built_from_the_same_sources(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
-         str(ROOT / "client")],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
-    (wheel,) = tmp_path.glob("micarray_client-*.whl")
+    wheel = pip_wheel(ROOT / "client", tmp_path)
+    assert wheel.name.startswith("micarray_client-"), wheel.name
     with zipfile.ZipFile(wheel) as archive:
         tops = {n.split("/")[0] for n in archive.namelist()}
         schema = archive.read("browserinterface/schema.py")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import pytest
 
 from appliance.boot import bootreport, update
 from tests.server import free_port
+from tests.wheels import appliance_wheel
 
 # Building four wheels and a venv takes a minute alone, several on a loaded machine.
 pytestmark = pytest.mark.timeout(900)
@@ -113,36 +113,6 @@ elif verb == "is-active":
 '''
 
 
-def build_wheel(src: Path, out: Path, version: str) -> Path:
-    tree = src.parent / f"tree-{version}"
-    shutil.copytree(src, tree)
-    pyproject = tree / "pyproject.toml"
-    pyproject.write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', pyproject.read_text()))
-    if version in BREAKAGE:
-        service = tree / "appliance/service.py"
-        text = service.read_text()
-        head, sep, rest = text.partition("from __future__ import annotations\n")
-        service.write_text(head + sep + BREAKAGE[version] + rest)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-            str(tree),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return next(out.glob(f"micarray_appliance-{version}-*.whl"))
-
-
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("wheels")
@@ -156,7 +126,11 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ):
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, src / name)
-    return {v: build_wheel(src, work / "dist", v) for v in (BASE, GOOD, BROKEN, SILENT)}
+    wheels: dict[str, Path] = {}
+    for version in (BASE, GOOD, BROKEN, SILENT):
+        tree = shutil.copytree(src, work / f"tree-{version}")
+        wheels[version] = appliance_wheel(tree, work / "dist", version, BREAKAGE.get(version, ""))
+    return wheels
 
 
 class Device:
@@ -193,10 +167,14 @@ class Device:
             "FAKE_SERVICE_DATA": str(self.paths.data),
             "FAKE_SERVICE_PORT": str(self.port),
         }
+        self.pip_installed = False
         self.reset(wheels[BASE])
 
     def reset(self, base: Path) -> None:
-        self.pip_install(base)
+        # Only wheels are ever installed here, so the base version's files are the base wheel's:
+        # after a rollback (or a refused update) there is nothing to install again.
+        if not self.pip_installed or self.installed() != update.wheel_version(base.name):
+            self.pip_install(base)
         for folder in (self.paths.previous, self.paths.incoming):
             shutil.rmtree(folder, ignore_errors=True)
         (self.paths.data / update.STATUS_FILE).unlink(missing_ok=True)
@@ -204,6 +182,7 @@ class Device:
         assert self.systemctl("restart").returncode == 0, self.log()
 
     def pip_install(self, wheel: Path) -> None:
+        self.pip_installed = True
         subprocess.run(
             [str(self.venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
              str(wheel)],

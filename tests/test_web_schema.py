@@ -16,13 +16,19 @@ __all__ = ["browser", "device", "page"]  # fixtures used by name
 pytestmark = pytest.mark.browser
 
 
+def messages(frame: str) -> list[dict[str, Any]]:
+    """The messages of one text frame: the page asks for batches, which come as JSON arrays."""
+    value = json.loads(frame)
+    return value if isinstance(value, list) else [value]
+
+
 def test_every_message_the_page_sends_follows_the_schema(page: Any) -> None:
     sent: list[str] = []
     received: list[dict[str, Any]] = []
 
     def watch(ws: Any) -> None:
         ws.on("framesent", lambda payload: sent.append(payload) if isinstance(payload, str) else None)
-        ws.on("framereceived", lambda p: received.append(json.loads(p)) if isinstance(p, str) else None)
+        ws.on("framereceived", lambda p: received.extend(messages(p)) if isinstance(p, str) else None)
 
     page.on("websocket", watch)
     page.reload()

@@ -204,6 +204,86 @@ def test_dark_theme_follows_the_system_and_has_a_switch(browser: Any, device: Se
         context.close()
 
 
+# The colours ECharts resolved for the newest "Waves" chart, and the page's own.
+CHART_COLOURS_JS = """() => {
+  const view = [...window.micarray.tabs.handlers.values()].filter((e) => e.info.name === "Waves").at(-1).view;
+  const model = view.impl.chart.getModel();
+  const x = model.getComponent("xAxis", 0);
+  const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return {
+    label: x.get(["axisLabel", "color"]),
+    axis: x.get(["axisLine", "lineStyle", "color"]),
+    grid: [].concat(model.getComponent("yAxis", 0).get(["splitLine", "lineStyle", "color"]))[0],
+    legend: model.getComponent("legend", 0).get(["textStyle", "color"]),
+    page: { fg: css("--fg"), muted: css("--muted"), line: css("--line") },
+  };
+}"""
+
+
+def test_charts_follow_the_theme(browser: Any, device: Server) -> None:
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 900}, color_scheme="dark", bypass_csp=True
+    )
+    pg = context.new_page()
+    errors = PageErrors(pg)
+    try:
+        login(pg, device.url)
+        set_code(pg, WAVES, "waves.py")
+        execute(pg)
+        wait_drawn(pg, pg.locator(".handler-tab", has_text="Waves"), minimum=200)
+        seen = {}
+        for theme in ("dark", "light"):
+            if pg.evaluate("document.documentElement.dataset.theme") != theme:
+                pg.click("#btn-theme")  # the same chart, switched in place
+            colours = pg.evaluate(CHART_COLOURS_JS)
+            page_colours = colours["page"]
+            assert colours["label"] == colours["axis"] == page_colours["muted"], (theme, colours)
+            assert colours["grid"] == page_colours["line"], (theme, colours)
+            assert colours["legend"] == page_colours["fg"], (theme, colours)
+            seen[theme] = colours
+        assert seen["dark"]["page"] == {"fg": "#e3e7ee", "muted": "#9aa4b5", "line": "#323a48"}
+        assert seen["light"]["page"] == {"fg": "#1d2330", "muted": "#6b7280", "line": "#dde2ea"}
+        stop(pg)
+        errors.check()
+    finally:
+        context.close()
+
+
+# [start, end] of the "Waves" chart's zoom in percent (null before it exists).
+ZOOM_JS = """() => {
+  const entries = [...window.micarray.tabs.handlers.values()];
+  const view = entries.filter((e) => e.info.name === "Waves").at(-1)?.view;
+  const zoom = view?.impl?.chart?.getOption().dataZoom?.[0];
+  return zoom ? [zoom.start, zoom.end] : null;
+}"""
+
+
+def test_a_line_chart_zooms_pans_and_shows_all_again(page: Any) -> None:
+    set_code(page, WAVES, "waves.py")
+    execute(page)
+    wait_drawn(page, page.locator(".handler-tab", has_text="Waves"), minimum=200)
+    pane = page.locator("#tabpanes > .handler-pane:not([hidden]) canvas").first
+    box = pane.bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    assert page.evaluate(ZOOM_JS) == [0, 100]
+    page.mouse.move(cx, cy)
+    for _ in range(4):
+        page.mouse.wheel(0, -400)  # the wheel zooms in where the pointer is
+    page.wait_for_function(f"() => ({ZOOM_JS})()[1] - ({ZOOM_JS})()[0] < 80", timeout=WAIT_MS)
+    start, end = page.evaluate(ZOOM_JS)
+    assert 0 < start < end < 100, (start, end)
+    page.mouse.down()
+    page.mouse.move(cx + 150, cy, steps=5)  # dragging right shows earlier x values
+    page.mouse.up()
+    page.wait_for_function(f"(s) => ({ZOOM_JS})()[0] < s", arg=start, timeout=WAIT_MS)
+    moved = page.evaluate(ZOOM_JS)
+    assert abs((moved[1] - moved[0]) - (end - start)) < 0.5, (moved, start, end)  # panned, not zoomed
+    page.mouse.dblclick(cx, cy)
+    page.wait_for_function(f"() => ({ZOOM_JS})().join() === '0,100'", timeout=WAIT_MS)
+    stop(page)
+
+
 def test_a_chart_saves_as_png_and_its_data_as_csv(page: Any) -> None:
     set_code(page, FOUR_TABS, "four.py")
     execute(page)

@@ -119,6 +119,52 @@ def test_sign_out_ends_the_session_on_the_device(browser: Any, device: Server) -
         context.close()
 
 
+WATCH_SOCKET_JS = """() => {
+  const ws = window.micarray.conn.ws;
+  // Kept in sessionStorage: the page goes to the sign-in page right after.
+  ws.addEventListener("close", (e) => {
+    sessionStorage.setItem("closed", JSON.stringify({ code: e.code, reason: e.reason }));
+  });
+}"""
+
+OPEN_SOCKET_JS = """(url) => new Promise((resolve) => {
+  const ws = new WebSocket(url);
+  ws.onopen = () => { ws.close(); resolve("opened"); };
+  ws.onclose = () => resolve("refused");
+})"""
+
+
+def test_sign_out_closes_the_open_sockets_of_that_session_a_copied_cookies_too(
+    browser: Any, device: Server
+) -> None:
+    mine = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    copy = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    try:
+        pg = mine.new_page()
+        errors = PageErrors(pg)
+        login(pg, device.url)
+        copy.add_cookies([c for c in mine.cookies() if c["name"] == "micarray_session"])
+        other = copy.new_page()
+        other_errors = PageErrors(other)
+        other.goto(device.url + "/")
+        other.wait_for_selector("#conn-state.conn-online", timeout=WAIT_MS)
+        other.evaluate(WATCH_SOCKET_JS)
+        pg.click("#btn-logout")
+        pg.wait_for_url(device.url + "/login")
+        # The copy's socket is closed by the device (not left open until it next asks).
+        # The page then finds its session gone and goes to the sign-in page.
+        other.wait_for_url(device.url + "/login", timeout=WAIT_MS)
+        closed = json.loads(other.evaluate("sessionStorage.getItem('closed') || 'null'"))
+        assert closed == {"code": 4003, "reason": "signed out"}
+        ws_url = device.url.replace("http://", "ws://") + "/api/v1/ws"
+        assert other.evaluate(OPEN_SOCKET_JS, ws_url) == "refused"
+        errors.check(allow=(r"status of 403",))
+        other_errors.check(allow=(r"status of 403", r"status of 401", r"WebSocket connection"))
+    finally:
+        copy.close()
+        mine.close()
+
+
 def test_settings_lists_signed_in_browsers_and_ends_another(page: Any, browser: Any, device: Server) -> None:
     other_context = browser.new_context(user_agent="Another browser 1.0", bypass_csp=True)
     other = other_context.new_page()

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from appliance.runs.scriptenv import PackageError, ScriptEnv, check_requirement
 from tests.conftest_web import Http, running_server
+from tests.wheels import pip_wheel
 
 PKG = "micarray-wstest"
 
@@ -30,22 +30,7 @@ def build_wheel(tmp: Path) -> Path:
         f'[project]\nname = "{PKG}"\nversion = "1.2.3"\n'
     )
     wheels = tmp / "wheels"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(wheels),
-            str(src),
-        ],
-        check=True,
-        timeout=120,
-    )
+    pip_wheel(src, wheels, timeout=120)
     return wheels
 
 

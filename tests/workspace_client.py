@@ -49,7 +49,8 @@ class Api:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as err:
-            return err.code, err.read(), dict(err.headers)
+            with err:  # its socket, closed now rather than whenever the collector finds it
+                return err.code, err.read(), dict(err.headers)
 
     def json(self, method: str, path: str, body: bytes | dict[str, Any] | None = None) -> Any:
         status, data, _ = self.request(method, path, body)

@@ -20,7 +20,7 @@ def chart_for(rate):
     state["chart"] = bi.add_handler(
         f"Spectrogram {rate} Hz",
         "base:spectrogram",
-        {"width": COLUMNS, "height": BINS, "min": -110, "max": -10, "delta_freq": top / BINS},
+        {"width": COLUMNS, "height": BINS, "min": -110, "max": -10, "unit": "dBFS", "delta_freq": top / BINS},
     )
     state["top"] = top
     print(f"spectrogram up to {top:.0f} Hz in {BINS} bins")

@@ -177,6 +177,10 @@ class RlimitLauncher:
             workdir=spec.workdir,
         )
         port = _api_port(spec.env)
+        ring = spec.env.get("BI_RING_SOCKET")
+        if ring and os.path.exists(ring):
+            # At its own path, so the welcome's ring offer names it inside too (docs/protocol.md).
+            argv += ["--bind", ring, ring]
         if self.limits.network == "all" or port is None:
             return [*argv, "--", *sandbox_mod.relay_argv(None, command)]
         relay = sandbox_mod.ApiRelay(spec.run_dir.parent / f"{spec.run_id}.sock", port)

@@ -74,6 +74,10 @@ def transient_properties(
     ]
     if hidden:
         props.append(("InaccessiblePaths", " ".join(f"-{path}" for path in hidden)))
+    ring = spec.env.get("BI_RING_SOCKET")
+    if ring:
+        # The audio ring's socket, at its own path over the empty run root (docs/protocol.md).
+        props.append(("BindPaths", f"-{ring}"))
     if limits.network == "api":
         props += [("IPAddressDeny", "any"), ("IPAddressAllow", "localhost")]
     return props

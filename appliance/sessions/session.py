@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import ipaddress
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ from appliance.capture.block import Block
 from appliance.capture.bus import Bus, Subscription
 from appliance.capture.config import AudioConfig
 from appliance.errors import ApplianceError
-from appliance.sessions import flow
+from appliance.sessions import batching, flow
 from appliance.sessions.handlers import HandlerRegistry, Owner
 from appliance.system.ratelog import RateLimitedLog
 from appliance.system.supervisor import log_failure
@@ -118,6 +119,11 @@ class ClientSession:
         self.name = ""
         self.host = peer
         self.inform_browser = False
+        self.batch = False
+        """The client takes several messages in one text frame (``appliance.sessions.batching``)."""
+        self._last_text = 0.0
+        self.wants_ring = False
+        """A script on this machine that can map the audio ring (``hello`` said ``ring``)."""
         self.audio_channels: list[int] | None = None
         self._audio: Subscription | None = None
         self._audio_task: asyncio.Task[None] | None = None
@@ -174,10 +180,23 @@ class ClientSession:
                 continue
             frame = self._outbox.popleft()
             self._outbox_bytes -= len(frame)
+            if self.batch and isinstance(frame, str):
+                frame = await self._gather(frame)
             try:
                 await self.transport.send(frame)
             except ConnectionError:
                 return
+
+    async def _gather(self, first: str) -> str:
+        """Wait out the rest of the batch interval, then take what queued behind ``first``."""
+        loop = asyncio.get_running_loop()
+        wait = self._last_text + batching.BATCH_INTERVAL_S - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        frame, taken = batching.take_batch(first, self._outbox)
+        self._outbox_bytes -= taken
+        self._last_text = loop.time()
+        return frame
 
     def error(self, code: str, message: str, request_id: Any = None, field: str | None = None) -> None:
         reply: dict[str, Any] = {"type": "error", "code": code, "message": message}
@@ -242,6 +261,8 @@ class ClientSession:
         self.name = msg.name or self.principal.name
         self.host = "device" if self.principal.kind in ("run", "local") else msg.host or self.peer
         self.inform_browser = msg.inform_browser
+        self.batch = msg.batch
+        self.wants_ring = msg.ring and msg.role == "script" and _is_loopback(self.peer)
         self.service.attach(self)
         self.push(self.service.welcome_text(self))
         return None
@@ -415,6 +436,14 @@ class ClientSession:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+def _is_loopback(peer: str) -> bool:
+    """Whether the peer is on this machine (only there can it map the ring)."""
+    try:
+        return ipaddress.ip_address(peer.split("%", maxsplit=1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _run_files(files: dict[str, str] | None) -> dict[str, bytes] | None:

@@ -93,7 +93,7 @@ class ApiSocket(JsonErrors, WebSocketHandler):
             self.session.auth_generation = self.service.passwords.generation()
             browser_session = self._browser_session_id()
             if browser_session is not None:
-                # Sign-out ends this browser session's sockets: tokens.end_browser_session.
+                # Ending this browser session closes this socket (make_app wires the listener).
                 self.session.register_credential(f"browser:{browser_session}")
 
     def _browser_session_id(self) -> str | None:

@@ -126,6 +126,11 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
     ]
     projects = ProjectStore(data_dir, load_quota(data_dir))
     migrate_flat_scripts(data_dir, projects)
+    browser_sessions = BrowserSessions(data_dir)
+    # An ended browser session (sign-out, Settings, a new password, expiry) closes
+    # its open WebSockets at once, a copied cookie's too: the one registry of live
+    # connections by credential (ApiSocket registers ``browser:SESSION``).
+    browser_sessions.add_end_listener(service.tokens.end_browser_session)
     settings: dict[str, Any] = {
         "cookie_secret": load_or_make_secret(data_dir),
         "xsrf_cookies": True,
@@ -150,8 +155,7 @@ def make_app(service: ServiceLike, *, debug: bool = False, **extra: Any) -> Appl
         "projects": projects,
         "recordings": RecordingStore(data_dir),
         "login_limiter": LoginLimiter(),
-        # Hook for closing live connections of an ended session: browser_sessions.add_end_listener.
-        "browser_sessions": BrowserSessions(data_dir),
+        "browser_sessions": browser_sessions,
     }
     settings.update(extra)
     return Application(routes, **settings)

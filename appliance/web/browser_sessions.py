@@ -39,7 +39,7 @@ class BrowserSessions:
         self._path = data_dir / SESSIONS_FILE
         self._clock = clock
         self._sessions: dict[str, dict[str, Any]] = self._load()
-        self._listeners: list[Callable[[str], None]] = []
+        self._listeners: list[Callable[[str], object]] = []
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
@@ -63,7 +63,7 @@ class BrowserSessions:
             # The list stays right in memory; only a restart would forget the change.
             log.warning("%s; signed-in browsers are kept in memory until it can be saved", exc)
 
-    def add_end_listener(self, listener: Callable[[str], None]) -> None:
+    def add_end_listener(self, listener: Callable[[str], object]) -> None:
         """Call ``listener(session_id)`` whenever a session ends (sign-out, Settings, new password)."""
         self._listeners.append(listener)
 

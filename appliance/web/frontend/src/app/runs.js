@@ -8,11 +8,12 @@ import { ansiRuns, overwriteCR, plainText } from "./ansi.js";
 import { ConsoleTools } from "./console-tools.js";
 import { showSource } from "./source-view.js";
 
-const MAX_LINES = 5000;        // lines kept per run in the page
+const MAX_LINES = 5000;        // lines kept per run in the page (up to a fifth more)
 const MAX_DOM_LINES = 500;     // lines drawn in the console at once (the layout cost grows with them)
 const FRAME_BUDGET_MS = 6;     // drawing time per animation frame; the rest waits
 const DRAW_EVERY_MS = 250;     // a flooded console is drawn at most this often: input keeps the other frames
 const FLOOD_LINES = 20;        // lines waiting at once that make a flood
+const FLOOD_DRAW_LINES = 100;  // lines a flooded console draws at a time; Copy and Download have all
 
 export class Runs {
   constructor(conn, editor, getName) {
@@ -97,7 +98,8 @@ export class Runs {
     const run = this.runs.get(id);
     if (!run) return;
     run.lines.push(line);
-    if (run.lines.length > MAX_LINES) { run.lines.splice(0, run.lines.length - MAX_LINES); run.dropped += 1; }
+    // Trimmed in steps of a fifth: a splice per line moved all 5000 each time under a flood.
+    if (run.lines.length > MAX_LINES * 1.2) { run.lines.splice(0, run.lines.length - MAX_LINES); run.dropped += 1; }
     if (id === this.selected) {
       this.queue.push(line);
       this.schedule();
@@ -107,7 +109,9 @@ export class Runs {
   /** Draw soon: on the next frame, but no sooner than DRAW_EVERY_MS after the last drawing. */
   schedule() {
     if (this.frame) return;
-    const gap = this.queue.length > FLOOD_LINES ? DRAW_EVERY_MS : 0;
+    // A flood: many lines waiting, or the last drawing had many (lines come in batches,
+    // so a new batch's first line alone says nothing).
+    const gap = this.queue.length > FLOOD_LINES || this.lastCount > FLOOD_LINES ? DRAW_EVERY_MS : 0;
     const wait = Math.max(0, (this.lastDraw || 0) + gap - performance.now());
     this.frame = setTimeout(() => requestAnimationFrame(() => this.flush()), wait);
   }
@@ -117,6 +121,13 @@ export class Runs {
     this.lastDraw = performance.now();
     // Only the newest lines that fit the console matter: older queued ones would be removed at once.
     if (this.queue.length > this.maxDomLines) this.queue.splice(0, this.queue.length - this.maxDomLines);
+    if (!this.full && this.queue.length > FLOOD_DRAW_LINES) this.skipOlder();
+    else if (this.gapped && !this.full && this.queue.length <= FLOOD_LINES) {
+      // The flood calmed down: draw the last lines again, without the gaps.
+      this.gapped = false;
+      this.render();
+      return;
+    }
     const start = performance.now();
     const el = this.consoleEl;
     const fragment = document.createDocumentFragment();
@@ -126,6 +137,7 @@ export class Runs {
       n += 1;
     }
     this.queue.splice(0, n);
+    this.lastCount = n;
     el.append(fragment);
     const excess = el.childElementCount - this.maxDomLines;
     if (excess > 0) {
@@ -137,6 +149,18 @@ export class Runs {
     if (this.stick) el.scrollTop = el.scrollHeight;
     this.tools.linesAdded();
     if (this.queue.length) this.schedule();
+    else this.full = false;
+  }
+
+  // Lines that come faster than anyone reads: draw only the newest, say how many were
+  // passed over, keep the device's own notices. Drawing hundreds of lines four times a
+  // second took the page's time from the user's keys and clicks.
+  skipOlder() {
+    const older = this.queue.splice(0, this.queue.length - FLOOD_DRAW_LINES);
+    const notices = older.filter((line) => line.stream === "notice").slice(-3);
+    const skipped = older.length - notices.length;
+    this.queue.unshift(...notices, { stream: "notice", text: `… ${skipped} lines passed over on screen while they came this fast (Copy and Download have them)` });
+    this.gapped = true;
   }
 
   lineEl(line) {
@@ -172,6 +196,7 @@ export class Runs {
     this.consoleEl.textContent = "";
     const run = this.runs.get(this.selected);
     if (run) {
+      this.full = true; // every kept line, without passing over any
       this.queue = run.lines.slice();
       if (run.dropped) this.queue.unshift({ stream: "notice", text: "… older lines were dropped from this page" });
       this.flush();

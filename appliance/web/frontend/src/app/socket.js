@@ -29,7 +29,9 @@ export class Connection {
     ws.binaryType = "arraybuffer";
     ws.onopen = () => {
       this.retryMs = RETRY_FIRST_MS;
-      ws.send(JSON.stringify({ type: "hello", protocol: 1, role: "browser" }));
+      // batch: while messages come fast the device sends them as one JSON array per frame,
+      // so a print flood costs the page a few tasks a second, not thousands.
+      ws.send(JSON.stringify({ type: "hello", protocol: 1, role: "browser", batch: true }));
     };
     ws.onmessage = (event) => this.receive(event.data);
     ws.onclose = (event) => {
@@ -48,6 +50,12 @@ export class Connection {
     if (typeof data !== "string") { this.onbinary(data); return; }
     let msg;
     try { msg = JSON.parse(data); } catch (err) { console.warn("device sent a non-JSON message", err); return; }
+    if (Array.isArray(msg)) { for (const one of msg) this.dispatch(one); return; }
+    this.dispatch(msg);
+  }
+
+  dispatch(msg) {
+    if (msg === null || typeof msg !== "object") return;
     if (msg.type === "welcome") this.onstate("online");
     if ((msg.type === "ack" || msg.type === "error" || msg.type === "pong") && this.pending.has(msg.id)) {
       const { resolve, reject, timer } = this.pending.get(msg.id);

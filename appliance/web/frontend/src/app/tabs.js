@@ -6,7 +6,7 @@ import { h, byId, toast } from "./dom.js";
 import { chartCsv, chartPng } from "./chart-export.js";
 
 const DROP_CHECK_MS = 1000;
-const REPLAY_KEEP = 2000; // data messages kept per tab to rebuild it when its type is (re)registered
+const REPLAY_KEEP = 2000; // data messages kept per tab (up to twice as many) to rebuild it or export its data
 
 export class Tabs {
   constructor(conn) {
@@ -110,7 +110,9 @@ export class Tabs {
 
   apply(entry, data) {
     entry.replay.push(data);
-    if (entry.replay.length > REPLAY_KEEP) entry.replay.splice(0, entry.replay.length - REPLAY_KEEP);
+    // Trimmed in steps, not on every message: a splice per message moved the whole
+    // list each time, thousands of times a second under a flood.
+    if (entry.replay.length >= 2 * REPLAY_KEEP) entry.replay.splice(0, entry.replay.length - REPLAY_KEEP);
     if (!entry.view) return;
     try {
       entry.view.update(data);

@@ -1,6 +1,6 @@
 // What every ECharts-backed type shares: the chart is created on first draw
 // (a hidden tab has no size yet), resized and disposed with the view.
-import { initChart } from "./echarts.js";
+import { disposeChart, initChart } from "./echarts.js";
 
 export class EChartsView {
   constructor(element) {
@@ -20,7 +20,7 @@ export class EChartsView {
   }
 
   destroy() {
-    this.chart?.dispose();
+    if (this.chart) disposeChart(this.chart);
     this.chart = null;
   }
 }

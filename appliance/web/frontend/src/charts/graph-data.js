@@ -18,7 +18,7 @@ export class SeriesStore {
     this.limitNb = limits.limitNb;
     this.limitDistance = limits.limitDistance;
     this.categorical = false;
-    /** x values in the order last seen (oldest first), for xLimitNb. */
+    /** x values in the order last seen (oldest first) -> points kept with that x, for xLimitNb. */
     this.recentX = new Map();
   }
 
@@ -121,16 +121,24 @@ export class SeriesStore {
       if (typeof last === "number") {
         let drop = 0;
         while (drop < list.length && typeof list[drop][0] === "number" && list[drop][0] < last - this.limitDistance) drop++;
-        if (drop > 0) list.splice(0, drop);
+        if (drop > 0) this.#forget(list.splice(0, drop));
       }
     }
-    if (list.length > DEFAULT_MAX_POINTS) list.splice(0, list.length - DEFAULT_MAX_POINTS);
+    if (list.length > DEFAULT_MAX_POINTS) this.#forget(list.splice(0, list.length - DEFAULT_MAX_POINTS));
+  }
+
+  // Points removed by the distance or size limit no longer count for their x value
+  // (the x stays among the recent ones, as before).
+  #forget(points) {
+    if (this.limitNb === undefined) return;
+    for (const [x] of points) if (this.recentX.has(x)) this.recentX.set(x, this.recentX.get(x) - 1);
   }
 
   #seen(x) {
     if (this.limitNb === undefined) return;
+    const points = this.recentX.get(x) ?? 0;
     this.recentX.delete(x);
-    this.recentX.set(x, true);
+    this.recentX.set(x, points + 1);
   }
 
   // xLimitNb: the points of the last N distinct x values, over all series.
@@ -142,10 +150,25 @@ export class SeriesStore {
       if (this.recentX.size - gone.size <= this.limitNb) break;
       gone.add(x);
     }
-    for (const x of gone) this.recentX.delete(x);
+    // The gone x values are the oldest, so their points are usually at the front of
+    // each series: cut those off, and filter the whole series only when the counts
+    // say some are left further in (a streaming chart pays per point removed).
+    let left = 0;
+    for (const x of gone) {
+      left += this.recentX.get(x);
+      this.recentX.delete(x);
+    }
     for (const list of this.series) {
-      const kept = list.filter((point) => !gone.has(point[0]));
-      if (kept.length !== list.length) list.splice(0, list.length, ...kept);
+      let front = 0;
+      while (front < list.length && gone.has(list[front][0])) front++;
+      if (front > 0) list.splice(0, front);
+      left -= front;
+    }
+    if (left <= 0) return;
+    for (const list of this.series) {
+      let kept = 0;
+      for (const point of list) if (!gone.has(point[0])) list[kept++] = point;
+      list.length = kept;
     }
   }
 }

@@ -1,6 +1,6 @@
 // base:graph:line, base:graph:area, base:graph:bar and base:graph:plot (scatter).
 import { EChartsView } from "./base.js";
-import { BASE_OPTION, tooltip } from "./echarts.js";
+import { BASE_OPTION, resetZoomOnDoubleClick, tooltip, zoomOption } from "./echarts.js";
 import { SeriesStore } from "./graph-data.js";
 import { optionalCount, optionalNumber, seriesList } from "./params.js";
 
@@ -37,6 +37,7 @@ class GraphView extends EChartsView {
     // Lines draw no symbols (cheaper), except for a series of one point, which would be invisible.
     const line = KINDS[this.kind].type === "line";
     const data = this.store.series.map((points) => (line ? { data: points, showSymbol: points.length === 1 } : { data: points }));
+    if (fresh && this.#zoomable()) resetZoomOnDoubleClick(chart);
     if (fresh || axisType !== this.axisType) {
       this.axisType = axisType;
       chart.setOption(this.#fullOption(axisType, data), { notMerge: true });
@@ -57,9 +58,16 @@ class GraphView extends EChartsView {
       ...BASE_OPTION,
       legend: named && this.series.length > 1 ? { top: 0 } : { show: false },
       tooltip: tooltip(this.kind === "plot" ? "item" : "axis"),
-      grid: { left: 16, right: 24, top: named && this.series.length > 1 ? 32 : 16, bottom: 36 },
+      grid: { left: 16, right: 24, top: named && this.series.length > 1 ? 32 : 16, bottom: this.#zoomable() ? 58 : 36 },
       xAxis,
-      yAxis: { type: "value", min: this.min, max: this.max, scale: this.kind !== "bar" && this.min === undefined },
+      yAxis: {
+        type: "value",
+        min: this.min,
+        max: this.max,
+        scale: this.kind !== "bar" && this.min === undefined,
+        ...(this.kind === "bar" ? { startValue: barBase(this.min, this.max) } : {}),
+      },
+      ...(this.#zoomable() ? { dataZoom: zoomOption() } : {}),
       series: this.series.map((s, i) => ({
         ...style,
         name: s.name,
@@ -71,10 +79,26 @@ class GraphView extends EChartsView {
     };
   }
 
+  // Zoom and pan suit a line or a scatter of many points; bars are few categories.
+  #zoomable() {
+    return this.kind !== "bar";
+  }
+
   /** Points kept per series (for tests and the app). */
   sizes() {
     return this.store.sizes();
   }
+}
+
+/**
+ * Where bars start: at 0 when 0 lies inside the y range (values above and
+ * below it), else at the bottom of the range, so that a level meter from
+ * -90 to 0 dBFS grows up from the floor (louder = taller) instead of hanging
+ * down from 0.
+ */
+export function barBase(min, max) {
+  if (min === undefined || (max !== undefined && min < 0 && max > 0)) return 0;
+  return min;
 }
 
 /** The factory for one of "line", "area", "bar", "plot". */

@@ -1,5 +1,7 @@
-// base:heatmap: a 2-D list of rows, the first row drawn at the top.
-import { RasterView } from "./raster.js";
+// base:heatmap: a 2-D list of rows, the first row drawn at the top. The x axis
+// is in cell units, or in the script's own units (`xRange`, linear or `xLog`),
+// such as Hz for frequency bands.
+import { RasterView, unitParameter } from "./raster.js";
 import { DataError, describe, isPlainObject, optionalNumber, toNumber } from "./params.js";
 
 /** Rows of numbers -> {rows, columns, values (row-major Float64Array), low, high}; DataError otherwise. */
@@ -24,10 +26,36 @@ export function heatmapGrid(data) {
   return { rows: rows.length, columns, values, low, high };
 }
 
+/** The x axis a heatmap's parameters ask for: {name, range: [left, right] | null, log}; DataError when unusable. */
+export function heatmapXAxis(parameters) {
+  const name = parameters.xName === undefined ? "" : String(parameters.xName);
+  const log = parameters.xLog === true;
+  const raw = parameters.xRange;
+  if (raw === undefined || raw === null) return { name, range: null, log: false };
+  const ok = Array.isArray(raw) && raw.length === 2 && raw.every((v) => typeof v === "number" && Number.isFinite(v));
+  if (!ok || !(raw[1] > raw[0]) || (log && !(raw[0] > 0))) {
+    throw new DataError(
+      `parameter xRange is ${describe(raw)}; expected [left, right] with left < right, ` +
+        `the x of the first column's left edge and of the last column's right edge${log ? " (above 0 for xLog)" : ""}`,
+    );
+  }
+  return { name, range: raw, log };
+}
+
+/** The x of a column edge (0 .. columns) on the axis `axis` from heatmapXAxis. */
+export function columnEdge(axis, edge, columns) {
+  if (!axis.range) return edge;
+  const [left, right] = axis.range;
+  const t = edge / columns;
+  return axis.log ? left * (right / left) ** t : left + (right - left) * t;
+}
+
 class HeatmapView extends RasterView {
   constructor(element, parameters) {
-    super(element, optionalNumber(parameters, "min"), optionalNumber(parameters, "max"));
+    super(element, optionalNumber(parameters, "min"), optionalNumber(parameters, "max"), unitParameter(parameters));
     this.grid = null;
+    this.xAxis = heatmapXAxis(parameters);
+    this.yName = parameters.yName === undefined ? "" : String(parameters.yName);
   }
 
   ingest(data) {
@@ -36,7 +64,13 @@ class HeatmapView extends RasterView {
 
   describeCell(column, row) {
     if (!this.grid || row >= this.grid.rows || column >= this.grid.columns) return null;
-    return `row ${row}, column ${column}: ${formatValue(this.grid.values[row * this.grid.columns + column])}`;
+    const { columns } = this.grid;
+    const where = this.xAxis.range
+      ? `${formatValue(columnEdge(this.xAxis, column, columns))} to ${formatValue(columnEdge(this.xAxis, column + 1, columns))}` +
+        `${this.xAxis.name ? ` ${this.xAxis.name}` : ""}`
+      : `column ${column}`;
+    const value = formatValue(this.grid.values[row * columns + column]);
+    return `${this.yName || "row"} ${row}, ${where}: ${value}${this.unit ? ` ${this.unit}` : ""}`;
   }
 
   render() {
@@ -47,14 +81,32 @@ class HeatmapView extends RasterView {
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < columns; c++) this.paint(c, r, values[r * columns + c], range);
     }
-    // Axes in cell units; the rows count down so row 0 is at the top.
-    const axes = reshaped
-      ? {
-          xAxis: { type: "value", min: 0, max: columns, axisLine: { onZero: false }, splitLine: { show: false } },
-          yAxis: { type: "value", min: 0, max: rows, inverse: true, splitLine: { show: false } },
-        }
-      : null;
+    // Rows as bands, row 0 at the top; x as the parameters say.
+    const axes = reshaped ? this.#axes(columns, rows) : null;
     this.show(range, axes);
+  }
+
+  #axes(columns, rows) {
+    const { name, range, log } = this.xAxis;
+    const named = { nameLocation: "middle", nameGap: 24 };
+    const x = range
+      ? { type: log ? "log" : "value", min: range[0], max: range[1], ...(log ? { logBase: 10 } : {}) }
+      : { type: "value", min: 0, max: columns };
+    return {
+      xAxis: { ...x, name, ...named, axisLine: { onZero: false }, splitLine: { show: false } },
+      // One band per row, labelled at its middle (row 0 at the top), as the raster is painted.
+      yAxis: {
+        type: "category",
+        data: Array.from({ length: rows }, (_, r) => String(r)),
+        boundaryGap: true,
+        inverse: true,
+        name: this.yName,
+        ...named,
+        nameGap: 36,
+        axisTick: { alignWithLabel: true },
+        splitLine: { show: false },
+      },
+    };
   }
 }
 

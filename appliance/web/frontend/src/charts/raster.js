@@ -5,15 +5,27 @@
 import { EChartsView } from "./base.js";
 import { COLOR_TABLE, colorIndex } from "./colormap.js";
 import { BASE_OPTION, HEAT_COLORS } from "./echarts.js";
+import { DataError, describe } from "./params.js";
 
 /** Pixels around the plot area, fixed so the raster lines up with the axes. */
 export const GRID = { left: 64, right: 96, top: 14, bottom: 40 };
 
+/** The `unit` parameter: words shown with the colour scale's numbers ("dB"), or "". */
+export function unitParameter(parameters) {
+  const unit = parameters.unit;
+  if (unit === undefined || unit === null) return "";
+  if (typeof unit !== "string" || unit.length > 16) {
+    throw new DataError(`parameter unit is ${describe(unit)}; expected a short text such as "dB" (at most 16 characters)`);
+  }
+  return unit;
+}
+
 export class RasterView extends EChartsView {
-  constructor(element, min, max) {
+  constructor(element, min, max, unit = "") {
     super(element);
     this.min = min;
     this.max = max;
+    this.unit = unit;
     // The values, one pixel each, off screen.
     this.canvas = document.createElement("canvas");
     this.context = this.canvas.getContext("2d");
@@ -102,7 +114,7 @@ export class RasterView extends EChartsView {
     this.#blit();
     if (axes) this.axes = axes;
     if (fresh || axes) chart.setOption(this.#fullOption(range), { notMerge: true });
-    else if (this.range.min !== range.min || this.range.max !== range.max) chart.setOption({ visualMap: range });
+    else if (this.range.min !== range.min || this.range.max !== range.max) chart.setOption({ visualMap: this.#scale(range) });
     this.range = range;
   }
 
@@ -136,13 +148,19 @@ export class RasterView extends EChartsView {
     screen.drawImage(this.canvas, 0, 0, this.screen.width, this.screen.height);
   }
 
+  // The colour scale with its numbers: the top and bottom values, in the chart's unit.
+  #scale(range) {
+    const label = (value) => `${scaleNumber(value)}${this.unit ? ` ${this.unit}` : ""}`;
+    return { ...range, text: [label(range.max), label(range.min)] };
+  }
+
   #fullOption(range) {
     return {
       ...BASE_OPTION,
       grid: { ...GRID, outerBoundsMode: "none" },
       ...this.axes,
       visualMap: {
-        ...range,
+        ...this.#scale(range),
         calculable: false,
         right: 8,
         top: "middle",
@@ -154,4 +172,9 @@ export class RasterView extends EChartsView {
       series: [{ type: "scatter", data: [] }],
     };
   }
+}
+
+/** A colour-scale number: at most 4 significant digits, no trailing zeros. */
+export function scaleNumber(value) {
+  return String(Number(value.toPrecision(4)));
 }

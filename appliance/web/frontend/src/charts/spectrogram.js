@@ -1,13 +1,13 @@
 // base:spectrogram: the newest column at the right, scrolling left, low
 // frequencies at the bottom; one raster pixel per value.
 import { formatValue } from "./heatmap.js";
-import { RasterView } from "./raster.js";
+import { RasterView, unitParameter } from "./raster.js";
 import { ColumnRing } from "./spectrogram-data.js";
 import { DataError, optionalCount, optionalNumber } from "./params.js";
 
 class SpectrogramView extends RasterView {
   constructor(element, parameters) {
-    super(element, optionalNumber(parameters, "min"), optionalNumber(parameters, "max"));
+    super(element, optionalNumber(parameters, "min"), optionalNumber(parameters, "max"), unitParameter(parameters));
     const width = optionalCount(parameters, "width") ?? 200;
     const height = optionalCount(parameters, "height");
     if (height === undefined) throw new DataError("parameter height (frequency bins per column) is missing");
@@ -41,7 +41,8 @@ class SpectrogramView extends RasterView {
     const bin = height - 1 - y;
     const value = this.ring.at(this.ring.filled - 1 - age)[bin];
     const where = this.deltaFreq === undefined ? `bin ${bin}` : `${formatValue(bin * this.deltaFreq)} Hz`;
-    return `${where}, ${age === 0 ? "newest column" : `${age} column${age === 1 ? "" : "s"} ago`}: ${formatValue(value)}`;
+    const when = age === 0 ? "newest column" : `${age} column${age === 1 ? "" : "s"} ago`;
+    return `${where}, ${when}: ${formatValue(value)}${this.unit ? ` ${this.unit}` : ""}`;
   }
 
   #range() {

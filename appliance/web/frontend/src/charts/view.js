@@ -43,7 +43,14 @@ export class HandlerView {
       this.#fail(new Error(waitForType.message), "waiting for this type");
       this.stopWaiting = waitForType(handlerType, (registered) => this.#start(registered));
     } else this.#start(factory);
-    this.observer = new ResizeObserver(() => this.resize());
+    // Whether the plot has a size, kept from the observer: reading clientWidth in
+    // every frame would force a layout of the page in the middle of the frame.
+    this.visible = false;
+    this.observer = new ResizeObserver((entries) => {
+      const box = entries[entries.length - 1].contentRect;
+      this.visible = box.width > 0 && box.height > 0;
+      this.resize();
+    });
     this.observer.observe(this.root);
   }
 
@@ -141,7 +148,7 @@ export class HandlerView {
         this.#fail(error, "bad data");
       }
     }
-    const visible = this.plot.clientWidth > 0 && this.plot.clientHeight > 0;
+    const visible = this.visible;
     if (this.needsResize && visible) {
       this.needsResize = false;
       this.#guard(() => this.impl.resize(), "cannot resize");
