@@ -192,6 +192,23 @@ def test_the_service_batches_only_while_no_client_is_attached(tmp_path: Path) ->
     asyncio.run(run())
 
 
+def test_a_batch_waits_on_top_of_the_capacity() -> None:
+    """Batching must not shorten the stall the loop may have once woken."""
+
+    async def run() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        handoff = Handoff(loop, lambda blocks, lost: None, 4)
+        handoff.set_batch(3)
+        for k in range(6):  # the loop does not run meanwhile: it stalls
+            handoff.put(block(k))
+        held = handoff.overruns
+        handoff.put(block(6))
+        return held, handoff.overruns
+
+    held, after = asyncio.run(run())
+    assert (held, after) == (0, 1)
+
+
 def test_a_script_reading_the_ring_gets_every_period_at_once(tmp_path: Path) -> None:
     """A ring reader is not on the bus, but it needs each block as soon as it is captured."""
 
