@@ -110,6 +110,7 @@ class Service:
         self.ring = RingHub(lambda: self._config.rate)
         """Audio for scripts on this machine through shared memory (``appliance.sessions.audioring``)."""
         self.bus.add_listener(self.ring.on_block)
+        self.ring.on_change = self._update_batching
 
     # -- life cycle -----------------------------------------------------------
     async def start(self) -> None:
@@ -265,9 +266,10 @@ class Service:
         return self._handoff.batch if self._handoff is not None else 1
 
     def _update_batching(self) -> None:
-        """Hand over every period at once while a client is attached; batch them while none is
-        (no one is there to need the latency, and the daemon wakes a tenth as often)."""
-        low_latency = self._browsers > 0 or self.bus.needs_latency
+        """Hand over every period at once while a client is attached (a browser, a bus consumer,
+        a script reading the ring); batch them while none is (no one is there to need the
+        latency, and the daemon wakes a tenth as often)."""
+        low_latency = self._browsers > 0 or self.bus.needs_latency or self.ring.has_readers
         blocks = 1 if low_latency else batch_for(self._config.rate, self._config.buffer_frames)
         if self._handoff is not None:
             self._handoff.set_batch(blocks)

@@ -19,7 +19,7 @@ import numpy as np
 
 from appliance.capture.block import Block
 from appliance.capture.config import AudioConfig
-from appliance.capture.sources.alsa import _to_int16
+from appliance.capture.sources.alsapcm import to_int16
 from appliance.capture.sources.simulator import SPEED_OF_SOUND_M_S, SimulatedArray
 from appliance.capture.thread import Capture, CaptureStatus
 from bench import span
@@ -86,7 +86,7 @@ def _s32_conversion(blocks: int) -> float:
     raw = np.random.default_rng(1).integers(-(2**31), 2**31, size=256 * 48, dtype=np.int32).tobytes()
     start = time.process_time()
     for _ in range(blocks):
-        _to_int16(raw, 4, 2)
+        to_int16(raw, 4, 2)
     return time.process_time() - start
 
 

@@ -258,6 +258,9 @@ class Device:
         reply = connection.call({"type": "change_config", **fields}, CONFIG_TIMEOUT_S)
         if reply["type"] == "error":
             raise ConfigError(reply.get("message", "the device refused the configuration"))
+        # The new configuration came before the answer: its callbacks have run when this
+        # returns (a stop() right after must not lose them).
+        self._dispatcher.settle()
 
     def add_handler(self, name: str, type: str, parameters: dict[str, Any] | None = None) -> Handler:
         """Create a tab ``name`` of a handler ``type`` (e.g. ``base:graph:line``) in the web app."""

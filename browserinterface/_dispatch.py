@@ -52,6 +52,8 @@ WARN_INTERVAL_S = 10.0
 #: Seconds between two lag reports to the device and ``on_behind`` calls.
 LAG_REPORT_S = 1.0
 POLL_S = 0.2
+#: How long change_config() waits for the callbacks' thread to run its config callbacks.
+SETTLE_S = 2.0
 
 Buffer = NDArray[np.int16]
 
@@ -416,6 +418,19 @@ class Dispatcher:
         rate = self.rate or 48000
         rec = Recording(_frames_for(duration_ms, rate), duration_ms, callback)
         self._queue.put(("call", lambda: self.recordings.append(rec)))
+
+    def settle(self, timeout_s: float = SETTLE_S) -> None:
+        """Wait until what is queued now has been handled (its config callbacks run), when
+        another thread handles callbacks; at most ``timeout_s``, and never from that thread."""
+        owner = self._owner
+        if owner is None or owner is threading.current_thread() or not owner.is_alive() or self.stopped:
+            return
+        done = threading.Event()
+        self._queue.put(("call", done.set))
+        ring = self._ring
+        if ring is not None:
+            ring.kick()
+        done.wait(timeout_s)
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         self._queue.put(("call", fn))

@@ -30,6 +30,7 @@ import mmap
 import os
 import platform
 import struct
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,41 +69,38 @@ class _Timespec(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_NR = _SYS_FUTEX.get(platform.machine())
+# Only on Linux: a laptop (macOS, Windows) imports this module too, and never maps a ring.
+_NR = _SYS_FUTEX.get(platform.machine()) if sys.platform.startswith("linux") else None
+_syscall = ctypes.CDLL(None, use_errno=True).syscall if _NR is not None else None
 _fence_word = ctypes.c_uint32(0)
 
 
 def available() -> bool:
     """Whether this machine can map the ring (Linux with a futex call we know)."""
-    return _NR is not None and hasattr(os, "memfd_create")
+    return _syscall is not None and hasattr(os, "memfd_create")
+
+
+def _futex(*args: object) -> None:
+    if _syscall is None:
+        raise RingError("this machine has no futex call this module knows")
+    _syscall(ctypes.c_long(_NR or 0), *args)
 
 
 def futex_wake(address: int) -> None:
     """Wake every process waiting on the 32-bit word at ``address`` (shared mapping)."""
-    _syscall(
-        ctypes.c_long(_NR or 0), ctypes.c_void_p(address), ctypes.c_int(_FUTEX_WAKE), ctypes.c_int(2**31 - 1)
-    )
+    _futex(ctypes.c_void_p(address), ctypes.c_int(_FUTEX_WAKE), ctypes.c_int(2**31 - 1))
 
 
 def futex_wait(address: int, expected: int, timeout_s: float) -> None:
     """Sleep until woken, unless the word no longer holds ``expected``, at most ``timeout_s``."""
     ts = _Timespec(int(timeout_s), int((timeout_s % 1) * 1e9))
-    _syscall(
-        ctypes.c_long(_NR or 0),
-        ctypes.c_void_p(address),
-        ctypes.c_int(_FUTEX_WAIT),
-        ctypes.c_uint32(expected),
-        ctypes.byref(ts),
-    )
+    _futex(ctypes.c_void_p(address), ctypes.c_int(_FUTEX_WAIT), ctypes.c_uint32(expected), ctypes.byref(ts))
 
 
 def fence() -> None:
     """A full memory barrier where stores may be reordered (a futex call implies one)."""
     if not _STRONG_ORDER:
-        _syscall(
-            ctypes.c_long(_NR or 0),
+        _futex(
             ctypes.c_void_p(ctypes.addressof(_fence_word)),
             ctypes.c_int(_FUTEX_WAKE | _FUTEX_PRIVATE),
             ctypes.c_int(0),

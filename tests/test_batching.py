@@ -23,6 +23,7 @@ from appliance.capture.sources.simulator import SimulatedArray
 from appliance.errors import SourceUnavailable
 from appliance.service import Service
 from appliance.sessions.streaming import StreamManager
+from browserinterface.ringfetch import fetch_ring
 from tests.capture_support import Recorder, running
 
 RATE, FRAMES, CHANNELS = 48000, 256, 2
@@ -187,5 +188,50 @@ def test_the_service_batches_only_while_no_client_is_attached(tmp_path: Path) ->
             await streams.close()
         finally:
             await service.stop()
+
+    asyncio.run(run())
+
+
+def test_a_batch_waits_on_top_of_the_capacity() -> None:
+    """Batching must not shorten the stall the loop may have once woken."""
+
+    async def run() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        handoff = Handoff(loop, lambda blocks, lost: None, 4)
+        handoff.set_batch(3)
+        for k in range(6):  # the loop does not run meanwhile: it stalls
+            handoff.put(block(k))
+        held = handoff.overruns
+        handoff.put(block(6))
+        return held, handoff.overruns
+
+    held, after = asyncio.run(run())
+    assert (held, after) == (0, 1)
+
+
+def test_a_script_reading_the_ring_gets_every_period_at_once(tmp_path: Path) -> None:
+    """A ring reader is not on the bus, but it needs each block as soon as it is captured."""
+
+    async def run() -> None:
+        save_config(tmp_path, AudioConfig(48000, 48, 256, 80))
+        service = Service(SimulatedArray("pyramic"), tmp_path, http_port=0)
+        await service.ring.listen(tmp_path / "ring.sock")
+        await service.start()
+        try:
+            assert await service.wait_capturing(10)
+            assert service.capture is not None
+            idle = batch_for(48000, 256)
+            assert (service.capture.batch, service.handoff_batch) == (idle, idle)
+            offer = service.ring.offer("script-1")
+            assert offer is not None
+            # The script's own fetch over the real socket, from a thread of its own as in a script.
+            reader = await asyncio.to_thread(asyncio.run, fetch_ring(offer))
+            assert reader.written() >= 0
+            assert (service.capture.batch, service.handoff_batch) == (1, 1)
+            service.ring.forget("script-1")
+            assert (service.capture.batch, service.handoff_batch) == (idle, idle)
+        finally:
+            await service.stop()
+            await service.ring.close()
 
     asyncio.run(run())

@@ -117,7 +117,14 @@ browserinterface.start()
 """
 
 
-def test_original_polar_scripts_draw_the_closed_circle(page: Any, terminal_script: Any) -> None:
+def shot_path(name: str, tmp_path: Path) -> str:
+    """docs/NAME with UPDATE_SCREENSHOT=1, else a scratch file: a test run leaves docs/ alone."""
+    return str(DOCS / name if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / name)
+
+
+def test_original_polar_scripts_draw_the_closed_circle(
+    page: Any, terminal_script: Any, tmp_path: Path
+) -> None:
     terminal_script(ORIGINAL_POLAR, "doa_original.py")
     for name, angles, peak_deg in (("Directions", 60, 90.0), ("Beam pattern", 36, 0.0)):
         assert wait_drawn(page, tab(page, name)) >= 50, name  # fails on a banner too
@@ -129,11 +136,11 @@ def test_original_polar_scripts_draw_the_closed_circle(page: Any, terminal_scrip
         assert angle_gap(state["angle"], peak_deg) < 1e-6, state
         assert angle_gap(state["screen"], (90 - peak_deg) % 360) < 3, state
         page.locator(f'[data-pane="{tab(page, name).get_attribute("data-tab")}"]').screenshot(
-            path=str(DOCS / f"easydsp-polar-{angles}.png")
+            path=shot_path(f"easydsp-polar-{angles}.png", tmp_path)
         )
 
 
-def test_our_doa_example_draws_in_the_arrays_frame(page: Any) -> None:
+def test_our_doa_example_draws_in_the_arrays_frame(page: Any, tmp_path: Path) -> None:
     code = (ROOT / "appliance" / "examples" / "direction_of_arrival.py").read_text()
     set_code(page, code, "direction_of_arrival.py")
     execute(page)
@@ -145,7 +152,7 @@ def test_our_doa_example_draws_in_the_arrays_frame(page: Any) -> None:
     assert (state["startAngle"], state["clockwise"]) == (0, False), state
     assert angle_gap(state["screen"], state["angle"]) < 3, state
     page.locator(f'[data-pane="{tab(page, name).get_attribute("data-tab")}"]').screenshot(
-        path=str(DOCS / "easydsp-doa-example.png")
+        path=shot_path("easydsp-doa-example.png", tmp_path)
     )
     stop(page)
 

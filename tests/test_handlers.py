@@ -99,6 +99,34 @@ def test_polar_parameters_that_cannot_work_are_refused_at_add_handler(
     assert events == [] and reg.visible() == []
 
 
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"xRange": [100]}, "xRange must be [left, right] with left < right"),
+        ({"xRange": [8000, 100]}, "xRange must be [left, right] with left < right"),
+        ({"xRange": [0, 8000], "xLog": True}, "left above 0 for xLog, not [0, 8000]"),
+        ({"xRange": ["a", 2]}, "not ['a', 2]"),
+        ({"unit": "decibels relative to full scale"}, "unit must be a short text such as 'dB'"),
+    ],
+)
+def test_heatmap_axes_that_cannot_work_are_refused_at_add_handler(
+    parameters: dict[str, Any], message: str
+) -> None:
+    reg, events = registry()
+    with pytest.raises(ParameterError) as caught:
+        reg.add("Bands", "base:heatmap", parameters, RUN, visible=True)
+    assert message in str(caught.value)
+    assert events == [] and reg.visible() == []
+
+
+def test_heatmap_axes_in_hz_are_accepted() -> None:
+    reg, _ = registry()
+    parameters = {"xName": "Hz", "xRange": [100, 8000.0], "xLog": True, "unit": "dBFS", "yName": "channel"}
+    reg.add("Bands", "base:heatmap", parameters, RUN, visible=True)
+    reg.add("Spec", "base:spectrogram", {"height": 4, "unit": "dBFS"}, RUN, visible=True)
+    assert len(reg.visible()) == 2
+
+
 def test_easy_dsp_polar_parameters_are_accepted() -> None:
     reg, _ = registry()
     for parameters in (

@@ -11,7 +11,9 @@ of RMS 60 on every channel.
 from __future__ import annotations
 
 import math
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,8 +56,10 @@ def in_view(pg: Any, prefix: str, expression: str) -> Any:
     )
 
 
-def screenshot(pg: Any, tab: Any, name: str) -> None:
-    pg.locator(f'[data-pane="{tab.get_attribute("data-tab")}"]').screenshot(path=str(DOCS / name))
+def screenshot(pg: Any, tab: Any, name: str, tmp_path: Path) -> None:
+    """The tab's picture: docs/NAME with UPDATE_SCREENSHOT=1 (as for the other screenshots), else scratch."""
+    path = DOCS / name if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / name
+    pg.locator(f'[data-pane="{tab.get_attribute("data-tab")}"]').screenshot(path=str(path))
 
 
 # Every bar's base and top on screen, next to the pixels of the floor and of its value.
@@ -74,7 +78,7 @@ BARS_JS = """(() => {
 })()"""
 
 
-def test_the_level_meter_grows_up_from_the_floor(page: Any) -> None:
+def test_the_level_meter_grows_up_from_the_floor(page: Any, tmp_path: Path) -> None:
     tab = run_example(page, "level_meter.py", "Levels")
     state = in_view(page, "Levels", BARS_JS)
     bars = state["bars"]
@@ -96,7 +100,7 @@ def test_the_level_meter_grows_up_from_the_floor(page: Any) -> None:
     ordered = sorted(bars, key=lambda b: b["value"])
     heights = [b["base"] - b["top"] for b in ordered]
     assert heights == sorted(heights), ordered
-    screenshot(page, tab, "example-level-meter.png")
+    screenshot(page, tab, "example-level-meter.png", tmp_path)
     stop(page)
 
 
@@ -134,7 +138,7 @@ RASTER_JS = """((hzs) => {
 })"""
 
 
-def test_the_heatmap_is_in_hz_with_a_numbered_colour_scale(page: Any) -> None:
+def test_the_heatmap_is_in_hz_with_a_numbered_colour_scale(page: Any, tmp_path: Path) -> None:
     tab = run_example(page, "heatmap.py", "Channel x band energy")
     rate = int(re.search(r"(\d+) Hz", tab.text_content() or "").group(1))  # type: ignore[union-attr]
     probes = [[1000, "x"], [2000, "x"], [0.45 * rate, "x"]]
@@ -148,11 +152,11 @@ def test_the_heatmap_is_in_hz_with_a_numbered_colour_scale(page: Any) -> None:
     assert BAND_LOW_HZ < 1000 < 2000 < BAND_HIGH_HZ < 0.45 * rate
     in_band, in_band2, above = state["bright"]
     assert min(in_band, in_band2) > above + 150, state
-    screenshot(page, tab, "example-heatmap.png")
+    screenshot(page, tab, "example-heatmap.png", tmp_path)
     stop(page)
 
 
-def test_the_spectrogram_scale_has_its_numbers_and_hz(page: Any) -> None:
+def test_the_spectrogram_scale_has_its_numbers_and_hz(page: Any, tmp_path: Path) -> None:
     tab = run_example(page, "spectrogram.py", "Spectrogram")
     top = in_view(page, "Spectrogram", "view.impl.chart.getModel().getComponent('yAxis', 0).get('max')")
     probes = [[1000, "y"], [min(top * 0.95, 7500), "y"]]
@@ -168,5 +172,5 @@ def test_the_spectrogram_scale_has_its_numbers_and_hz(page: Any) -> None:
     assert top * 0.95 > BAND_HIGH_HZ, top
     in_band, above = state["bright"]
     assert in_band > above + 150, state
-    screenshot(page, tab, "example-spectrogram.png")
+    screenshot(page, tab, "example-spectrogram.png", tmp_path)
     stop(page)

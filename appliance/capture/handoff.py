@@ -14,6 +14,8 @@ client is attached), the drain is scheduled only once ``batch`` blocks are
 waiting, so the loop wakes once per batch instead of once per period (at
 256-frame buffers and 48 kHz, 187 wake-ups a second become about 10).
 ``set_batch(1)`` hands over every block at once again and drains what waits.
+A batch is held on top of ``capacity``: the loop may still stall for
+``capacity`` blocks after it was woken before any block is dropped.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def capacity_for(rate: int, buffer_frames: int) -> int:
 
 def batch_for(rate: int, buffer_frames: int) -> int:
     """Blocks handed over per wake-up when no consumer needs low latency: about
-    :data:`BATCH_SECONDS` of audio, and at most half of what :func:`capacity_for` holds."""
+    :data:`BATCH_SECONDS` of audio, and at most half of what :func:`capacity_for` holds
+    (the hand-off holds a batch on top of its capacity)."""
     wanted = round(BATCH_SECONDS * rate / buffer_frames)
     return max(1, min(wanted, capacity_for(rate, buffer_frames) // 2))
 
@@ -102,7 +105,9 @@ class Handoff:
         """Hand ``block`` over (capture thread); ``lost`` blocks were lost just before it."""
         with self._lock:
             self._lost += lost
-            while len(self._blocks) >= self._capacity:
+            # The batch waits on top of the capacity, so batching never shortens
+            # the stall the loop may have once it is woken.
+            while len(self._blocks) >= self._capacity + self._batch - 1:
                 self._blocks.popleft()
                 self.overruns += 1
                 self._lost += 1

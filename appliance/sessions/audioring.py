@@ -117,6 +117,18 @@ class RingHub:
         self._server: asyncio.AbstractServer | None = None
         self._fetching = 0
         self._lost = 0
+        self.on_change: Callable[[], None] | None = None
+        """Called when the first reader came or the last one left (the service batches
+        capture periods only while nobody needs each one at once)."""
+
+    @property
+    def has_readers(self) -> bool:
+        """True while some script reads the ring: it needs each block as soon as it is captured."""
+        return bool(self._readers)
+
+    def _readers_changed(self, before: bool) -> None:
+        if before != self.has_readers and self.on_change is not None:
+            self.on_change()
 
     @staticmethod
     def usable() -> bool:
@@ -151,7 +163,9 @@ class RingHub:
         """The session ended: its key is void; the last reader gone, the ring goes too."""
         for key in [k for k, s in self._keys.items() if s == session_id]:
             del self._keys[key]
+        before = self.has_readers
         self._readers.discard(session_id)
+        self._readers_changed(before)
         if not self._readers:
             self._drop_ring()
 
@@ -202,7 +216,9 @@ class RingHub:
         if session is None:
             _send(sock, {"error": "that ring key is not (or no longer) valid"}, None)
             return
+        before = self.has_readers
         self._readers.add(session)
+        self._readers_changed(before)
         ring = self.ring
         if ring is None and self._shape is not None:
             ring = self._new_ring(*self._shape)

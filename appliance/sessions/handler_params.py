@@ -2,7 +2,8 @@
 
 Only what would make a tab unusable or unbounded is refused here, with the
 same words the page would show; the page checks the rest when it draws.
-Today: the polar types' angles (``numPoints`` or ``legend``) and orientation.
+Today: the polar types' angles (``numPoints`` or ``legend``) and orientation,
+and the raster types' axis range and unit (``xRange``, ``xLog``, ``unit``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def check_parameters(handler_type: str, parameters: dict[str, Any]) -> None:
     """Raise ParameterError for parameters the type cannot draw with."""
     if handler_type.startswith("base:polar:"):
         _check_polar(parameters)
+    elif handler_type in ("base:heatmap", "base:spectrogram"):
+        _check_raster(parameters)
 
 
 def _number(value: Any) -> float | None:
@@ -71,4 +74,25 @@ def _check_legend(legend: Any) -> None:
     if (end - start) / step > MAX_POLAR_ANGLES:
         raise ParameterError(
             f"legend {legend!r} gives {math.ceil((end - start) / step)} angles; at most {MAX_POLAR_ANGLES}"
+        )
+
+
+MAX_UNIT_CHARS = 16
+
+
+def _check_raster(parameters: dict[str, Any]) -> None:
+    unit = parameters.get("unit")
+    if unit is not None and (not isinstance(unit, str) or len(unit) > MAX_UNIT_CHARS):
+        raise ParameterError(
+            f"unit must be a short text such as 'dB' (at most {MAX_UNIT_CHARS} characters), not {unit!r}"
+        )
+    span = parameters.get("xRange")
+    if span is None:
+        return
+    log = parameters.get("xLog") is True
+    left, right = [_number(v) for v in span] if isinstance(span, list) and len(span) == 2 else (None, None)
+    if left is None or right is None or right <= left or (log and left <= 0):
+        raise ParameterError(
+            f"xRange must be [left, right] with left < right (the x of the first column's left edge "
+            f"and of the last column's right edge){', left above 0 for xLog' if log else ''}, not {span!r}"
         )

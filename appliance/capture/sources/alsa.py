@@ -40,21 +40,23 @@ import alsaaudio
 import numpy as np
 from numpy.typing import NDArray
 
-from appliance.capture.config import STANDARD_RATES, AudioConfig, Capabilities
+from appliance.capture.config import AudioConfig, Capabilities
 from appliance.capture.sampleclock import SampleClock
+from appliance.capture.sources.alsapcm import (
+    FORMATS,
+    alsa_format,
+    card_model,
+    enable_timestamps,
+    observed_time,
+    rates_within,
+    to_int16,
+)
 from appliance.capture.sources.arrays import ArrayPreset
 from appliance.capture.sources.base import SourceInfo, apply_gain, software_gain
 from appliance.errors import ConfigError, SourceUnavailable
 
 log = logging.getLogger(__name__)
 
-#: Native formats we read, by preference: name -> (bytes a sample, offset of the top 16 bits).
-FORMATS: dict[str, tuple[int, int]] = {
-    "S16_LE": (2, 0),
-    "S32_LE": (4, 2),
-    "S24_LE": (4, 1),  # 24 bits in the low three bytes of four
-    "S24_3LE": (3, 1),
-}
 #: Highest channel count tried when probing.
 MAX_PROBE_CHANNELS = 64
 #: Longest period asked of the device, in frames; larger buffers take several periods.
@@ -144,8 +146,8 @@ class AlsaSource:
         pcm = self._open_pcm(48000, 2, self.formats[0], 256)
         try:
             offered = dict(pcm.getformats())
-            rates = _rates(pcm.getrates())
-            self._model = _card_model(pcm) or self.device
+            rates = rates_within(pcm.getrates())
+            self._model = card_model(pcm) or self.device
         except alsaaudio.ALSAAudioError as exc:
             raise SourceUnavailable(f"ALSA device {self.device} cannot be probed: {exc}") from exc
         finally:
@@ -182,7 +184,7 @@ class AlsaSource:
                     device=self.device,
                     rate=rate,
                     channels=count,
-                    format=_alsa_format(self._format),
+                    format=alsa_format(self._format),
                     periodsize=256,
                 )
             except alsaaudio.ALSAAudioError:
@@ -249,7 +251,7 @@ class AlsaSource:
             self._clock = SampleClock(config.rate)
             self._stamp = None
             self._stamped_overruns = self._overruns
-        _enable_timestamps(pcm)
+        enable_timestamps(pcm)
         self.set_volume(config.volume)
         log.debug("opened %s: %s, period %d frames", self.device, config, got["period_size"])
 
@@ -266,7 +268,8 @@ class AlsaSource:
             self._fill(pcm, need, config)
             raw = self._pending[:need]  # a copy of its own: the samples are a view of it
             del self._pending[:need]
-            observed = self._observed(pcm, config, len(self._pending) // (config.channels * width))
+            unread = len(self._pending) // (config.channels * width)
+            observed = observed_time(pcm, self._ring_frames, config.rate, unread)
         finally:
             with self._lock:
                 self._reading = False
@@ -277,23 +280,8 @@ class AlsaSource:
             lost = self._overruns != self._stamped_overruns
             self._stamped_overruns = self._overruns
             self._stamp = clock.stamp(config.buffer_frames, observed, lost)
-        samples = _to_int16(raw, width, offset).reshape(config.buffer_frames, config.channels)
+        samples = to_int16(raw, width, offset).reshape(config.buffer_frames, config.channels)
         return apply_gain(samples, self._gain)
-
-    def _observed(self, pcm: Any, config: AudioConfig, unread: int) -> float:
-        """When the last frame just read was captured, by the device's status timestamp
-        (the return time when the device gives none); ``unread`` frames were read past it."""
-        now = time.time()
-        try:
-            sec, nsec, avail = pcm.htimestamp()
-        except alsaaudio.ALSAAudioError:
-            return now
-        tstamp = sec + nsec * 1e-9
-        # A full ring is an overrun or a device with no clock (its ring is always
-        # full); a timestamp far from now is not of the wall clock: neither tells.
-        if avail >= self._ring_frames or abs(tstamp - now) > 1.0:
-            return now
-        return float(tstamp - (avail + unread) / config.rate)
 
     def _fill(self, pcm: Any, need: int, config: AudioConfig) -> None:
         limit = config.buffer_frames / config.rate + STALL_TIMEOUT_S
@@ -372,55 +360,9 @@ class AlsaSource:
                 device=self.device,
                 rate=rate,
                 channels=channels,
-                format=_alsa_format(fmt),
+                format=alsa_format(fmt),
                 periodsize=period,
                 periods=periods,
             )
         except alsaaudio.ALSAAudioError as exc:
             raise SourceUnavailable(f"ALSA device {self.device} is not available: {exc}") from exc
-
-
-def _enable_timestamps(pcm: Any) -> None:
-    """Ask for status timestamps of the wall clock, as block times are; without them
-    (an older alsa-lib) the read's return time is used."""
-    try:
-        pcm.set_tstamp_mode(alsaaudio.PCM_TSTAMP_ENABLE)
-        pcm.set_tstamp_type(alsaaudio.PCM_TSTAMP_TYPE_GETTIMEOFDAY)
-    except (alsaaudio.ALSAAudioError, AttributeError) as exc:
-        log.debug("no status timestamps: %s", exc)
-
-
-def _alsa_format(name: str) -> int:
-    return int(getattr(alsaaudio, f"PCM_FORMAT_{name}"))
-
-
-def _rates(reported: Any) -> tuple[int, ...]:
-    """Standard rates within what ``PCM.getrates()`` reported (a rate, a range or a list)."""
-    if isinstance(reported, int):
-        return (reported,)
-    if isinstance(reported, tuple):
-        low, high = reported
-        return tuple(r for r in STANDARD_RATES if low <= r <= high)
-    listed = sorted(int(r) for r in reported)
-    standard = tuple(r for r in listed if r in STANDARD_RATES)
-    return standard or tuple(listed)
-
-
-def _card_model(pcm: Any) -> str | None:
-    card = int(pcm.info()["card_no"])
-    if card < 0:
-        return None
-    try:
-        return str(alsaaudio.card_name(card)[1])
-    except alsaaudio.ALSAAudioError:
-        return None
-
-
-def _to_int16(raw: bytes | bytearray, width: int, offset: int) -> NDArray[np.int16]:
-    """The top 16 bits of each little-endian sample of ``width`` bytes (S16: a view of ``raw``)."""
-    if width == 2:
-        return np.frombuffer(raw, dtype="<i2")
-    if width == 4 and offset == 2:
-        return (np.frombuffer(raw, dtype="<i4") >> 16).astype(np.int16)
-    as_bytes = np.frombuffer(raw, dtype=np.uint8).reshape(-1, width)
-    return as_bytes[:, offset : offset + 2].copy().view("<i2").reshape(-1)

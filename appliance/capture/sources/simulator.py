@@ -54,7 +54,9 @@ ROTATION_PERIOD_S = 20.0
 AZIMUTH_OFFSET_DEG = 0.0
 SPEED_OF_SOUND_M_S = 343.0
 #: Length of the periodic source signal and of the noise table, in seconds.
-SIGNAL_S = 2.0
+#: (The source is kept at FRACTIONS sub-sample shifts, 1.9 MB at 48 kHz: short, and
+#: not a multiple of the noise table, so the two never repeat together.)
+SIGNAL_S = 1.25
 NOISE_S = 1.0
 #: Source level and sensor noise level, RMS in int16 units.
 SOURCE_RMS = 3000.0

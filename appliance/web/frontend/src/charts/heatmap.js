@@ -81,7 +81,7 @@ class HeatmapView extends RasterView {
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < columns; c++) this.paint(c, r, values[r * columns + c], range);
     }
-    // Rows in cell units, counting down so row 0 is at the top; x as the parameters say.
+    // Rows as bands, row 0 at the top; x as the parameters say.
     const axes = reshaped ? this.#axes(columns, rows) : null;
     this.show(range, axes);
   }
@@ -94,7 +94,18 @@ class HeatmapView extends RasterView {
       : { type: "value", min: 0, max: columns };
     return {
       xAxis: { ...x, name, ...named, axisLine: { onZero: false }, splitLine: { show: false } },
-      yAxis: { type: "value", min: 0, max: rows, inverse: true, name: this.yName, ...named, nameGap: 36, splitLine: { show: false } },
+      // One band per row, labelled at its middle (row 0 at the top), as the raster is painted.
+      yAxis: {
+        type: "category",
+        data: Array.from({ length: rows }, (_, r) => String(r)),
+        boundaryGap: true,
+        inverse: true,
+        name: this.yName,
+        ...named,
+        nameGap: 36,
+        axisTick: { alignWithLabel: true },
+        splitLine: { show: false },
+      },
     };
   }
 }

@@ -89,3 +89,18 @@ test("a bad message changes nothing and names the bad value", () => {
   assert.throws(() => store.ingest(42), /data 42 is not understood/);
   assert.deepEqual(store.sizes(), [1, 1]);
 });
+
+test("xLimitNb drops an old x value that sits behind a newer one too", () => {
+  const store = new SeriesStore(1, { limitNb: 2 });
+  for (const x of [5, 1, 5, 7]) store.ingest([{ x, y: x }]);
+  // 5 was seen again after 1, so 1 is the oldest x and goes, though a 5 is before it.
+  assert.deepEqual(store.series[0], [[5, 5], [5, 5], [7, 7]]);
+  store.ingest([{ x: 8, y: 8 }]);
+  assert.deepEqual(store.series[0], [[7, 7], [8, 8]]);
+});
+
+test("xLimitNb keeps counting right after xLimitDistance removed points", () => {
+  const store = new SeriesStore(1, { limitNb: 3, limitDistance: 2 });
+  for (let x = 0; x < 10; x++) store.ingest([{ x, y: x }]);
+  assert.deepEqual(store.series[0].map((p) => p[0]), [7, 8, 9]);
+});
