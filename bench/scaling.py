@@ -36,12 +36,20 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import SMOKE, count, span
 from bench._hotpath import FRAMES, RATE, UDP_DRAIN, HotPath, with_hot_path
 
 CHANNELS = (2, 8, 48, 64)
 FANOUT = ((0, 1), (1, 1), (4, 4), (16, 16))
-BLOCKS = 600
-WARMUP = 40
+# Smoke mode: the smallest and the largest row, briefly (every path, no figures).
+ROWS = (
+    [(CHANNELS[0], *FANOUT[0]), (CHANNELS[-1], *FANOUT[-1])]
+    if SMOKE
+    else [(channels, *fanout) for channels in CHANNELS for fanout in FANOUT]
+)
+BLOCKS = count(600, smoke=20)
+WARMUP = count(40, smoke=5)
+FFMPEG_SECONDS = (span(5.0, smoke=0.5), span(1.0, smoke=0.2))
 BLOCKS_PER_S = RATE / FRAMES
 
 
@@ -99,8 +107,9 @@ def _ffmpeg_cpu_per_audio_s(channels: int, tmp: Path) -> float:
         _, _, usage = os.wait4(proc.pid, 0)
         return float(usage.ru_utime + usage.ru_stime)
 
+    long, short = FFMPEG_SECONDS
     try:
-        return 100 * (cpu(5.0) - cpu(1.0)) / 4.0
+        return 100 * (cpu(long) - cpu(short)) / (long - short)
     finally:
         drain.kill()
         drain.wait()
@@ -110,23 +119,22 @@ def main() -> None:
     print(f"256-frame buffers at {RATE} Hz ({BLOCKS} blocks a row); CPU as % of one core at real time")
     print("| channels | scripts | listeners | CPU % | peak RSS MB | to last consumer p50 / p99 ms | loss |")
     print("|---|---|---|---|---|---|---|")
-    for channels in CHANNELS:
-        for scripts, listeners in FANOUT:
-            out = subprocess.run(
-                [sys.executable, "-m", "bench.scaling", "--row", str(channels), str(scripts), str(listeners)],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            loss = f"{r['lost_blocks']:.0f} blocks, {r['lost_datagrams']:.0f} datagrams"
-            print(
-                f"| {channels} | {scripts} | {listeners} | {r['cpu_percent']:.1f} | {r['rss_mb']:.0f} "
-                f"| {r['p50_ms']:.2f} / {r['p99_ms']:.2f} | {loss} |",
-                flush=True,
-            )
+    for channels, scripts, listeners in ROWS:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.scaling", "--row", str(channels), str(scripts), str(listeners)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        loss = f"{r['lost_blocks']:.0f} blocks, {r['lost_datagrams']:.0f} datagrams"
+        print(
+            f"| {channels} | {scripts} | {listeners} | {r['cpu_percent']:.1f} | {r['rss_mb']:.0f} "
+            f"| {r['p50_ms']:.2f} / {r['p99_ms']:.2f} | {loss} |",
+            flush=True,
+        )
     with tempfile.TemporaryDirectory() as tmp:
-        for channels in CHANNELS:
+        for channels in sorted({row[0] for row in ROWS}):
             ffmpeg = _ffmpeg_cpu_per_audio_s(channels, Path(tmp))
             print(
                 f"ffmpeg RTP sender, {channels} channels, one stream: {ffmpeg:.1f} % of one core", flush=True

@@ -1,7 +1,7 @@
 """Every benchmark runs to its end in smoke mode, so none can rot between releases.
 
 One test a benchmark, each its own ``python -m bench --smoke NAME``: a failure
-names the benchmark, and parallel workers share them out.
+names the benchmark.
 """
 
 from __future__ import annotations

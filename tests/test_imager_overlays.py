@@ -26,9 +26,9 @@ from tests.browser_login import login
 from tests.server import ApplianceProcess
 
 # The first run downloads Debian's kernel package (60 MB) once. The download cache and its
-# apt state are the checkout's, so this module's tests stay on one worker: two apt-gets on
-# one state directory would fight over its lock.
-pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("debian-cache")]
+# apt state are the checkout's: only this module may use them, since the suite's workers
+# run a module whole on one worker (two apt-gets on one state directory fight over its lock).
+pytestmark = pytest.mark.timeout(600)
 REPO = Path(__file__).resolve().parent.parent
 OVERLAYS = sorted((REPO / "image/overlays").glob("*.dts"))
 CACHE = REPO / "image/cache/debs"
