@@ -24,6 +24,9 @@ class Recorder:
         self.delivered = 0
         self.lost = 0
         self.statuses: list[CaptureStatus] = []
+        self.blocks_before: list[int] = []
+        """For each status, how many blocks had been kept when it came (both come from the
+        capture thread, in order): the blocks of a source begin after its ``running``."""
         self._cond = threading.Condition()
 
     def deliver(self, block: Block, lost: int = 0) -> None:
@@ -38,6 +41,7 @@ class Recorder:
     def on_status(self, status: CaptureStatus) -> None:
         with self._cond:
             self.statuses.append(status)
+            self.blocks_before.append(len(self.blocks))
             self._cond.notify_all()
 
     def wait_for(self, what: Callable[[], bool], timeout: float = WAIT_S) -> None:

@@ -34,7 +34,9 @@ def alsa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AlsaConfig:
 
 @pytest.fixture
 def raw(tmp_path: Path) -> tuple[Path, np.ndarray]:
-    data = np.random.default_rng(3).integers(-32768, 32768, size=(256 * 200, 2), dtype=np.int16)
+    # 10 s of audio: the array must not reach its end (and give way again) before the
+    # test has looked at its first blocks, however loaded the machine.
+    data = np.random.default_rng(3).integers(-32768, 32768, size=(256 * 1875, 2), dtype=np.int16)
     path = tmp_path / "array.raw"
     data.tofile(path)
     return path, data
@@ -54,11 +56,11 @@ def plug_in_after_start(alsa: AlsaConfig, raw: tuple[Path, np.ndarray], rec: Rec
     on_array = rec.wait_state("running", rec.statuses.index(gave_way))
     assert on_array.source.kind == "alsa" and on_array.source.spec == f"alsa:{NAME}"
 
+    begins = rec.blocks_before[rec.statuses.index(on_array)]
+
     def array_blocks() -> list[Block]:
-        # Sequence numbers restart at 0 on every open: the array's blocks follow the
-        # last 0 (the simulator may have delivered none before it gave way).
-        starts = [i for i, b in enumerate(rec.blocks) if b.seq == 0]
-        return rec.blocks[starts[-1] :] if starts else []
+        # Every block after the array's "running" is the array's (the simulator's came before).
+        return rec.blocks[begins:]
 
     rec.wait_for(lambda: len(array_blocks()) >= 8)
     got = np.concatenate([b.data for b in array_blocks()[:8]])
