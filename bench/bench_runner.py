@@ -38,8 +38,16 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def wait_line(events: list[dict[str, Any]], run_id: str, text: str) -> None:
+async def wait_line(events: list[dict[str, Any]], run_id: str, text: str, timeout_s: float = 60.0) -> None:
+    """Until the run prints ``text``; a run that ends first or never prints it fails the benchmark."""
+    deadline = time.monotonic() + timeout_s
     while not any(e.get("run") == run_id and e.get("text") == text for e in events):
+        ended = [e for e in events if e.get("type") == "run_ended" and e["run"]["id"] == run_id]
+        if ended or time.monotonic() > deadline:
+            output = [e.get("text") for e in events if e.get("run") == run_id]
+            raise SystemExit(
+                f"the run never printed {text!r}: {ended[-1]['run'] if ended else 'no end'}; {output}"
+            )
         await asyncio.sleep(0.005)
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import logging
 import os
@@ -38,6 +39,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -86,32 +88,79 @@ def bwrap_usable() -> bool:
 
 
 class UidPool:
-    """Hands out a free user id from :data:`RUN_UIDS` to each live run."""
+    """Hands out a free user id from :data:`RUN_UIDS` to each live run.
 
-    def __init__(self, uids: range = RUN_UIDS) -> None:
+    Free means: no account has it, no process on this machine runs as it, and
+    no other service on this machine holds it (each held uid is an exclusive
+    lock on a file in :data:`UID_CLAIMS`, released when the run ends or the
+    service dies); two services on one machine (a second checkout, parallel
+    tests) would otherwise give two runs one uid and so one process limit.
+    """
+
+    def __init__(self, uids: range = RUN_UIDS, claims: Path | None = None) -> None:
         self._uids = uids
-        self._taken: dict[str, int] = {}
+        self._claims = claims or _claims_dir()
+        self._taken: dict[str, tuple[int, int]] = {}
 
     def take(self, run_id: str) -> int:
-        """A uid no live run and no account of this system has."""
-        used = set(self._taken.values())
+        """A uid no account, no live process and no other run on this machine has."""
+        used = {uid for uid, _ in self._taken.values()}
+        busy = _uids_of_processes()
         for uid in self._uids:
-            if uid in used:
+            if uid in used or uid in busy or _has_account(uid):
                 continue
-            try:
-                pwd.getpwuid(uid)
-            except KeyError:
-                self._taken[run_id] = uid
+            fd = _claim(self._claims / str(uid))
+            if fd is not None:
+                self._taken[run_id] = (uid, fd)
                 return uid
         raise OSError(f"all {len(self._uids)} run user ids are in use")
 
     def get(self, run_id: str) -> int | None:
         """The uid of a live run."""
-        return self._taken.get(run_id)
+        taken = self._taken.get(run_id)
+        return taken[0] if taken else None
 
     def give_back(self, run_id: str) -> None:
-        """The run ended: its uid may go to the next one."""
-        self._taken.pop(run_id, None)
+        """The run ended: its uid may go to the next one (of any service)."""
+        taken = self._taken.pop(run_id, None)
+        if taken is not None:
+            os.close(taken[1])
+
+
+def _claims_dir() -> Path:
+    base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
+    path = base / "micarray-run-uids"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def _claim(path: Path) -> int | None:
+    """An open descriptor holding the exclusive lock on ``path``, or None when another holds it."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _has_account(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
+
+
+def _uids_of_processes() -> set[int]:
+    """The real uids of every process on this machine (what a process limit counts)."""
+    uids = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                uids.add(entry.stat().st_uid)
+    return uids
 
 
 def _code_dirs() -> list[str]:
