@@ -245,11 +245,13 @@ class RunManager:
         return emit
 
     def _make_dir(self, spec: LaunchSpec, data: bytes, files: dict[str, bytes] | None) -> None:
-        spec.run_dir.mkdir(mode=0o755)
+        # 0770 (less the service's umask): under the run template the group's setgid
+        # folders must be made group-writable, as no chmod may keep their setgid bit.
+        spec.run_dir.mkdir(mode=0o770)
         # Through storage so that a full disk is told in words (DiskFullError).
         atomic_write_bytes(spec.run_dir / spec.script, data)
         assert spec.output_dir is not None
-        spec.output_dir.mkdir(mode=0o755)
+        spec.output_dir.mkdir(mode=0o770)
         if files is not None and spec.project_dir is not None:
             spec.project_dir.mkdir(mode=0o755)
             for rel, body in files.items():

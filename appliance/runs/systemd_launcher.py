@@ -269,9 +269,9 @@ class SystemdUnitLauncher:
         # The unit makes the run root setgid to the run group, so the group is
         # inherited: the service may neither chown (system-call filter) nor set a
         # setgid bit itself (RestrictSUIDSGID), hence 0770, not 2770, here.
-        for path, mode in [(spec.run_dir, 0o770), (script, 0o640)]:
-            self._give_group(path, mode)
-            os.chmod(path, mode)  # exactly: nothing for others
+        self._give_group(spec.run_dir, 0o770)
+        self._give_group(script, 0o640)
+        os.chmod(script, 0o640)  # exactly: nothing for others (a file has no setgid bit to keep)
         if spec.output_dir is not None and spec.output_dir.is_dir():
             _open_tree_to_group(spec.output_dir, self._give_group)
         self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -306,8 +306,17 @@ class SystemdUnitLauncher:
                     f"{path} does not belong to the run group and this service may not change "
                     "that; restart the service (its start hands the projects to the run group)"
                 ) from None
-        if stat.S_IMODE(st.st_mode) & mode != mode:
-            os.chmod(path, stat.S_IMODE(st.st_mode) | mode)
+        have = stat.S_IMODE(st.st_mode)
+        if have & mode == mode:
+            return
+        if have & (stat.S_ISUID | stat.S_ISGID):
+            # A chmod that keeps the setgid bit is refused (RestrictSUIDSGID), and
+            # one that drops it would lose the run group for what is made inside.
+            raise LaunchError(
+                f"{path} has mode {have:04o} and the run group needs {mode:04o}; restart the "
+                "service (its start opens the projects to the run group)"
+            )
+        os.chmod(path, have | mode)
 
     async def spawn(self, spec: LaunchSpec) -> Launched:
         """Listen for the output, then ``systemctl start --wait`` the run's unit."""
