@@ -57,12 +57,12 @@ run: deps frontend
 	$(BIN)/appliance serve --source auto --http-port $(HTTP_PORT)
 
 # The checks run first: CI runs `make test`, so lint and types are part of it.
-# TEST_WORKERS pytest-xdist workers share the test modules out (docs/testing.md);
-# most tests wait on servers and subprocesses, so two workers nearly halve the
-# time on CI's two cores. Each module runs whole on one worker, in order, so its
-# module fixtures (one device for many tests) are shared as in one process.
-# TEST_WORKERS=0 runs everything in this one process.
-TEST_WORKERS ?= 2
+# TEST_WORKERS pytest-xdist workers share the test modules out (docs/testing.md).
+# One process by default: beside a second worker's load, browser tests of the
+# chart zoom and save were seen to fail on this two-core machine (the cause is
+# not found yet); TEST_WORKERS=2 nearly halves the time where that is known
+# to hold. Each module runs whole on one worker, in order.
+TEST_WORKERS ?= 0
 test: deps frontend check
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
