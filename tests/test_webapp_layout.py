@@ -14,7 +14,7 @@ import pytest
 
 from tests.chromium import PageErrors
 from tests.conftest_web import ROOT, Http, Server, browser, device, login, page
-from tests.test_web_browser import WAIT_MS, execute, set_code, stop, wait_drawn
+from tests.test_web_browser import WAIT_MS, execute, live_tab, set_code, stop, wait_drawn
 
 __all__ = ["browser", "device", "page"]  # fixtures used by name
 
@@ -117,7 +117,7 @@ def test_tiles_fill_the_pane_the_split_drags_and_a_chart_goes_full_screen(page: 
     narrower = page.locator("#left").bounding_box()
     assert narrower and narrower["width"] < left["width"] - 150
     page.click("#btn-tile")
-    page.locator(".handler-tab", has_text="Two").click()
+    live_tab(page, "Two").click()
     page.locator("#tabpanes > .handler-pane:not([hidden]) .chart-full").click()
     page.wait_for_function("document.fullscreenElement?.classList.contains('handler-pane')", timeout=WAIT_MS)
     page.evaluate("document.exitFullscreen()")
@@ -140,7 +140,7 @@ def test_rerun_replaces_ended_tabs_and_closing_reaches_every_window(page: Any, d
     second.goto(device.url + "/")
     second.wait_for_selector("#conn-state.conn-online", timeout=WAIT_MS)
     assert sorted(handler_tabs(second)) == ["Four", "One", "Three", "Two"]
-    page.locator(".handler-tab", has_text="Three").locator(".tab-close").click()
+    live_tab(page, "Three").locator(".tab-close").click()
     gone = "![...document.querySelectorAll('.handler-tab')].some(t => /Three/.test(t.textContent))"
     second.wait_for_function(gone, timeout=WAIT_MS)
     stop(page)
@@ -190,7 +190,7 @@ def test_dark_theme_follows_the_system_and_has_a_switch(browser: Any, device: Se
         )
         set_code(pg, WAVES, "waves.py")
         execute(pg)
-        wait_drawn(pg, pg.locator(".handler-tab", has_text="Waves"), minimum=200)
+        wait_drawn(pg, live_tab(pg, "Waves"), minimum=200)
         pg.screenshot(path=str(screenshot_path("screenshot-dark.png", tmp_path)))
         stop(pg)
         pg.click("#btn-theme")
@@ -230,7 +230,7 @@ def test_charts_follow_the_theme(browser: Any, device: Server) -> None:
         login(pg, device.url)
         set_code(pg, WAVES, "waves.py")
         execute(pg)
-        wait_drawn(pg, pg.locator(".handler-tab", has_text="Waves"), minimum=200)
+        wait_drawn(pg, live_tab(pg, "Waves"), minimum=200)
         seen = {}
         for theme in ("dark", "light"):
             if pg.evaluate("document.documentElement.dataset.theme") != theme:
@@ -261,7 +261,7 @@ ZOOM_JS = """() => {
 def test_a_line_chart_zooms_pans_and_shows_all_again(page: Any) -> None:
     set_code(page, WAVES, "waves.py")
     execute(page)
-    wait_drawn(page, page.locator(".handler-tab", has_text="Waves"), minimum=200)
+    wait_drawn(page, live_tab(page, "Waves"), minimum=200)
     pane = page.locator("#tabpanes > .handler-pane:not([hidden]) canvas").first
     box = pane.bounding_box()
     assert box is not None
@@ -287,7 +287,7 @@ def test_a_line_chart_zooms_pans_and_shows_all_again(page: Any) -> None:
 def test_a_chart_saves_as_png_and_its_data_as_csv(page: Any) -> None:
     set_code(page, FOUR_TABS, "four.py")
     execute(page)
-    tab = page.locator(".handler-tab", has_text="One")
+    tab = live_tab(page, "One")
     tab.wait_for(timeout=WAIT_MS)
     wait_drawn(page, tab, minimum=20)
     pane = page.locator("#tabpanes > .handler-pane:not([hidden])")
