@@ -14,6 +14,7 @@ JSON) and numbers out of a double's range, its structs are strict about types
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Annotated, Any, Literal
@@ -451,7 +452,7 @@ class MessageError(ProtocolError):
 
 def decode_client(text: str | bytes) -> AnyClientMessage:
     """Decode and validate one text frame from a client; raises MessageError."""
-    msg: AnyClientMessage = _decode(_client_decoder, text, _tags(CLIENT_MESSAGES))
+    msg: AnyClientMessage = _decode(_client_decoder, text, CLIENT_MESSAGES)
     return msg
 
 
@@ -461,21 +462,23 @@ def decode_device(text: str | bytes) -> AnyDeviceMessage:
     A message type this client does not know raises with code ``unknown_type``
     (newer devices may add some): callers ignore those.
     """
-    msg: AnyDeviceMessage = _decode(_device_decoder, text, _tags(DEVICE_MESSAGES))
+    msg: AnyDeviceMessage = _decode(_device_decoder, text, DEVICE_MESSAGES)
     return msg
 
 
-def _tags(classes: tuple[type[Struct], ...]) -> set[str]:
-    return {str(c.__struct_config__.tag) for c in classes}
+@functools.cache
+def _tags(classes: tuple[type[Struct], ...]) -> frozenset[str]:
+    return frozenset(str(c.__struct_config__.tag) for c in classes)
 
 
-def _decode(decoder: msgspec.json.Decoder[Any], text: str | bytes, known: set[str]) -> Any:
+def _decode(decoder: msgspec.json.Decoder[Any], text: str | bytes, classes: tuple[type[Struct], ...]) -> Any:
+    """``classes``: the message types that may come; their tags are named only in errors."""
     if len(text) > MAX_TEXT_BYTES:
         raise MessageError("too_large", f"message of {len(text)} bytes exceeds {MAX_TEXT_BYTES}")
     try:
         msg = decoder.decode(text)
     except msgspec.ValidationError as exc:
-        raise _explain(text, str(exc), known) from None
+        raise _explain(text, str(exc), _tags(classes)) from None
     except msgspec.DecodeError as exc:
         problem = f"message is not JSON: {exc}{_nan_hint(text, str(exc))}"
         raise MessageError("bad_message", problem, request_id=_lenient(text).get("id")) from None
@@ -493,7 +496,7 @@ def _decode(decoder: msgspec.json.Decoder[Any], text: str | bytes, known: set[st
     return msg
 
 
-def _explain(text: str | bytes, problem: str, known: set[str]) -> MessageError:
+def _explain(text: str | bytes, problem: str, known: frozenset[str]) -> MessageError:
     """Turn msgspec's wording into ours: which message, which field, what is allowed."""
     raw = _lenient(text)
     kind = raw.get("type")

@@ -13,7 +13,7 @@ const MAX_DOM_LINES = 500;     // lines drawn in the console at once (the layout
 const FRAME_BUDGET_MS = 6;     // drawing time per animation frame; the rest waits
 const DRAW_EVERY_MS = 250;     // a flooded console is drawn at most this often: input keeps the other frames
 const FLOOD_LINES = 20;        // lines waiting at once that make a flood
-const FLOOD_DRAW_LINES = 100;  // lines a flooded console draws at a time; Copy and Download have all
+const FLOOD_DRAW_LINES = 40;   // lines a flooded console draws at a time (more than it shows); Copy and Download have all
 
 export class Runs {
   constructor(conn, editor, getName) {

@@ -9,12 +9,15 @@ import { DataError, PartialDataError, describe, isPlainObject, toNumber, toX } f
 export const DEFAULT_MAX_POINTS = 100_000;
 
 export class SeriesStore {
+  #series;
+  #unsettled = false;
+
   /**
    * @param {number} count number of series (fixed by the `series` parameter)
    * @param {{limitNb?: number, limitDistance?: number}} limits
    */
   constructor(count, limits = {}) {
-    this.series = Array.from({ length: count }, () => []);
+    this.#series = Array.from({ length: count }, () => []);
     this.limitNb = limits.limitNb;
     this.limitDistance = limits.limitDistance;
     this.categorical = false;
@@ -33,20 +36,36 @@ export class SeriesStore {
     const applied = plan.points.some((points) => points !== null);
     if (!applied && problems.length > 0) throw new PartialDataError(problems, false); // nothing usable: no change
     if (plan.replace) {
-      for (const list of this.series) list.length = 0;
+      for (const list of this.#series) list.length = 0;
       this.recentX.clear();
     }
     plan.points.forEach((points, index) => {
       if (points === null) return;
-      const target = this.series[index];
+      const target = this.#series[index];
       for (const point of points) {
         target.push(point);
         this.#seen(point[0]);
       }
       this.#trim(target);
     });
-    this.#limitDistinct();
+    // xLimitNb is applied when the points are read, once for a batch of messages: applied
+    // per message, it cut one point off the front of every series each time (a flood's
+    // thousands a second). Past twice the limit it is applied at once, to bound memory.
+    this.#unsettled = this.limitNb !== undefined;
+    if (this.limitNb !== undefined && this.recentX.size > 2 * this.limitNb) this.#settle();
     if (problems.length > 0) throw new PartialDataError(problems, true);
+  }
+
+  /** One list of [x, y] points per series, oldest first, within the limits. */
+  get series() {
+    this.#settle();
+    return this.#series;
+  }
+
+  #settle() {
+    if (!this.#unsettled) return;
+    this.#unsettled = false;
+    this.#limitDistinct();
   }
 
   /** Number of points kept in each series. */
@@ -77,8 +96,8 @@ export class SeriesStore {
 
   #perSeries(list, where, problems) {
     if (!Array.isArray(list)) throw new DataError(`${where} is ${describe(list)}; expected a list with one entry per series`);
-    if (list.length > this.series.length) {
-      throw new DataError(`${where} has ${list.length} entries but the chart has ${this.series.length} series`);
+    if (list.length > this.#series.length) {
+      throw new DataError(`${where} has ${list.length} entries but the chart has ${this.#series.length} series`);
     }
     return list.map((entry, index) => this.#oneSeries(() => pointList(entry, `${where}[${index}]`), problems));
   }
@@ -103,8 +122,8 @@ export class SeriesStore {
     }
     const rows = Array.isArray(data.y) && data.y.length > 0 && !Array.isArray(data.y[0]) ? [data.y] : data.y;
     if (!Array.isArray(rows)) throw new DataError(`y is ${describe(data.y)}; expected a list of lists, one per series`);
-    if (rows.length > this.series.length) {
-      throw new DataError(`y has ${rows.length} lists but the chart has ${this.series.length} series`);
+    if (rows.length > this.#series.length) {
+      throw new DataError(`y has ${rows.length} lists but the chart has ${this.#series.length} series`);
     }
     const xs = data.x.map((x, i) => toX(x, `x[${i}]`)); // a bad x spoils every series: the whole message is refused
     const points = rows.map((ys, index) => this.#oneSeries(() => pairs(xs, ys, `y[${index}]`), problems));
@@ -158,14 +177,14 @@ export class SeriesStore {
       left += this.recentX.get(x);
       this.recentX.delete(x);
     }
-    for (const list of this.series) {
+    for (const list of this.#series) {
       let front = 0;
       while (front < list.length && gone.has(list[front][0])) front++;
       if (front > 0) list.splice(0, front);
       left -= front;
     }
     if (left <= 0) return;
-    for (const list of this.series) {
+    for (const list of this.#series) {
       let kept = 0;
       for (const point of list) if (!gone.has(point[0])) list[kept++] = point;
       list.length = kept;

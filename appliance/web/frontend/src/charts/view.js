@@ -8,6 +8,14 @@ import { schedule, totals, unschedule } from "./scheduler.js";
 /** Messages kept while the page cannot draw (hidden tab); older ones are dropped first. */
 export const MAX_PENDING = 5000;
 
+/**
+ * A hidden built-in chart takes in its data this often, on a timer: asking for an
+ * animation frame per message made the page draw a frame (style, layout, paint)
+ * 30 times a second for a chart nobody sees, which took the user's keys' time. Often
+ * enough that one intake stays a short task (a flood's 500 ms of messages took 20 ms).
+ */
+export const HIDDEN_INGEST_MS = 100;
+
 const ROOT_STYLE = "position:relative;width:100%;height:100%;min-height:240px;";
 const PLOT_STYLE = "position:absolute;inset:0;";
 const BANNER_STYLE =
@@ -27,6 +35,7 @@ export class HandlerView {
     this.needsResize = false;
     this.stale = false;
     this.destroyed = false;
+    this.hiddenTimer = 0;
     this.root = document.createElement("div");
     this.root.className = "micarray-handler";
     this.root.style.cssText = ROOT_STYLE;
@@ -90,7 +99,13 @@ export class HandlerView {
       this.counts.dropped++;
       totals.dropped++;
     }
-    schedule(this);
+    if (this.visible || typeof this.impl?.ingest !== "function") schedule(this);
+    else if (!this.hiddenTimer) {
+      this.hiddenTimer = setTimeout(() => {
+        this.hiddenTimer = 0;
+        this.flush();
+      }, HIDDEN_INGEST_MS);
+    }
   }
 
   /** Redraw at the container's new size (also done automatically when it changes). */
@@ -109,6 +124,7 @@ export class HandlerView {
     if (this.destroyed) return;
     this.destroyed = true;
     unschedule(this);
+    clearTimeout(this.hiddenTimer);
     this.stopWaiting?.();
     this.observer.disconnect();
     this.pending = [];

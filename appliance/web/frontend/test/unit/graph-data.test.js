@@ -104,3 +104,20 @@ test("xLimitNb keeps counting right after xLimitDistance removed points", () => 
   for (let x = 0; x < 10; x++) store.ingest([{ x, y: x }]);
   assert.deepEqual(store.series[0].map((p) => p[0]), [7, 8, 9]);
 });
+
+test("xLimitNb gives the same points read once after many messages as read after each", () => {
+  const messages = [];
+  for (let i = 0; i < 400; i++) {
+    const x = i % 7 === 0 ? i - 3 : i; // some x values come again, out of order
+    messages.push(i % 5 === 0 ? { add: [{ x: [x, x + 1], y: [i, i] }, { x, y: -i }] } : [{ x, y: i }, null]);
+  }
+  const eager = new SeriesStore(2, { limitNb: 25, limitDistance: 300 });
+  const lazy = new SeriesStore(2, { limitNb: 25, limitDistance: 300 });
+  for (const message of messages) {
+    eager.ingest(message);
+    eager.sizes(); // reading applies the limit after each message
+    lazy.ingest(message);
+    assert.ok(lazy.recentX.size <= 2 * 25 + 2, "the x values kept stay bounded between reads");
+  }
+  assert.deepEqual(lazy.series, eager.series);
+});
