@@ -5,8 +5,9 @@ For tab clicks and for typing in the editor it measures, in the page, the time
 from the input event's creation (``event.timeStamp``) to the next frame drawn
 after it was handled, which is what a user feels as lag; the wall time of
 Playwright's click (which also waits for the page to draw the target steadily);
-and the wall time to type a 21-character line (the median of five). First with nothing running (the peer), then while a
-script prints in a tight loop and feeds a chart. Without input it also counts,
+and the wall time to type a 21-character line (the median of five). First with
+nothing running (the peer), then while a script prints in a tight loop and
+feeds a chart. Without input it also counts,
 over a few seconds, the CPU time of the page's renderer (less at the mercy of a
 loaded machine than wall times are) and the text frames the page receives.
 Prints the figures and the flood/idle ratios; never passes or fails on a time.
