@@ -209,3 +209,41 @@ def test_small_buffers_are_one_continuous_stream(monkeypatch: pytest.MonkeyPatch
     big.close()
     small.close()
     assert np.array_equal(pieces, whole)
+
+
+def test_a_block_is_stamped_with_its_own_deadline_however_long_the_open_took(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Block times and real-time pacing start at the same instant, after the renderer is built.
+
+    Both clocks here run from one counter, so a read returns exactly as late on
+    the wall clock as on the pacer's; the renderer's build (tens of ms on a
+    48-channel array) is made to take half a second of that time.
+    """
+    base = time.monotonic()
+    slow = [0.0]
+
+    def mono() -> float:
+        return time.monotonic() - base + slow[0]
+
+    def wall() -> float:
+        return 1_000_000.0 + mono()
+
+    build = simulator._Renderer.__init__
+
+    def slow_build(self: object, *args: object) -> None:
+        build(self, *args)  # type: ignore[arg-type]
+        slow[0] += 0.5
+
+    monkeypatch.setattr(simulator._Renderer, "__init__", slow_build)
+    sim = SimulatedArray("pyramic", wall_clock=wall, monotonic=mono)
+    sim.open(AudioConfig(rate=48000, channels=48, buffer_frames=256))
+    try:
+        for n in range(1, 6):
+            sim.read()
+            wall_late = wall() - (sim.capture_time() or 0.0)
+            mono_late = mono() - (sim._pacer.next_deadline() - 256 / 48000)  # type: ignore[union-attr]
+            # Both clocks say the same: the block's time is its deadline, not half a second before it.
+            assert abs(wall_late - mono_late) < 0.001, (n, wall_late, mono_late)
+    finally:
+        sim.close()

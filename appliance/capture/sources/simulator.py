@@ -142,13 +142,16 @@ class SimulatedArray:
                 f"channels {config.channels} is not supported; {self.preset.name} "
                 f"accepts 1 to {self.preset.channels}"
             )
-        render = _Renderer(self.preset, config, self._seed, self._wall_clock())
+        render = _Renderer(self.preset, config, self._seed, 0.0)
         with self._cond:
             self._check_present()
             if self._pacer is not None:
                 self._lost += self._pacer.overruns
             self._render = render
             self._served_time = None
+            # Sample 0 is now on both clocks: read before the renderer was built (tens of
+            # ms), the wall clock put every block's time that much before its deadline.
+            render.start_time = self._wall_clock()
             self._pacer = Pacer(config.rate, config.buffer_frames, self._monotonic)
             self._gain = software_gain(config.volume)
             self._closed = False
