@@ -15,6 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tornado.netutil import bind_sockets
 
@@ -35,7 +36,6 @@ from appliance.sessions.standing import StandingStreams
 from appliance.sessions.streaming import StreamManager
 from appliance.storage import atomic_write_text
 from appliance.system.logtail import LogTail
-from appliance.system.mdns import Announcer, device_txt
 from appliance.system.notify import Notifier, ServiceState, WatchdogFeeder, describe_status
 from appliance.system.ratelog import limit_repeats
 from appliance.web.app import make_app
@@ -43,7 +43,10 @@ from appliance.web.listen import start_web
 from appliance.web.server import NOISY_LOGGERS
 from appliance.workspace.projects import PROJECTS_DIR
 from browserinterface.protocol import PROTOCOL_VERSION, WS_PATH
-from rtai.discover import TXT_CHANNELS, TXT_RATE
+from rtai.txt import TXT_CHANNELS, TXT_RATE
+
+if TYPE_CHECKING:
+    from appliance.system.mdns import Announcer
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +291,9 @@ def _attach_streams(service: Service, opts: ServeOptions) -> None:
 
 
 async def _announce(service: Service, opts: ServeOptions) -> Announcer | None:
+    # zeroconf is loaded only for a device that announces itself, once it serves HTTP.
+    from appliance.system.mdns import Announcer, device_txt  # noqa: PLC0415
+
     caps = service.capabilities
     txt = device_txt(
         device_id=device_id(opts.data_dir),

@@ -20,23 +20,23 @@ from dataclasses import asdict, dataclass, field
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from rtai.txt import (
+    TXT_API_PORT,
+    TXT_CHANNELS,
+    TXT_ID,
+    TXT_MODEL,
+    TXT_PROTOCOL,
+    TXT_RATE,
+    TXT_RATES,
+    TXT_VERSION,
+    TXT_WS_PATH,
+)
+
 log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_micarray._tcp.local."
 HTTP_SERVICE_TYPE = "_http._tcp.local."
 
-#: TXT keys of ``_micarray._tcp`` (short, as DNS-SD advises).
-TXT_ID = "id"
-TXT_MODEL = "model"
-TXT_CHANNELS = "channels"
-TXT_RATE = "rate"
-TXT_RATES = "rates"
-TXT_API_PORT = "api"
-TXT_WS_PATH = "path"
-TXT_VERSION = "version"
-TXT_PROTOCOL = "proto"
-TXT_HOST = "host"
-"""The host name the device settled on (``micarray-2.local`` after a rename)."""
 
 DEFAULT_TIMEOUT_S = 3.0
 #: How long one device gets to answer the SRV/TXT/A questions once seen.

@@ -175,3 +175,35 @@ def test_a_key_that_does_not_match_stops_the_start_in_words() -> None:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2
         assert f"appliance: cannot use {cert_path} with {key_path}" in done.stderr
+
+
+CHECK_START = """
+import sys
+from pathlib import Path
+from appliance.web.tls import ensure_certificate
+ensure_certificate(Path(sys.argv[1]), sys.argv[2].split(","), ["127.0.0.1"])
+print("cryptography" in sys.modules)
+"""
+
+
+def _start_with(data: Path, names: str) -> bool:
+    """Run the start's certificate step in a fresh interpreter; whether it loaded cryptography."""
+    command = [sys.executable, "-c", CHECK_START, str(data), names]
+    out = subprocess.run(command, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip() == "True"
+
+
+def test_a_start_with_an_unchanged_certificate_does_not_load_cryptography(tmp_path: Path) -> None:
+    cert_path, _ = cert_paths(tmp_path)
+    assert _start_with(tmp_path, "dev,dev.local")  # made here
+    made = cert_path.read_bytes()
+    assert not _start_with(tmp_path, "dev,dev.local")  # what it says was kept beside it
+    assert cert_path.read_bytes() == made
+    (cert_path.parent / "inspected.json").write_text("{not json")
+    assert _start_with(tmp_path, "dev,dev.local")  # a broken record: the certificate is read again
+    assert cert_path.read_bytes() == made
+    assert not _start_with(tmp_path, "dev,dev.local")
+    assert _start_with(tmp_path, "dev,dev.local,newname.local")  # a new name: made again
+    assert cert_path.read_bytes() != made
+    assert "newname.local" in cert_path.parent.joinpath("inspected.json").read_text()

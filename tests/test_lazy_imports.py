@@ -71,3 +71,26 @@ def test_a_device_named_by_its_mdns_name_still_loads_zeroconf_when_asked() -> No
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["DeviceNotFound", "True"], done.stderr
+
+
+def _mapped(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_the_service_loads_neither_mdns_nor_cryptography_it_does_not_use(server: ApplianceProcess) -> None:
+    """Started without mDNS and HTTPS, the service maps neither library (each costs MB and boot time).
+
+    Both are compiled (zeroconf's Cython modules, cryptography's Rust one), so
+    the process's own memory map says whether they were loaded.
+    """
+    assert server.proc is not None
+    maps = _mapped(server.proc.pid)
+    assert "site-packages/zeroconf/" not in maps
+    assert "site-packages/cryptography/" not in maps
+    # The help pages' Markdown is pure Python: its import is checked in the module graph.
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, appliance.cli, appliance.daemon, appliance.web.app;"
+         "print([m for m in ('markdown_it', 'zeroconf', 'cryptography') if m in sys.modules])"],
+        capture_output=True, text=True, cwd=REPO, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "[]"

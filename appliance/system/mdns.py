@@ -42,9 +42,8 @@ from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from appliance.system.hostname import HostClaim, load_chosen, save_chosen
 from appliance.system.supervisor import log_failure
-from rtai.discover import (
-    HTTP_SERVICE_TYPE,
-    SERVICE_TYPE,
+from rtai.discover import HTTP_SERVICE_TYPE, SERVICE_TYPE
+from rtai.txt import (
     TXT_API_PORT,
     TXT_CHANNELS,
     TXT_HOST,

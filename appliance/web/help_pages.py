@@ -15,7 +15,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from markdown_it import MarkdownIt
 from tornado.web import HTTPError, authenticated
 
 import browserinterface
@@ -35,6 +34,9 @@ _MD_NAMED = re.compile(r"<code>(?:docs/)?([a-z_-]+)\.md</code>")
 def render_guide(stem: str, mtime_ns: int) -> str:
     """The HTML of ``docs/STEM.md``, cached per modification time; links between guides stay here."""
     del mtime_ns  # part of the cache key only
+    # Loaded with the first help page a browser asks for, not at every start of the service.
+    from markdown_it import MarkdownIt  # noqa: PLC0415
+
     md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
     html = md.render((DOCS_DIR / f"{stem}.md").read_text(encoding="utf-8"))
 
