@@ -109,7 +109,6 @@ class Service:
         self.bus.on_change = self._update_batching
         self.ring = RingHub(lambda: self._config.rate)
         """Audio for scripts on this machine through shared memory (``appliance.sessions.audioring``)."""
-        self.bus.add_listener(self.ring.on_block)
         self.ring.on_change = self._update_batching
 
     # -- life cycle -----------------------------------------------------------
@@ -118,6 +117,7 @@ class Service:
         loop = asyncio.get_running_loop()
 
         handoff = Handoff(loop, self._on_blocks, capacity_for(self._config.rate, self._config.buffer_frames))
+        handoff.direct = self.ring.write_now  # scripts on the device: at once, on the capture thread
         self._handoff = handoff
 
         def on_status(status: CaptureStatus) -> None:  # on the capture thread
@@ -165,8 +165,7 @@ class Service:
     def _on_blocks(self, blocks: list[Block], lost: int) -> None:
         """Blocks from the hand-off; losses before them are told to every consumer."""
         if lost:
-            self.bus.lose(lost)
-            self.ring.lose(lost)
+            self.bus.lose(lost)  # the ring was written before the hand-off: it lost none of these
         for block in blocks:
             self.bus.publish(block)
 
@@ -266,15 +265,16 @@ class Service:
         return self._handoff.batch if self._handoff is not None else 1
 
     def _update_batching(self) -> None:
-        """Hand over every period at once while a client is attached (a browser, a bus consumer,
-        a script reading the ring); batch them while none is (no one is there to need the
-        latency, and the daemon wakes a tenth as often)."""
-        low_latency = self._browsers > 0 or self.bus.needs_latency or self.ring.has_readers
-        blocks = 1 if low_latency else batch_for(self._config.rate, self._config.buffer_frames)
+        """Capture every period at once while anyone needs it (a browser, a bus consumer, a script
+        reading the ring); batch them while none does (the daemon wakes a tenth as often). The ring
+        is written on the capture thread, so while scripts on the device are its only readers the
+        loop still takes the periods in batches."""
+        batch = batch_for(self._config.rate, self._config.buffer_frames)
+        loop_needs = self._browsers > 0 or self.bus.needs_latency
         if self._handoff is not None:
-            self._handoff.set_batch(blocks)
+            self._handoff.set_batch(1 if loop_needs else batch)
         if self.capture is not None:
-            self.capture.set_batch(blocks)
+            self.capture.set_batch(1 if loop_needs or self.ring.has_readers else batch)
 
     def _config_changed(self) -> None:
         self._encoded.clear()

@@ -12,6 +12,7 @@ attached, so the ratio is the cost of fan-out.
     .venv/bin/python -m bench.core_fanout 16 10     (16 scripts, 10 s each, both paths)
     .venv/bin/python -m bench.core_fanout 16 10 ring
     .venv/bin/python -m bench.core_fanout 16 10 ring --listeners 16   (and 16 RTP listeners)
+    .venv/bin/python -m bench.core_fanout 4 10 --alsa   (a real ALSA device, not the simulator)
 
 Loss counts every way a block can be lost for a script: sequence gaps it
 saw, blocks its own backlog dropped (``register_when_behind``), and the
@@ -31,9 +32,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from appliance.runs.launchbase import RunLimits
 from bench import span
 from tests import wsclient
+from tests.alsa import SYSTEM_CONFIG, AlsaConfig
 from tests.browser_login import login
 from tests.server import ApplianceProcess
 
@@ -48,6 +52,12 @@ SECONDS = span(20.0, smoke=1.0)
 #: 100-150 ms): latency is counted after this many seconds, and the start-up's reported apart.
 WARMUP_S = 0.5
 PRESET = "pyramic"
+#: The capture source: the simulator's Pyramic, or (``--alsa``) a real ALSA device, the
+#: ``file`` plugin over ``null`` reading 48 channels (paced to real time by the daemon, as
+#: a card's clock would), which is what the device reads from an array, without the
+#: simulator's rendering.
+SOURCE = f"sim:{PRESET}"
+ALSA_NAME = "fanout48"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 SCRIPT = """
@@ -178,9 +188,21 @@ def _device_losses(server: ApplianceProcess, cookie: str) -> tuple[int, int]:
     return asyncio.run(read())
 
 
+def _alsa_device(tmp: Path, seconds: float) -> None:
+    """The ALSA device ``ALSA_NAME``: 48 channels of noise in a raw file, long enough for a run."""
+    raw = tmp / f"{ALSA_NAME}.raw"
+    noise = np.random.default_rng(3).integers(-3000, 3000, size=(48000, 48), dtype=np.int16).astype("<i2")
+    with raw.open("wb") as out:
+        for _ in range(int(seconds) + 1):
+            noise.tofile(out)
+    alsa = AlsaConfig(tmp / "asoundrc")
+    alsa.add(ALSA_NAME, raw)
+    os.environ["ALSA_CONFIG_PATH"] = f"{SYSTEM_CONFIG}:{alsa.path}"
+
+
 def _run(path: str, env: dict[str, str], tmp: Path) -> dict[str, Any]:
     """One daemon, SCRIPTS scripts on one path, SECONDS long: the figures of that path."""
-    server = ApplianceProcess(tmp / f"data-{path}", f"sim:{PRESET}").start()
+    server = ApplianceProcess(tmp / f"data-{path}", SOURCE).start()
     try:
         token = server.token("bench")
         _configure(server, token)
@@ -283,8 +305,12 @@ def _report(run: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    global SCRIPTS, SECONDS, LISTENERS
+    global SCRIPTS, SECONDS, LISTENERS, SOURCE
     paths: tuple[str, ...] = PATHS
+    alsa = "--alsa" in sys.argv
+    if alsa:
+        sys.argv.remove("--alsa")
+        SOURCE = f"alsa:{ALSA_NAME}"
     if "--listeners" in sys.argv:
         at = sys.argv.index("--listeners")
         LISTENERS = int(sys.argv[at + 1])
@@ -293,11 +319,13 @@ def main() -> None:
         SCRIPTS, SECONDS = int(sys.argv[1]), float(sys.argv[2])
         paths = tuple(sys.argv[3:]) or PATHS
     print(
-        f"scripts: {SCRIPTS}, RTP listeners: {LISTENERS}, {PRESET} 48 ch x 48000 Hz, 256-frame buffers, "
+        f"scripts: {SCRIPTS}, RTP listeners: {LISTENERS}, {SOURCE} 48 ch x 48000 Hz, 256-frame buffers, "
         f"{SECONDS:.0f} s each"
     )
     print("load average before:", Path("/proc/loadavg").read_text().strip())
     with tempfile.TemporaryDirectory() as tmp:
+        if alsa:
+            _alsa_device(Path(tmp), SECONDS + 20)
         for path in paths:
             _report(_run(path, dict(os.environ), Path(tmp)))
     print("load average after:", Path("/proc/loadavg").read_text().strip())

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import statistics
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -209,8 +211,25 @@ def test_a_batch_waits_on_top_of_the_capacity() -> None:
     assert (held, after) == (0, 1)
 
 
+def ring_steps(reader: Any, count: int) -> list[int]:
+    """How many blocks the ring gained each time it changed, ``count`` times (polled every ms)."""
+    steps: list[int] = []
+    last = reader.written()
+    while len(steps) < count:
+        time.sleep(0.001)
+        now = reader.written()
+        if now != last:
+            steps.append(now - last)
+            last = now
+    return steps
+
+
 def test_a_script_reading_the_ring_gets_every_period_at_once(tmp_path: Path) -> None:
-    """A ring reader is not on the bus, but it needs each block as soon as it is captured."""
+    """A ring reader is not on the bus, but it needs each block as soon as it is captured.
+
+    Capture then takes every period at once and writes it into the ring on its own
+    thread, while the loop, which nobody else needs, still takes the periods in batches.
+    """
 
     async def run() -> None:
         save_config(tmp_path, AudioConfig(48000, 48, 256, 80))
@@ -227,7 +246,10 @@ def test_a_script_reading_the_ring_gets_every_period_at_once(tmp_path: Path) -> 
             # The script's own fetch over the real socket, from a thread of its own as in a script.
             reader = await asyncio.to_thread(asyncio.run, fetch_ring(offer))
             assert reader.written() >= 0
-            assert (service.capture.batch, service.handoff_batch) == (1, 1)
+            assert (service.capture.batch, service.handoff_batch) == (1, idle)
+            steps = await asyncio.to_thread(ring_steps, reader, 60)
+            # One block a step, not a batch's worth at a time (a late poll may see two or more).
+            assert statistics.median(steps) == 1, steps
             service.ring.forget("script-1")
             assert (service.capture.batch, service.handoff_batch) == (idle, idle)
         finally:

@@ -14,6 +14,11 @@ client is attached), the drain is scheduled only once ``batch`` blocks are
 waiting, so the loop wakes once per batch instead of once per period (at
 256-frame buffers and 48 kHz, 187 wake-ups a second become about 10).
 ``set_batch(1)`` hands over every block at once again and drains what waits.
+
+A ``direct`` consumer (the shared-memory ring of scripts on the device) is
+called on the capture thread with every block before it is queued, so its
+readers get each period at once while the loop sleeps through a batch: the
+loop's wake-up per period was most of what serving ring readers cost.
 A batch is held on top of ``capacity``: the loop may still stall for
 ``capacity`` blocks after it was woken before any block is dropped.
 """
@@ -75,6 +80,8 @@ class Handoff:
         self._lost = 0
         self._scheduled = False
         self._batch = 1
+        self.direct: Callable[[Block, int], None] | None = None
+        """Called on the producer's thread with each block and the blocks the source lost before it."""
         self.overruns = 0
         """Blocks dropped here because the loop did not take them in time."""
 
@@ -103,6 +110,12 @@ class Handoff:
 
     def put(self, block: Block, lost: int = 0) -> None:
         """Hand ``block`` over (capture thread); ``lost`` blocks were lost just before it."""
+        direct = self.direct
+        if direct is not None:
+            try:
+                direct(block, lost)
+            except Exception:  # the ring's trouble must not end capture for everyone else
+                log.exception("the direct consumer of blocks failed")
         with self._lock:
             self._lost += lost
             # The batch waits on top of the capacity, so batching never shortens

@@ -1,8 +1,9 @@
 """Audio for scripts on the device through one shared-memory ring (``browserinterface.ring``).
 
 :class:`RingWriter` owns one sealed ``memfd`` and writes each block once;
-:class:`RingHub` is the bus listener that keeps a ring of the capture's
-current shape while any script uses one, and the Unix socket through which a
+:class:`RingHub` keeps a ring of the capture's current shape while any
+script uses one, written on the capture thread as each block is captured
+(``appliance.capture.handoff.Handoff.direct``), and the Unix socket through which a
 script that said ``ring: true`` in its hello fetches the ring's file
 descriptor (``SCM_RIGHTS``), proving who it is with the one-time key its
 ``welcome`` carried over the authenticated WebSocket.  The descriptor is
@@ -24,6 +25,7 @@ import os
 import secrets
 import socket
 import struct
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +46,7 @@ MAX_FETCHING = 16
 
 
 class RingWriter:
-    """One ring: made for one shape, written by the loop thread only."""
+    """One ring: made for one shape, written by one thread at a time (the hub's lock)."""
 
     def __init__(self, shape: R.Shape) -> None:
         self.shape = shape
@@ -103,10 +105,16 @@ class RingWriter:
 
 
 class RingHub:
-    """The ring of the capture's current shape, while any script reads one; loop thread only."""
+    """The ring of the capture's current shape, while any script reads one.
+
+    Blocks are written on the capture thread (:meth:`write_now`); readers come and
+    go on the loop. ``_lock`` keeps the ring from being replaced or let go while a
+    block is written into it, or its descriptor sent.
+    """
 
     def __init__(self, rate_of: Callable[[], int]) -> None:
         self._rate_of = rate_of
+        self._lock = threading.Lock()
         self._shape: tuple[int, int] | None = None
         """(channels, frames) of the newest block, so a first reader gets a ring at once."""
         self._keys: dict[str, str] = {}
@@ -149,7 +157,8 @@ class RingHub:
         if self.socket_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
-        self._drop_ring()
+        with self._lock:
+            self._drop_ring()
 
     def offer(self, session_id: str) -> dict[str, str] | None:
         """The ``ring`` field of a welcome for a script on this machine, or None without a ring."""
@@ -167,22 +176,22 @@ class RingHub:
         self._readers.discard(session_id)
         self._readers_changed(before)
         if not self._readers:
-            self._drop_ring()
+            with self._lock:
+                self._drop_ring()
 
-    def lose(self, count: int) -> None:
-        """Blocks lost before the bus (capture overruns): readers count them as their loss."""
-        self._lost += count
-
-    def on_block(self, block: Block) -> None:
-        """Bus listener: write the block into the ring, making a new one when the shape changed."""
+    def write_now(self, block: Block, lost: int) -> None:
+        """On the capture thread: write ``block`` into the ring, making a new one when the shape
+        changed; ``lost`` blocks the source lost before it count as loss for the readers."""
         frames, channels = block.data.shape
-        self._shape = (channels, frames)
-        if not self._readers:
-            return
-        ring = self.ring
-        if ring is None or (ring.shape.frames, ring.shape.channels) != (frames, channels):
-            ring = self._new_ring(channels, frames)
-        ring.write(block, self._lost)
+        with self._lock:
+            self._shape = (channels, frames)
+            self._lost += lost
+            if not self._readers:
+                return
+            ring = self.ring
+            if ring is None or (ring.shape.frames, ring.shape.channels) != (frames, channels):
+                ring = self._new_ring(channels, frames)
+            ring.write(block, self._lost)
 
     def _new_ring(self, channels: int, frames: int) -> RingWriter:
         self._drop_ring()
@@ -219,13 +228,14 @@ class RingHub:
         before = self.has_readers
         self._readers.add(session)
         self._readers_changed(before)
-        ring = self.ring
-        if ring is None and self._shape is not None:
-            ring = self._new_ring(*self._shape)
-        if ring is None:
-            _send(sock, {"error": "no block was captured yet; fetch again", "retry": True}, None)
-            return
-        _send(sock, {"ok": True}, ring.read_fd)
+        with self._lock:
+            ring = self.ring
+            if ring is None and self._shape is not None:
+                ring = self._new_ring(*self._shape)
+            if ring is None:
+                _send(sock, {"error": "no block was captured yet; fetch again", "retry": True}, None)
+                return
+            _send(sock, {"ok": True}, ring.read_fd)
 
 
 def _send(sock: socket.socket, answer: dict[str, object], fd: int | None) -> None:
