@@ -77,8 +77,9 @@ def _floor_percent() -> float:
 
 def main() -> None:
     global SECONDS
-    if len(sys.argv) == 2:
-        SECONDS = float(sys.argv[1])
+    # `python -m bench idle_daemon 20` and `python -m bench.idle_daemon 20` both end with the span.
+    if len(sys.argv) >= 2 and sys.argv[-1].replace(".", "", 1).isdigit():
+        SECONDS = float(sys.argv[-1])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         raw = root / "idle48.raw"
