@@ -14,13 +14,13 @@ client is attached), the drain is scheduled only once ``batch`` blocks are
 waiting, so the loop wakes once per batch instead of once per period (at
 256-frame buffers and 48 kHz, 187 wake-ups a second become about 10).
 ``set_batch(1)`` hands over every block at once again and drains what waits.
+A batch is held on top of ``capacity``: the loop may still stall for
+``capacity`` blocks after it was woken before any block is dropped.
 
 A ``direct`` consumer (the shared-memory ring of scripts on the device) is
 called on the capture thread with every block before it is queued, so its
 readers get each period at once while the loop sleeps through a batch: the
 loop's wake-up per period was most of what serving ring readers cost.
-A batch is held on top of ``capacity``: the loop may still stall for
-``capacity`` blocks after it was woken before any block is dropped.
 """
 
 from __future__ import annotations

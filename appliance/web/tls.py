@@ -121,7 +121,7 @@ def ensure_certificate(data_dir: Path, names: Iterable[str], addresses: Iterable
     cert_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     atomic_write_bytes(key_path, key_pem, mode=0o600)
     atomic_write_bytes(cert_path, cert_pem, mode=0o644)
-    _remember(cert_path, cert_pem, True, wanted)
+    _remember(cert_path, hashlib.sha256(cert_pem).hexdigest(), True, wanted)
     log.info("made a self-signed certificate for %s in %s", ", ".join(sorted(wanted)), cert_path)
     return cert_path, key_path
 
@@ -144,12 +144,13 @@ def _inspect(cert_path: Path) -> tuple[bool, set[str]]:
         why = f"{cert_path} is not a PEM certificate ({exc}); replace it or remove both files"
         raise OSError(why) from None
     own, known = _is_own(current), _dns_names(current)
-    _remember(cert_path, pem, own, known)
+    _remember(cert_path, digest, own, known)
     return own, known
 
 
-def _remember(cert_path: Path, pem: bytes, own: bool, names: set[str]) -> None:
-    record = {"sha256": hashlib.sha256(pem).hexdigest(), "own": own, "names": sorted(names)}
+def _remember(cert_path: Path, digest: str, own: bool, names: set[str]) -> None:
+    """Keep beside the certificate (SHA-256 ``digest``) whether it is the device's own, and its names."""
+    record = {"sha256": digest, "own": own, "names": sorted(names)}
     try:
         atomic_write_bytes(cert_path.parent / INSPECTED_FILE, json.dumps(record).encode(), mode=0o644)
     except OSError as exc:  # a read-only folder the admin filled: inspect again next time
