@@ -32,12 +32,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from appliance.runs.launchbase import RunLimits
 from bench import span
+from bench._alsa import file_device
+from bench._proc import cpu_seconds, peak_rss_mb, reset_peak_rss
 from tests import wsclient
-from tests.alsa import SYSTEM_CONFIG, AlsaConfig
 from tests.browser_login import login
 from tests.server import ApplianceProcess
 
@@ -58,7 +57,6 @@ PRESET = "pyramic"
 #: simulator's rendering.
 SOURCE = f"sim:{PRESET}"
 ALSA_NAME = "fanout48"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 SCRIPT = """
 import json, sys, time
@@ -142,18 +140,6 @@ print(json.dumps({{"received": received, "gaps": gaps, "early_gaps": early_gaps}
 """
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _configure(server: ApplianceProcess, token: str) -> None:
     code = (
         "import browserinterface as b\nb.start()\n"
@@ -165,39 +151,21 @@ def _configure(server: ApplianceProcess, token: str) -> None:
 
 def _idle_cpu(server: ApplianceProcess, seconds: float) -> float:
     assert server.proc is not None
-    before, t0 = _cpu_seconds(server.proc.pid), time.monotonic()
+    before, t0 = cpu_seconds(server.proc.pid), time.monotonic()
     time.sleep(seconds)
-    return 100 * (_cpu_seconds(server.proc.pid) - before) / (time.monotonic() - t0)
-
-
-def _reset_peak_rss(pid: int) -> None:
-    """Start VmHWM again from the present RSS (Linux's clear_refs, value 5)."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return 100 * (cpu_seconds(server.proc.pid) - before) / (time.monotonic() - t0)
 
 
 def _device_losses(server: ApplianceProcess, cookie: str) -> tuple[int, int]:
     """(overruns, lost_blocks) as the device reports them in its status, read as the signed-in admin."""
 
     async def read() -> tuple[int, int]:
-        ws = await wsclient.connect(server, headers={"Cookie": cookie, "Origin": f"http://{server.device}"})
-        await wsclient.hello(ws, "browser")
+        ws, _ = await wsclient.browser(server, cookie)
         stats = await wsclient.receive(ws, "stats")
         await wsclient.shut(ws)
         return int(stats["overruns"]), int(stats["lost_blocks"])
 
     return asyncio.run(read())
-
-
-def _alsa_device(tmp: Path, seconds: float) -> None:
-    """The ALSA device ``ALSA_NAME``: 48 channels of noise in a raw file, long enough for a run."""
-    raw = tmp / f"{ALSA_NAME}.raw"
-    noise = np.random.default_rng(3).integers(-3000, 3000, size=(48000, 48), dtype=np.int16).astype("<i2")
-    with raw.open("wb") as out:
-        for _ in range(int(seconds) + 1):
-            noise.tofile(out)
-    alsa = AlsaConfig(tmp / "asoundrc")
-    alsa.add(ALSA_NAME, raw)
-    os.environ["ALSA_CONFIG_PATH"] = f"{SYSTEM_CONFIG}:{alsa.path}"
 
 
 def _run(path: str, env: dict[str, str], tmp: Path) -> dict[str, Any]:
@@ -227,9 +195,9 @@ def _run(path: str, env: dict[str, str], tmp: Path) -> dict[str, Any]:
         # by design (docs/security.md), which is not the cost of serving audio.
         cookie = login(server.port, server.data_dir)
         at_start = _device_losses(server, cookie)
-        setup_peak = _peak_rss_mb(server.proc.pid)
-        _reset_peak_rss(server.proc.pid)
-        before, t0 = _cpu_seconds(server.proc.pid), time.monotonic()
+        setup_peak = peak_rss_mb(server.proc.pid)
+        reset_peak_rss(server.proc.pid)
+        before, t0 = cpu_seconds(server.proc.pid), time.monotonic()
         # At the niceness the device gives its runs (RunLimits.nice), as a script started on the
         # device would be; the listeners stand for other machines, so they yield to the device too.
         listening = [
@@ -246,8 +214,8 @@ def _run(path: str, env: dict[str, str], tmp: Path) -> dict[str, Any]:
         heard = [
             json.loads(p.communicate(timeout=SECONDS + 60)[0].strip().splitlines()[-1]) for p in listening
         ]
-        busy = 100 * (_cpu_seconds(server.proc.pid) - before) / (time.monotonic() - t0)
-        peak = _peak_rss_mb(server.proc.pid)
+        busy = 100 * (cpu_seconds(server.proc.pid) - before) / (time.monotonic() - t0)
+        peak = peak_rss_mb(server.proc.pid)
         overruns, device_lost = _device_losses(server, cookie)
     finally:
         server.stop()
@@ -325,7 +293,7 @@ def main() -> None:
     print("load average before:", Path("/proc/loadavg").read_text().strip())
     with tempfile.TemporaryDirectory() as tmp:
         if alsa:
-            _alsa_device(Path(tmp), SECONDS + 20)
+            file_device(Path(tmp), ALSA_NAME, 48, 48000, SECONDS + 20)
         for path in paths:
             _report(_run(path, dict(os.environ), Path(tmp)))
     print("load average after:", Path("/proc/loadavg").read_text().strip())

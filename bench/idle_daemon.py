@@ -24,21 +24,15 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 from appliance.capture.config import AudioConfig, save_config
 from bench import span
-from tests.alsa import SYSTEM_CONFIG, AlsaConfig
+from bench._alsa import file_device
+from bench._proc import cpu_seconds
 from tests.server import ApplianceProcess
 
 RATE, CHANNELS, FRAMES = 48000, 48, 256
 SECONDS = span(10.0, 1.0)
 SETTLE_S = span(2.0, 0.5)
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _idle_percent(data_dir: Path, source: str) -> float:
@@ -48,9 +42,9 @@ def _idle_percent(data_dir: Path, source: str) -> float:
     try:
         assert server.proc is not None
         time.sleep(SETTLE_S)  # start-up is not idle
-        before, t0 = _cpu_seconds(server.proc.pid), time.monotonic()
+        before, t0 = cpu_seconds(server.proc.pid), time.monotonic()
         time.sleep(SECONDS)  # the measurement window itself
-        return 100 * (_cpu_seconds(server.proc.pid) - before) / (time.monotonic() - t0)
+        return 100 * (cpu_seconds(server.proc.pid) - before) / (time.monotonic() - t0)
     finally:
         server.stop()
 
@@ -82,12 +76,7 @@ def main() -> None:
         SECONDS = float(sys.argv[-1])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        raw = root / "idle48.raw"
-        rng = np.random.default_rng(3)
-        rng.integers(-3000, 3000, size=(RATE * 2, CHANNELS), dtype=np.int16).astype("<i2").tofile(raw)
-        alsa = AlsaConfig(root / "asoundrc")
-        alsa.add("idle48", raw)
-        os.environ["ALSA_CONFIG_PATH"] = f"{SYSTEM_CONFIG}:{alsa.path}"
+        file_device(root, "idle48", CHANNELS, RATE, 2.0)
         sim = _idle_percent(root / "sim", "sim:pyramic")
         dev = _idle_percent(root / "alsa", "alsa:idle48")
     floor = _floor_percent()

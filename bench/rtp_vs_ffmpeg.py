@@ -35,16 +35,12 @@ import numpy as np
 from appliance.capture.config import AudioConfig, save_config
 from bench import span
 from bench._hotpath import UDP_DRAIN
+from bench._proc import cpu_seconds
 from tests.server import BIN, ApplianceProcess
 
 RATE, FRAMES = 48000, 256
 CHANNELS = (2, 8, 48)
 SECONDS = span(5.0, 0.5)
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _write_wav(path: Path, channels: int) -> None:
@@ -57,9 +53,9 @@ def _write_wav(path: Path, channels: int) -> None:
 
 
 def _window(pid: int) -> float:
-    before, t0 = _cpu_seconds(pid), time.monotonic()
+    before, t0 = cpu_seconds(pid), time.monotonic()
     time.sleep(SECONDS)  # the measurement window itself
-    return 100 * (_cpu_seconds(pid) - before) / (time.monotonic() - t0)
+    return 100 * (cpu_seconds(pid) - before) / (time.monotonic() - t0)
 
 
 def _ours(wav: Path, channels: int, root: Path) -> tuple[float, float]:

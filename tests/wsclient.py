@@ -59,9 +59,15 @@ async def hello(ws: WebSocketClientConnection, role: str = "script", **extra: An
     return await receive(ws, "welcome")
 
 
-async def browser(server: ApplianceProcess) -> tuple[WebSocketClientConnection, dict[str, Any]]:
-    """Signed in as the admin from the device's own origin; the socket and its welcome."""
-    cookie = login(server.port, server.data_dir)
+async def browser(
+    server: ApplianceProcess, cookie: str | None = None
+) -> tuple[WebSocketClientConnection, dict[str, Any]]:
+    """Signed in as the admin from the device's own origin; the socket and its welcome.
+
+    ``cookie``: a session signed in earlier (``tests.browser_login.login``), so as not to
+    sign in (and run scrypt) again.
+    """
+    cookie = cookie or login(server.port, server.data_dir)
     ws = await connect(server, headers={"Cookie": cookie, "Origin": f"http://{server.device}"})
     return ws, await hello(ws, "browser")
 
