@@ -354,9 +354,17 @@ def main() -> int:
         def web_answers() -> int | None:
             return guest_web.login_page(https_port)
 
-        t_second = guest_checks.reboot(guest, web_answers)
+        # A later boot as a user sees it: power off, power on (a new QEMU), time to the web app.
+        guest.run("systemctl --no-block poweroff", check=False)
+        qemu.wait(timeout=300)
+        console = work / "console-2.log"
+        boot1 = time.monotonic()
+        qemu = start_qemu(disk, kernel, initrd, http=http_port, https=https_port, ssh=ssh_port, log=console)
+        poll("the web app over HTTPS after a power cycle", web_answers, qemu)
+        t_second = time.monotonic() - boot1
+        poll("SSH after a power cycle", guest.ready, qemu)
         guest_checks.check_update_kept(guest, version)
-        say(f"second boot: web app answered {t_second:.1f} s after `systemctl reboot`; {version} runs")
+        say(f"second boot: web app answered {t_second:.1f} s after QEMU started; {version} runs")
         second = guest.run("systemd-analyze 2>&1 | head -1", check=False)
         say(f"second boot (systemd-analyze): {second}")
         say("second boot, what the web app waited for:\n" + critical_chain(guest))
@@ -364,7 +372,7 @@ def main() -> int:
         say(f"I2S HAT from micarray.txt: {hat}")
         say(guest_web.says_simulated(https_port, guest_web.web_login(https_port, password)))
         say(f"boot (systemd-analyze in the guest): {analyze}")
-        say(f"time from QEMU start to a working web app: {t_web:.1f} s (first boot)")
+        say(f"from QEMU start to a working web app: {t_web:.1f} s (first boot), {t_second:.1f} s (second)")
         say(f"load on this machine: {os.getloadavg()}")
         guest.run("systemctl poweroff", check=False)
         qemu.wait(timeout=120)

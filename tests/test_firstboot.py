@@ -17,6 +17,7 @@ import pytest
 
 from appliance.auth import PasswordStore
 from appliance.boot import bootconfig, bootreport, firstboot, rootgrow
+from tests.test_units import unit_settings
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "image/files/micarray.txt"
 needs = pytest.mark.skipif(
@@ -357,3 +358,113 @@ def test_the_boot_file_reader_loads_no_audio_or_web_stack() -> None:
     argv = [sys.executable, "-c", probe]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+# micarray-firstboot.service runs only when what it reads has changed: its
+# ExecCondition (systemd/micarray-firstboot-pending), run with /bin/sh against
+# the tree after the real steps ran on it, as the unit does at boot.
+PENDING = Path(__file__).resolve().parent.parent / "systemd/micarray-firstboot-pending"
+INSTALLED = "/usr/local/libexec/micarray-firstboot-pending"
+RUN, SKIP = 0, 1
+
+
+def pending(root: Path, *args: str) -> int:
+    """The condition's exit status on this tree (0: run first boot, 1: skip it)."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "MICARRAY_BOOT_DIR": str(root / "boot/firmware"),
+        "MICARRAY_DATA_DIR": str(root / "var/lib/micarray"),
+        "MICARRAY_HOST_KEY": str(root / "etc/ssh/ssh_host_ed25519_key"),
+        "MICARRAY_VENV": str(root / "venv"),
+    }
+    done = subprocess.run(["/bin/sh", str(PENDING), *args], env=env, capture_output=True, timeout=30)
+    assert done.stderr == b""
+    return done.returncode
+
+
+def boot(root: Path) -> None:
+    """What the unit does when its condition says run: the steps, then the record."""
+    firstboot.run(root, root / "boot/firmware", root / "var/lib/micarray", grow=False)
+    assert pending(root, "--record") == 0
+
+
+def contents(tree: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in tree.rglob("*") if p.is_file() and p.name != "firstboot-inputs"}
+
+
+@pytest.fixture
+def booted(root: Path) -> Path:
+    module = root / "venv/lib/python3.11/site-packages/appliance/boot/firstboot.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("# the installed appliance\n")
+    assert pending(root) == RUN  # never ran: nothing recorded
+    boot(root)
+    assert pending(root) == SKIP
+    return root
+
+
+@needs
+def test_a_boot_with_nothing_new_skips_first_boot_and_a_second_run_would_change_nothing(
+    booted: Path,
+) -> None:
+    before = contents(booted)
+    firstboot.run(booted, booted / "boot/firmware", booted / "var/lib/micarray", grow=False)
+    assert contents(booted) == before
+    assert pending(booted) == SKIP
+
+
+@needs
+def test_an_edited_boot_file_runs_first_boot_once(booted: Path) -> None:
+    boot_file(booted, "HOSTNAME=edited\n")
+    assert pending(booted) == RUN
+    boot(booted)
+    assert (booted / "etc/hostname").read_text().strip() == "edited"
+    assert pending(booted) == SKIP
+
+
+@needs
+def test_the_same_size_saved_again_later_counts_as_an_edit(booted: Path) -> None:
+    text = booted / "boot/firmware/micarray.txt"
+    stat = text.stat()
+    os.utime(text, (stat.st_atime, stat.st_mtime + 10))
+    assert pending(booted) == RUN
+
+
+@needs
+@pytest.mark.parametrize("name", ["user-data", "network-config", "ssh", "userconf.txt", "firstrun.sh"])
+def test_a_file_from_imager_runs_first_boot(booted: Path, name: str) -> None:
+    (booted / "boot/firmware" / name).write_text("\n")
+    assert pending(booted) == RUN
+
+
+@needs
+def test_a_lost_host_key_device_id_or_record_runs_first_boot(booted: Path) -> None:
+    key = booted / "etc/ssh/ssh_host_ed25519_key"
+    saved = key.read_bytes()
+    key.unlink()
+    assert pending(booted) == RUN
+    key.write_bytes(saved)
+    (booted / "var/lib/micarray/device-id").unlink()
+    assert pending(booted) == RUN
+    boot(booted)
+    (booted / "var/lib/micarray/firstboot-inputs").write_text("torn")
+    assert pending(booted) == RUN
+    (booted / "var/lib/micarray/firstboot-inputs").unlink()
+    assert pending(booted) == RUN
+
+
+@needs
+def test_an_updated_appliance_runs_first_boot(booted: Path) -> None:
+    module = next((booted / "venv").rglob("firstboot.py"))
+    module.write_text("# the installed appliance, a newer version\n")
+    assert pending(booted) == RUN
+
+
+def test_the_unit_asks_before_it_runs_and_records_after() -> None:
+    unit = unit_settings("micarray-firstboot.service")
+    assert unit["ExecCondition"] == [f"/bin/sh {INSTALLED}"]
+    assert unit["ExecStartPost"] == [f"/bin/sh {INSTALLED} --record"]
+    # The image puts the script where the unit names it.
+    build = (TEMPLATE.parent.parent / "customize.sh").read_text()
+    assert f'"$repo/systemd/micarray-firstboot-pending" \\\n\t"$root{INSTALLED}"' in build
+    assert shutil.which("stat") and shutil.which("cmp")
