@@ -107,8 +107,10 @@ make -s -C "$repo" --no-print-directory install-files install-units DESTDIR="$ro
 for unit in micarray-firstboot.service micarray-rootgrow.service; do
 	install -m 0644 "$repo/systemd/$unit" "$root/usr/local/lib/systemd/system/$unit"
 done
-install -D -m 0755 "$repo/systemd/micarray-firstboot-pending" \
-	"$root/usr/local/libexec/micarray-firstboot-pending"
+# Their ExecCondition= scripts: each unit starts Python only when it has work.
+for script in micarray-firstboot-pending micarray-rootgrow-pending; do
+	install -D -m 0755 "$repo/systemd/$script" "$root/usr/local/libexec/$script"
+done
 # systemd.run= in cmdline.txt (Imager's firstrun.sh hook) never runs a script
 # here and never powers the device off (docs/image.md).
 install -D -m 0644 "$repo/systemd/kernel-command-line.service.d/50-micarray.conf" \

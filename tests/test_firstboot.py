@@ -466,5 +466,71 @@ def test_the_unit_asks_before_it_runs_and_records_after() -> None:
     assert unit["ExecStartPost"] == [f"/bin/sh {INSTALLED} --record"]
     # The image puts the script where the unit names it.
     build = (TEMPLATE.parent.parent / "customize.sh").read_text()
-    assert f'"$repo/systemd/micarray-firstboot-pending" \\\n\t"$root{INSTALLED}"' in build
+    assert "for script in micarray-firstboot-pending micarray-rootgrow-pending; do" in build
+    assert '"$root/usr/local/libexec/$script"' in build
     assert shutil.which("stat") and shutil.which("cmp")
+
+
+# micarray-rootgrow.service starts Python only while the card has room after
+# root: its ExecCondition reads /proc/self/mountinfo and /sys/dev/block.
+ROOTGROW_PENDING = PENDING.with_name("micarray-rootgrow-pending")
+
+
+def fake_sys(tmp_path: Path, disk: int, start: int, size: int, partition: bool = True) -> dict[str, str]:
+    """A mountinfo and a /sys/dev/block laid out as the kernel does (254:2 -> vda/vda2)."""
+    vda = tmp_path / "sys/devices/virtio/block/vda"
+    (vda / "vda2").mkdir(parents=True)
+    (vda / "size").write_text(f"{disk}\n")
+    for name, value in (("start", start), ("size", size)):
+        (vda / "vda2" / name).write_text(f"{value}\n")
+    if partition:
+        (vda / "vda2/partition").write_text("2\n")
+    blocks = tmp_path / "sys/dev/block"
+    blocks.mkdir(parents=True)
+    (blocks / "254:2").symlink_to(vda / "vda2")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "21 26 0:20 / /sys rw,nosuid shared:2 - sysfs sysfs rw\n"
+        "26 1 254:2 / / rw,noatime shared:1 - ext4 /dev/vda2 rw\n"
+        "27 26 254:1 / /boot/firmware rw shared:3 - vfat /dev/vda1 rw\n"
+    )
+    return {
+        "PATH": os.environ["PATH"],
+        "MICARRAY_MOUNTINFO": str(mountinfo),
+        "MICARRAY_SYS_DEV_BLOCK": str(blocks),
+    }
+
+
+def rootgrow_pending(env: dict[str, str]) -> int:
+    done = subprocess.run(["/bin/sh", str(ROOTGROW_PENDING)], env=env, capture_output=True, timeout=30)
+    assert done.stderr == b""
+    return done.returncode
+
+
+@pytest.mark.parametrize(
+    ("free_sectors", "expected"),
+    [
+        (0, SKIP),
+        (rootgrow.MIN_GROWTH_BYTES // 512 - 1, SKIP),
+        (rootgrow.MIN_GROWTH_BYTES // 512, RUN),
+        (1 << 24, RUN),
+    ],
+)
+def test_root_grows_only_while_the_card_has_room_after_it(
+    tmp_path: Path, free_sectors: int, expected: int
+) -> None:
+    start, size = 532480, 3_000_000
+    env = fake_sys(tmp_path, start + size + free_sectors, start, size)
+    assert rootgrow_pending(env) == expected
+
+
+def test_a_root_that_is_not_a_partition_is_never_grown(tmp_path: Path) -> None:
+    env = fake_sys(tmp_path, 1 << 30, 0, 1 << 20, partition=False)
+    assert rootgrow_pending(env) == SKIP
+    # This machine's own root, read the way the unit reads it: a decision, never an error.
+    assert rootgrow_pending({"PATH": os.environ["PATH"]}) in (RUN, SKIP)
+
+
+def test_rootgrow_unit_asks_before_it_starts_python() -> None:
+    unit = unit_settings("micarray-rootgrow.service")
+    assert unit["ExecCondition"] == ["/bin/sh /usr/local/libexec/micarray-rootgrow-pending"]
