@@ -97,10 +97,21 @@ def prepare(image: Path, work: Path, password: str, pubkey: str, imager_key: str
     return disk, work / Path(kernel).name, work / Path(initrd).name
 
 
+def kernel_arguments(disk: Path) -> str:
+    """What the Pi's firmware passes the kernel: the card's cmdline.txt as it is now (first
+    boot takes Imager's hook out of it), with QEMU's serial console for the Pi's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "cmdline.txt"
+        subprocess.run(["mcopy", "-n", "-i", fat(disk), "::cmdline.txt", str(local)], check=True)
+        words = [w for w in local.read_text().split() if not w.startswith("console=")]
+    # mac80211_hwsim: a simulated radio stands in for the Pi's Wi-Fi.
+    return " ".join([*words, "console=ttyAMA0", "modules-load=mac80211_hwsim"])
+
+
 def start_qemu(
     disk: Path, kernel: Path, initrd: Path, *, http: int, https: int, ssh: int, log: Path
 ) -> subprocess.Popen[bytes]:
-    """The guest on QEMU's virt machine; its console goes to ``log``."""
+    """The guest on QEMU's virt machine, booted as the card says; its console goes to ``log``."""
     net = (
         f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{http}-:{GUEST_HTTP_PORT},"
         f"hostfwd=tcp:127.0.0.1:{https}-:{GUEST_HTTPS_PORT},hostfwd=tcp:127.0.0.1:{ssh}-:22"
@@ -108,8 +119,7 @@ def start_qemu(
     cmd = [
         "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
         "-kernel", str(kernel), "-initrd", str(initrd),
-        "-append", "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait"
-        " modules-load=mac80211_hwsim" + guest_checks.FIRSTRUN_APPEND,
+        "-append", kernel_arguments(disk),
         "-drive", f"if=none,id=hd0,format=raw,file={disk}", "-device", "virtio-blk-pci,drive=hd0",
         "-netdev", net, "-device", "virtio-net-pci,netdev=net0",
         "-display", "none", "-monitor", "none", "-serial", f"file:{log}",

@@ -462,7 +462,7 @@ def test_an_updated_appliance_runs_first_boot(booted: Path) -> None:
 
 def test_the_unit_asks_before_it_runs_and_records_after() -> None:
     unit = unit_settings("micarray-firstboot.service")
-    assert unit["ExecCondition"] == [f"/bin/sh {INSTALLED}"]
+    assert unit["ExecCondition"] == [f"+/bin/sh {INSTALLED}"]
     assert unit["ExecStartPost"] == [f"/bin/sh {INSTALLED} --record"]
     # The image puts the script where the unit names it.
     build = (TEMPLATE.parent.parent / "customize.sh").read_text()
@@ -533,4 +533,4 @@ def test_a_root_that_is_not_a_partition_is_never_grown(tmp_path: Path) -> None:
 
 def test_rootgrow_unit_asks_before_it_starts_python() -> None:
     unit = unit_settings("micarray-rootgrow.service")
-    assert unit["ExecCondition"] == ["/bin/sh /usr/local/libexec/micarray-rootgrow-pending"]
+    assert unit["ExecCondition"] == ["+/bin/sh /usr/local/libexec/micarray-rootgrow-pending"]

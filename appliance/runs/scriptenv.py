@@ -13,7 +13,6 @@ installs into ``pyenv`` and leaves anything outside it alone.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import logging
 import os
 import re
@@ -22,7 +21,6 @@ import subprocess
 import sys
 import sysconfig
 import time
-import venv
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +104,8 @@ class ScriptEnv:
     def ensure(self) -> Path:
         """Make the venv if it is not there (blocking, about a second); returns its interpreter."""
         if not self.python.exists():
+            import venv  # noqa: PLC0415 (once per device; the service's start does without it)
+
             venv.EnvBuilder(with_pip=False, symlinks=True, clear=False).create(self.root)
             log.info("made the scripts' Python environment in %s", self.root)
         # Rewritten at every start: the service's own paths change with an update.
@@ -118,6 +118,10 @@ class ScriptEnv:
 
     def packages(self) -> list[dict[str, str]]:
         """Every package a script can import: ``{"name","version","where"}``, ``added`` or ``stack``."""
+        # Loaded here, with the page that lists packages: with email and zipfile it is
+        # a third of a second of a Pi Zero's start that the web app need not wait for.
+        import importlib.metadata  # noqa: PLC0415
+
         found: dict[str, dict[str, str]] = {}
         places = [("added", [str(self.site_packages)]), ("stack", service_site_dirs())]
         for where, paths in places:
