@@ -65,6 +65,11 @@ def fat(image: Path) -> str:
     return f"{image}@@{BOOT_OFFSET}"
 
 
+def fat_read(disk: Path, src: str, dst: Path) -> None:
+    """One file from the card's FAT boot partition (mtools, no mount)."""
+    subprocess.run(["mcopy", "-n", "-i", fat(disk), src, str(dst)], check=True)
+
+
 def prepare(image: Path, work: Path, password: str, pubkey: str, imager_key: str) -> tuple[Path, Path, Path]:
     """Copy the image, grow the copy, write micarray.txt and Imager's files, extract kernel and initrd."""
     disk = work / "disk.img"
@@ -72,7 +77,7 @@ def prepare(image: Path, work: Path, password: str, pubkey: str, imager_key: str
     with disk.open("r+b") as f:
         f.truncate(disk.stat().st_size + (1 << 30))
     settings = work / "micarray.txt"
-    subprocess.run(["mcopy", "-n", "-i", fat(disk), "::micarray.txt", str(settings)], check=True)
+    fat_read(disk, "::micarray.txt", settings)
     with settings.open("a") as text:
         text.write(f"\nHOSTNAME={HOSTNAME}\nADMIN_PASSWORD={password}\n")
         text.write(f"WIFI_COUNTRY=DE\nWIFI_SSID={WIFI_SSID}\nWIFI_PASSPHRASE={password}-wifi\n")
@@ -83,17 +88,17 @@ def prepare(image: Path, work: Path, password: str, pubkey: str, imager_key: str
     def fat_copy(src: Path, dst: str) -> None:
         subprocess.run(["mcopy", "-o", "-i", fat(disk), str(src), dst], check=True)
 
-    def fat_read(src: str, dst: Path) -> None:
-        subprocess.run(["mcopy", "-n", "-i", fat(disk), src, str(dst)], check=True)
+    def read(src: str, dst: Path) -> None:
+        fat_read(disk, src, dst)
 
-    guest_checks.write_imager_files(fat_copy, fat_read, work, imager_key)
+    guest_checks.write_imager_files(fat_copy, read, work, imager_key)
     names = subprocess.run(
         ["mdir", "-b", "-i", fat(disk), "::"], check=True, capture_output=True, text=True
     ).stdout.split()
     kernel = next(n for n in names if Path(n).name.startswith("vmlinuz-"))
     initrd = next(n for n in names if Path(n).name.startswith("initrd.img-"))
     for name in (kernel, initrd):
-        subprocess.run(["mcopy", "-n", "-i", fat(disk), name, str(work)], check=True)
+        fat_read(disk, name, work)
     return disk, work / Path(kernel).name, work / Path(initrd).name
 
 
@@ -102,7 +107,7 @@ def kernel_arguments(disk: Path) -> str:
     boot takes Imager's hook out of it), with QEMU's serial console for the Pi's."""
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "cmdline.txt"
-        subprocess.run(["mcopy", "-n", "-i", fat(disk), "::cmdline.txt", str(local)], check=True)
+        fat_read(disk, "::cmdline.txt", local)
         words = [w for w in local.read_text().split() if not w.startswith("console=")]
     # mac80211_hwsim: a simulated radio stands in for the Pi's Wi-Fi.
     return " ".join([*words, "console=ttyAMA0", "modules-load=mac80211_hwsim"])
